@@ -1,0 +1,141 @@
+//! The xshim payload ABI, version 1: the one definition of the boundary between the shim
+//! and a payload. `include/xshim.h` and `ABI.md` mirror this file; keep all three in step.
+
+/// `BootInfo::magic`: "XSHIMBI1" little-endian.
+pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"XSHIMBI1");
+/// The ABI version this crate defines.
+pub const ABI_VERSION: u32 = 1;
+
+bitflags::bitflags! {
+    /// What the platform offers, in `BootInfo::features`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Features: u32 {
+        /// console_read can return input.
+        const CONSOLE_INPUT = 1 << 0;
+        /// wallclock is backed by a real time source (Xen's wallclock or the CMOS RTC).
+        const WALLCLOCK = 1 << 1;
+        /// The guest can be saved/restored/migrated; the resumed notification may fire.
+        const SAVE_RESTORE = 1 << 2;
+        /// Running under Xen (informational: the ABI is identical either way).
+        const XEN = 1 << 3;
+    }
+}
+
+/// The entry point the shim jumps to: `rdi` = a `BootInfo` pointer, `rsp` = a 16-byte
+/// aligned stack of `BootInfo::stack_size` bytes, interrupts may be enabled, long mode,
+/// identity-mapped memory as listed by `MEMMAP`. It must not return.
+pub type PayloadEntry = extern "sysv64" fn(boot: *const BootInfo) -> !;
+
+/// The shim's call gate: `call(nr, a0, a1, a2, a3)`; negative results are `Error`s.
+pub type CallGate = extern "sysv64" fn(nr: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> i64;
+
+/// Start-of-day data handed to the payload. Layout is fixed: 40 bytes, all little-endian.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct BootInfo {
+    pub magic: u64,
+    pub abi_version: u32,
+    /// `Features` bits.
+    pub features: u32,
+    /// Address of the `CallGate`.
+    pub call: u64,
+    pub stack_size: u64,
+    /// Reserved, zero.
+    pub reserved: u64,
+}
+const _: () = assert!(core::mem::size_of::<BootInfo>() == 40);
+
+/// Call numbers.
+pub mod call {
+    /// (ptr, len) -> bytes written (always len on success). Blocks until accepted.
+    pub const CONSOLE_WRITE: u64 = 1;
+    /// (ptr, len) -> bytes read, 0 if none. Never blocks.
+    pub const CONSOLE_READ: u64 = 2;
+    /// () -> nanoseconds since boot; never goes backwards, also across save/restore.
+    pub const MONOTONIC_NS: u64 = 3;
+    /// (out: *mut WallClock) -> 0.
+    pub const WALLCLOCK: u64 = 4;
+    /// (deadline_ns) -> `Wake` bits. Sleeps until the monotonic deadline (u64::MAX: none)
+    /// or an event (console input, resumed notification if enabled).
+    pub const WAIT: u64 = 5;
+    /// (kind: ShutdownKind, code) -> does not return.
+    pub const SHUTDOWN: u64 = 6;
+    /// (ptr, len) -> length of the payload's command line; copies min(len, length) bytes.
+    pub const CMDLINE: u64 = 7;
+    /// (out: *mut MemRegion, max) -> number of regions; fills min(max, number).
+    pub const MEMMAP: u64 = 8;
+    /// (enable: 0/1) -> previous setting. Opt in to the `Wake::RESUMED` notification.
+    pub const RESUME_NOTIFY: u64 = 9;
+    /// () -> how many times the guest has been resumed in a new domain (restore, migrate).
+    pub const GENERATION: u64 = 10;
+    /// () -> ABI version in bits 0..32, `Features` in bits 32..64.
+    pub const VERSION: u64 = 11;
+}
+
+/// Error results (negative `i64`).
+#[repr(i64)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    /// Unknown call number.
+    NoSuchCall = -1,
+    /// A pointer (with its length) is not inside the payload's memory.
+    BadPointer = -2,
+    /// A length is zero where it must not be, or larger than the call allows.
+    BadLength = -3,
+    /// Another argument is out of range.
+    BadArgument = -4,
+}
+
+impl Error {
+    pub fn from_result(r: i64) -> Result<u64, Error> {
+        match r {
+            -1 => Err(Error::NoSuchCall),
+            -2 => Err(Error::BadPointer),
+            -3 => Err(Error::BadLength),
+            -4 => Err(Error::BadArgument),
+            r if r < 0 => Err(Error::BadArgument),
+            r => Ok(r as u64),
+        }
+    }
+}
+
+/// The largest buffer one console call or cmdline call accepts.
+pub const MAX_IO_LEN: u64 = 1 << 20;
+
+bitflags::bitflags! {
+    /// Why WAIT returned.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Wake: u64 {
+        const DEADLINE = 1 << 0;
+        const CONSOLE_INPUT = 1 << 1;
+        /// The guest was resumed in a new domain since the last WAIT (opt-in).
+        const RESUMED = 1 << 2;
+    }
+}
+
+#[repr(u64)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownKind {
+    Poweroff = 0,
+    Reboot = 1,
+    Crash = 2,
+}
+
+/// Wall-clock time (UTC since the Unix epoch).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WallClock {
+    pub sec: u64,
+    pub nsec: u32,
+    pub reserved: u32,
+}
+const _: () = assert!(core::mem::size_of::<WallClock>() == 16);
+
+/// A range of RAM the payload may use freely (identity-mapped, page-aligned).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemRegion {
+    pub base: u64,
+    pub len: u64,
+}
+const _: () = assert!(core::mem::size_of::<MemRegion>() == 16);

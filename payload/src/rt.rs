@@ -1,0 +1,149 @@
+//! A minimal runtime for Rust payloads: typed wrappers over the call gate, a `Write` sink for
+//! the console, and the `payload_main!` entry macro.
+use crate::abi::{self, call, BootInfo, CallGate, Error, Features, MemRegion, ShutdownKind, Wake, WallClock};
+use core::fmt;
+
+/// The payload's handle on the shim.
+#[derive(Clone, Copy)]
+pub struct Shim {
+    gate: CallGate,
+    pub boot: BootInfo,
+}
+
+impl Shim {
+    /// Checks the start-of-day data the shim passed in `rdi`.
+    ///
+    /// # Safety
+    /// `boot` must be the pointer the shim passed to the payload entry point.
+    pub unsafe fn from_boot(boot: *const BootInfo) -> Option<Shim> {
+        // SAFETY: the caller passes the shim's BootInfo pointer, valid for reads.
+        let boot = unsafe { boot.read() };
+        if boot.magic != abi::BOOT_MAGIC || boot.call == 0 {
+            return None;
+        }
+        // SAFETY: the shim stores the address of its `CallGate` function in `call`.
+        let gate: CallGate = unsafe { core::mem::transmute::<u64, CallGate>(boot.call) };
+        Some(Shim { gate, boot })
+    }
+
+    pub fn features(&self) -> Features {
+        Features::from_bits_retain(self.boot.features)
+    }
+
+    /// A raw call, for tests that pass bad arguments on purpose.
+    pub fn raw(&self, nr: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> i64 {
+        (self.gate)(nr, a0, a1, a2, a3)
+    }
+
+    pub fn console_write(&self, bytes: &[u8]) -> Result<u64, Error> {
+        Error::from_result(self.raw(call::CONSOLE_WRITE, bytes.as_ptr() as u64, bytes.len() as u64, 0, 0))
+    }
+
+    pub fn console_read(&self, buf: &mut [u8]) -> Result<u64, Error> {
+        Error::from_result(self.raw(call::CONSOLE_READ, buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0))
+    }
+
+    pub fn monotonic_ns(&self) -> u64 {
+        self.raw(call::MONOTONIC_NS, 0, 0, 0, 0) as u64
+    }
+
+    pub fn wallclock(&self) -> Result<WallClock, Error> {
+        let mut wc = WallClock::default();
+        Error::from_result(self.raw(call::WALLCLOCK, &mut wc as *mut WallClock as u64, 0, 0, 0))?;
+        Ok(wc)
+    }
+
+    pub fn wait(&self, deadline_ns: u64) -> Wake {
+        Wake::from_bits_retain(self.raw(call::WAIT, deadline_ns, 0, 0, 0) as u64)
+    }
+
+    pub fn sleep_until(&self, deadline_ns: u64) {
+        while self.monotonic_ns() < deadline_ns {
+            self.wait(deadline_ns);
+        }
+    }
+
+    pub fn shutdown(&self, kind: ShutdownKind, code: u64) -> ! {
+        self.raw(call::SHUTDOWN, kind as u64, code, 0, 0);
+        // The shim never returns from SHUTDOWN; spin politely if it somehow did.
+        loop {
+            self.wait(u64::MAX);
+        }
+    }
+
+    /// Copies the command line into `buf`; returns the part that fit.
+    pub fn cmdline<'a>(&self, buf: &'a mut [u8]) -> &'a str {
+        let n = self.raw(call::CMDLINE, buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0);
+        let n = (n.max(0) as usize).min(buf.len());
+        core::str::from_utf8(&buf[..n]).unwrap_or("")
+    }
+
+    pub fn memmap<'a>(&self, out: &'a mut [MemRegion]) -> &'a [MemRegion] {
+        let n = self.raw(call::MEMMAP, out.as_mut_ptr() as u64, out.len() as u64, 0, 0);
+        &out[..(n.max(0) as usize).min(out.len())]
+    }
+
+    pub fn resume_notify(&self, enable: bool) -> bool {
+        self.raw(call::RESUME_NOTIFY, enable as u64, 0, 0, 0) == 1
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.raw(call::GENERATION, 0, 0, 0, 0) as u64
+    }
+}
+
+impl fmt::Write for Shim {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.console_write(s.as_bytes()).map(|_| ()).map_err(|_| fmt::Error)
+    }
+}
+
+/// Defines `_start` and a panic handler for a payload whose body is
+/// `fn main(shim: &mut Shim) -> u64` (the return value is the poweroff code).
+#[macro_export]
+macro_rules! payload_main {
+    ($main:path) => {
+        #[no_mangle]
+        pub extern "sysv64" fn _start(boot: *const $crate::abi::BootInfo) -> ! {
+            // SAFETY: `boot` is the pointer the shim passed in rdi.
+            let shim = unsafe { $crate::rt::Shim::from_boot(boot) };
+            let Some(mut shim) = shim else {
+                // No usable shim: nothing to report through; stop here.
+                loop {
+                    core::hint::spin_loop();
+                }
+            };
+            $crate::rt::set_panic_shim(shim);
+            let code = $main(&mut shim);
+            shim.shutdown($crate::abi::ShutdownKind::Poweroff, code)
+        }
+
+        #[panic_handler]
+        fn panic(info: &core::panic::PanicInfo) -> ! {
+            $crate::rt::panic_exit(info)
+        }
+    };
+}
+
+static PANIC_GATE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+#[doc(hidden)]
+pub fn set_panic_shim(shim: Shim) {
+    PANIC_GATE.store(shim.boot.call, core::sync::atomic::Ordering::Relaxed);
+}
+
+#[doc(hidden)]
+pub fn panic_exit(info: &core::panic::PanicInfo) -> ! {
+    let call = PANIC_GATE.load(core::sync::atomic::Ordering::Relaxed);
+    let boot = BootInfo { magic: abi::BOOT_MAGIC, abi_version: abi::ABI_VERSION, features: 0, call, stack_size: 0, reserved: 0 };
+    // SAFETY: `boot` is a valid local BootInfo carrying the gate the shim gave us.
+    match unsafe { Shim::from_boot(&boot) } {
+        Some(mut shim) => {
+            let _ = fmt::write(&mut shim, format_args!("payload panic: {info}\n"));
+            shim.shutdown(ShutdownKind::Crash, 1)
+        }
+        None => loop {
+            core::hint::spin_loop();
+        },
+    }
+}

@@ -1,0 +1,9 @@
+// The shim binary is linked at its load address by linker/shim.ld when built for bare metal.
+fn main() {
+    let target = std::env::var("TARGET").unwrap_or_default();
+    if target == "x86_64-unknown-none" {
+        let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
+        println!("cargo:rustc-link-arg-bins=-T{dir}/../linker/shim.ld");
+        println!("cargo:rerun-if-changed={dir}/../linker/shim.ld");
+    }
+}

@@ -1,0 +1,268 @@
+//! Start-of-day data: parsing and validating PVH's hvm_start_info (from Xen or QEMU), the
+//! command line split between shim and payload, and the payload's share of RAM.
+use crate::layout;
+use crate::xen::abi::start_info::{HvmMemmapTableEntry, HvmModlistEntry, HvmStartInfo, XEN_HVM_MEMMAP_TYPE_RAM, XEN_HVM_START_MAGIC_VALUE};
+use alloc::string::String;
+use alloc::vec::Vec;
+use xshim_payload::abi::MemRegion;
+use zerocopy::FromBytes;
+
+/// Reads guest-physical memory (the shim: its identity map; tests: a byte vector).
+pub trait PhysRead {
+    /// Fills `out` from `paddr`; false if the range is not readable.
+    fn read(&self, paddr: u64, out: &mut [u8]) -> bool;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartInfoError {
+    Unreadable(&'static str, u64),
+    BadMagic(u32),
+    NoMemoryMap(u32),
+    TooManyModules(u32),
+    TooManyMemmapEntries(u32),
+    CmdlineTooLong,
+    CmdlineNotUtf8,
+    NoRam,
+}
+
+impl core::fmt::Display for StartInfoError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StartInfoError::Unreadable(what, a) => write!(f, "hvm_start_info: {what} at {a:#x} is outside readable memory"),
+            StartInfoError::BadMagic(m) => write!(f, "hvm_start_info: bad magic {m:#x} (expected {XEN_HVM_START_MAGIC_VALUE:#x})"),
+            StartInfoError::NoMemoryMap(v) => write!(f, "hvm_start_info version {v} has no memory map (need version >= 1)"),
+            StartInfoError::TooManyModules(n) => write!(f, "hvm_start_info lists {n} modules (at most 16)"),
+            StartInfoError::TooManyMemmapEntries(n) => write!(f, "hvm_start_info memory map has {n} entries (at most {})", layout::MAX_MEMMAP_ENTRIES),
+            StartInfoError::CmdlineTooLong => write!(f, "command line longer than {} bytes", layout::MAX_CMDLINE),
+            StartInfoError::CmdlineNotUtf8 => write!(f, "command line is not UTF-8"),
+            StartInfoError::NoRam => write!(f, "memory map lists no RAM"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Module {
+    pub paddr: u64,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemmapEntry {
+    pub addr: u64,
+    pub size: u64,
+    pub ty: u32,
+}
+
+/// Everything the shim keeps from hvm_start_info (copied: the payload may reuse that memory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootData {
+    pub version: u32,
+    pub cmdline: String,
+    pub modules: Vec<Module>,
+    pub memmap: Vec<MemmapEntry>,
+    pub rsdp: u64,
+}
+
+const MAX_MODULES: u32 = 16;
+
+fn read_struct<T: FromBytes>(mem: &impl PhysRead, paddr: u64, what: &'static str) -> Result<T, StartInfoError> {
+    let mut buf = alloc::vec![0u8; core::mem::size_of::<T>()];
+    if !mem.read(paddr, &mut buf) {
+        return Err(StartInfoError::Unreadable(what, paddr));
+    }
+    Ok(T::read_from_bytes(&buf).expect("sized buffer"))
+}
+
+/// Reads a NUL-terminated string of at most MAX_CMDLINE bytes.
+fn read_cstr(mem: &impl PhysRead, paddr: u64) -> Result<String, StartInfoError> {
+    if paddr == 0 {
+        return Ok(String::new());
+    }
+    let mut out = Vec::new();
+    let mut byte = [0u8; 1];
+    for i in 0..=layout::MAX_CMDLINE as u64 {
+        if !mem.read(paddr + i, &mut byte) {
+            return Err(StartInfoError::Unreadable("command line", paddr));
+        }
+        if byte[0] == 0 {
+            return String::from_utf8(out).map_err(|_| StartInfoError::CmdlineNotUtf8);
+        }
+        out.push(byte[0]);
+    }
+    Err(StartInfoError::CmdlineTooLong)
+}
+
+pub fn parse_hvm_start_info(mem: &impl PhysRead, paddr: u64) -> Result<BootData, StartInfoError> {
+    let si: HvmStartInfo = read_struct(mem, paddr, "hvm_start_info")?;
+    if si.magic != XEN_HVM_START_MAGIC_VALUE {
+        return Err(StartInfoError::BadMagic(si.magic));
+    }
+    if si.version < 1 || si.memmap_paddr == 0 {
+        return Err(StartInfoError::NoMemoryMap(si.version));
+    }
+    if si.nr_modules > MAX_MODULES {
+        return Err(StartInfoError::TooManyModules(si.nr_modules));
+    }
+    if si.memmap_entries as usize > layout::MAX_MEMMAP_ENTRIES {
+        return Err(StartInfoError::TooManyMemmapEntries(si.memmap_entries));
+    }
+    let cmdline = read_cstr(mem, si.cmdline_paddr)?;
+    let mut modules = Vec::new();
+    for i in 0..si.nr_modules as u64 {
+        let m: HvmModlistEntry = read_struct(mem, si.modlist_paddr + i * 32, "module list")?;
+        modules.push(Module { paddr: m.paddr, size: m.size });
+    }
+    let mut memmap = Vec::new();
+    for i in 0..si.memmap_entries as u64 {
+        let e: HvmMemmapTableEntry = read_struct(mem, si.memmap_paddr + i * 24, "memory map")?;
+        memmap.push(MemmapEntry { addr: e.addr, size: e.size, ty: e.type_ });
+    }
+    if !memmap.iter().any(|e| e.ty == XEN_HVM_MEMMAP_TYPE_RAM && e.size > 0) {
+        return Err(StartInfoError::NoRam);
+    }
+    Ok(BootData { version: si.version, cmdline, modules, memmap, rsdp: si.rsdp_paddr })
+}
+
+/// Splits the command line: words starting with `xshim.` are the shim's options, the rest
+/// (in order) is the payload's command line.
+pub fn split_cmdline(cmdline: &str) -> (Vec<&str>, String) {
+    let mut shim = Vec::new();
+    let mut payload = String::new();
+    for w in cmdline.split_ascii_whitespace() {
+        if w.starts_with("xshim.") {
+            shim.push(w);
+        } else {
+            if !payload.is_empty() {
+                payload.push(' ');
+            }
+            payload.push_str(w);
+        }
+    }
+    (shim, payload)
+}
+
+/// The payload's free memory: RAM at or above PAYLOAD_FREE_BASE and below the identity-map
+/// limit, minus `reserved` ranges (boot modules), page-aligned; the largest
+/// MAX_PAYLOAD_REGIONS pieces, in address order.
+pub fn payload_regions(memmap: &[MemmapEntry], reserved: &[Module]) -> Vec<MemRegion> {
+    let page = layout::PAGE_SIZE;
+    let mut pieces: Vec<(u64, u64)> = Vec::new();
+    for e in memmap.iter().filter(|e| e.ty == XEN_HVM_MEMMAP_TYPE_RAM) {
+        let start = e.addr.max(layout::PAYLOAD_FREE_BASE);
+        let end = e.addr.saturating_add(e.size).min(layout::IDENTITY_MAP_LIMIT);
+        if start < end {
+            pieces.push((start, end));
+        }
+    }
+    for r in reserved {
+        let (rs, re) = (r.paddr / page * page, r.paddr.saturating_add(r.size).div_ceil(page) * page);
+        let mut next = Vec::new();
+        for (s, e) in pieces {
+            if re <= s || rs >= e {
+                next.push((s, e));
+                continue;
+            }
+            if s < rs {
+                next.push((s, rs));
+            }
+            if re < e {
+                next.push((re, e));
+            }
+        }
+        pieces = next;
+    }
+    let mut regions: Vec<MemRegion> = pieces
+        .into_iter()
+        .map(|(s, e)| (s.div_ceil(page) * page, e / page * page))
+        .filter(|(s, e)| e > s)
+        .map(|(s, e)| MemRegion { base: s, len: e - s })
+        .collect();
+    regions.sort_by(|a, b| b.len.cmp(&a.len));
+    regions.truncate(layout::MAX_PAYLOAD_REGIONS);
+    regions.sort_by_key(|r| r.base);
+    regions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zerocopy::IntoBytes;
+
+    struct Mem(Vec<u8>);
+    impl PhysRead for Mem {
+        fn read(&self, paddr: u64, out: &mut [u8]) -> bool {
+            let Some(end) = (paddr as usize).checked_add(out.len()) else { return false };
+            if end > self.0.len() {
+                return false;
+            }
+            out.copy_from_slice(&self.0[paddr as usize..end]);
+            true
+        }
+    }
+
+    fn image(magic: u32, version: u32, cmdline: &[u8], nr_mod: u32, memmap: &[(u64, u64, u32)]) -> Mem {
+        let mut m = vec![0u8; 0x4000];
+        let si = HvmStartInfo {
+            magic,
+            version,
+            flags: 0,
+            nr_modules: nr_mod,
+            modlist_paddr: 0x1000,
+            cmdline_paddr: 0x2000,
+            rsdp_paddr: 0,
+            memmap_paddr: 0x3000,
+            memmap_entries: memmap.len() as u32,
+            reserved: 0,
+        };
+        m[0x100..0x100 + 56].copy_from_slice(si.as_bytes());
+        for i in 0..nr_mod.min(4) as usize {
+            let e = HvmModlistEntry { paddr: 0x200_0000 + i as u64 * 0x1000, size: 0x800, cmdline_paddr: 0, reserved: 0 };
+            m[0x1000 + i * 32..0x1000 + i * 32 + 32].copy_from_slice(e.as_bytes());
+        }
+        m[0x2000..0x2000 + cmdline.len()].copy_from_slice(cmdline);
+        for (i, &(addr, size, ty)) in memmap.iter().enumerate() {
+            let e = HvmMemmapTableEntry { addr, size, type_: ty, reserved: 0 };
+            m[0x3000 + i * 24..0x3000 + i * 24 + 24].copy_from_slice(e.as_bytes());
+        }
+        Mem(m)
+    }
+
+    #[test]
+    fn parses_a_good_start_info() {
+        let mem = image(XEN_HVM_START_MAGIC_VALUE, 1, b"xshim.log=debug ticks=3\0", 1, &[(0, 0x9fc00, 1), (0x10_0000, 0x7f0_0000, 1), (0xfeff_c000, 0x4000, 2)]);
+        let b = parse_hvm_start_info(&mem, 0x100).unwrap();
+        assert_eq!(b.cmdline, "xshim.log=debug ticks=3");
+        assert_eq!(b.modules, vec![Module { paddr: 0x200_0000, size: 0x800 }]);
+        assert_eq!(b.memmap.len(), 3);
+        let (shim, payload) = split_cmdline(&b.cmdline);
+        assert_eq!(shim, vec!["xshim.log=debug"]);
+        assert_eq!(payload, "ticks=3");
+        println!("checked: magic, version, cmdline, 1 module, 3 memmap entries, cmdline split");
+    }
+
+    #[test]
+    fn odd_start_info_is_refused_with_a_reason() {
+        let mm = [(0x10_0000, 0x100_0000, 1)];
+        let e = |m: Mem| parse_hvm_start_info(&m, 0x100).unwrap_err();
+        assert_eq!(e(image(0xdead, 1, b"\0", 0, &mm)), StartInfoError::BadMagic(0xdead));
+        assert_eq!(e(image(XEN_HVM_START_MAGIC_VALUE, 0, b"\0", 0, &mm)), StartInfoError::NoMemoryMap(0));
+        assert_eq!(e(image(XEN_HVM_START_MAGIC_VALUE, 1, b"\0", 99, &mm)), StartInfoError::TooManyModules(99));
+        assert_eq!(e(image(XEN_HVM_START_MAGIC_VALUE, 1, b"\0", 0, &[(0, 0x1000, 2)])), StartInfoError::NoRam);
+        assert_eq!(e(image(XEN_HVM_START_MAGIC_VALUE, 1, &[b'a'; 1100], 0, &mm)), StartInfoError::CmdlineTooLong);
+        assert_eq!(e(image(XEN_HVM_START_MAGIC_VALUE, 1, b"\xff\xfe\0", 0, &mm)), StartInfoError::CmdlineNotUtf8);
+        assert!(matches!(parse_hvm_start_info(&Mem(vec![0; 16]), 0x100), Err(StartInfoError::Unreadable(..))));
+        println!("checked: bad magic, version 0, 99 modules, no RAM, long and non-UTF-8 cmdline, unreadable");
+    }
+
+    #[test]
+    fn payload_regions_skip_low_memory_modules_and_holes() {
+        let mm = [
+            MemmapEntry { addr: 0, size: 0x9fc00, ty: 1 },
+            MemmapEntry { addr: 0x10_0000, size: 0x7f0_0000, ty: 1 },
+            MemmapEntry { addr: 0xfeff_c000, size: 0x4000, ty: 2 },
+        ];
+        let r = payload_regions(&mm, &[Module { paddr: 0x7e0_0123, size: 0x1000 }]);
+        assert_eq!(r, vec![MemRegion { base: 0x100_0000, len: 0x6e0_0000 }, MemRegion { base: 0x7e0_2000, len: 0x1f_e000 }]);
+        println!("checked: regions start at 16 MiB, skip the module (page-rounded), skip reserved entries");
+    }
+}

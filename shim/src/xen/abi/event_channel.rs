@@ -1,0 +1,26 @@
+//! xen/include/public/event_channel.h (2-level ABI).
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+pub const EVTCHNOP_CLOSE: u32 = 3;
+pub const EVTCHNOP_BIND_VIRQ: u32 = 1;
+pub const EVTCHNOP_SEND: u32 = 4;
+pub const EVTCHNOP_UNMASK: u32 = 9;
+
+pub const VIRQ_TIMER: u32 = 0;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct EvtchnBindVirq {
+    pub virq: u32,
+    pub vcpu: u32,
+    /// OUT
+    pub port: u32,
+}
+const _: () = assert!(core::mem::size_of::<EvtchnBindVirq>() == 12);
+
+/// evtchn_send, evtchn_unmask and evtchn_close are all just a port.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct EvtchnPortArg {
+    pub port: u32,
+}

@@ -1,0 +1,129 @@
+//! Xen's public ABI, one file per public header (xen/include/public/...). Layouts are asserted
+//! here and checked against Debian's libxen-dev headers by tests/tests/xen_abi_layout.rs.
+pub mod console;
+pub mod event_channel;
+pub mod grant_table;
+pub mod hvm_params;
+pub mod memory;
+pub mod sched;
+pub mod start_info;
+pub mod vcpu;
+pub mod xen;
+pub mod xs_wire;
+
+/// (C type, field or "sizeof", value) for every struct and field the shim relies on; the
+/// layout test compiles the same expressions in C and compares.
+pub fn layout_table() -> alloc::vec::Vec<(&'static str, &'static str, usize)> {
+    use core::mem::{offset_of, size_of};
+    let mut t = alloc::vec::Vec::new();
+    macro_rules! size { ($c:literal, $t:ty) => { t.push(($c, "sizeof", size_of::<$t>())); }; }
+    macro_rules! off { ($c:literal, $t:ty, $($f:tt)+) => { t.push(($c, stringify!($($f)+), offset_of!($t, $($f)+))); }; }
+    size!("struct vcpu_time_info", xen::VcpuTimeInfo);
+    off!("struct vcpu_time_info", xen::VcpuTimeInfo, tsc_timestamp);
+    off!("struct vcpu_time_info", xen::VcpuTimeInfo, system_time);
+    off!("struct vcpu_time_info", xen::VcpuTimeInfo, tsc_to_system_mul);
+    off!("struct vcpu_time_info", xen::VcpuTimeInfo, tsc_shift);
+    size!("struct vcpu_info", xen::VcpuInfo);
+    off!("struct vcpu_info", xen::VcpuInfo, evtchn_upcall_mask);
+    off!("struct vcpu_info", xen::VcpuInfo, evtchn_pending_sel);
+    off!("struct vcpu_info", xen::VcpuInfo, time);
+    size!("struct shared_info", xen::SharedInfo);
+    off!("struct shared_info", xen::SharedInfo, evtchn_pending);
+    off!("struct shared_info", xen::SharedInfo, evtchn_mask);
+    off!("struct shared_info", xen::SharedInfo, wc_version);
+    off!("struct shared_info", xen::SharedInfo, wc_sec);
+    off!("struct shared_info", xen::SharedInfo, wc_nsec);
+    off!("struct shared_info", xen::SharedInfo, wc_sec_hi);
+    off!("struct shared_info", xen::SharedInfo, arch);
+    size!("struct arch_shared_info", xen::ArchSharedInfo);
+    off!("struct arch_shared_info", xen::ArchSharedInfo, pfn_to_mfn_frame_list_list);
+    off!("struct arch_shared_info", xen::ArchSharedInfo, p2m_cr3);
+    off!("struct arch_shared_info", xen::ArchSharedInfo, p2m_generation);
+    size!("struct hvm_start_info", start_info::HvmStartInfo);
+    off!("struct hvm_start_info", start_info::HvmStartInfo, nr_modules);
+    off!("struct hvm_start_info", start_info::HvmStartInfo, modlist_paddr);
+    off!("struct hvm_start_info", start_info::HvmStartInfo, cmdline_paddr);
+    off!("struct hvm_start_info", start_info::HvmStartInfo, rsdp_paddr);
+    off!("struct hvm_start_info", start_info::HvmStartInfo, memmap_paddr);
+    off!("struct hvm_start_info", start_info::HvmStartInfo, memmap_entries);
+    size!("struct hvm_modlist_entry", start_info::HvmModlistEntry);
+    off!("struct hvm_modlist_entry", start_info::HvmModlistEntry, cmdline_paddr);
+    size!("struct hvm_memmap_table_entry", start_info::HvmMemmapTableEntry);
+    off!("struct hvm_memmap_table_entry", start_info::HvmMemmapTableEntry, type_);
+    size!("struct evtchn_bind_virq", event_channel::EvtchnBindVirq);
+    off!("struct evtchn_bind_virq", event_channel::EvtchnBindVirq, port);
+    size!("struct sched_shutdown", sched::SchedShutdown);
+    size!("struct sched_poll", sched::SchedPoll);
+    off!("struct sched_poll", sched::SchedPoll, nr_ports);
+    off!("struct sched_poll", sched::SchedPoll, timeout);
+    size!("struct xen_add_to_physmap", memory::XenAddToPhysmap);
+    off!("struct xen_add_to_physmap", memory::XenAddToPhysmap, space);
+    off!("struct xen_add_to_physmap", memory::XenAddToPhysmap, idx);
+    off!("struct xen_add_to_physmap", memory::XenAddToPhysmap, gpfn);
+    size!("struct xen_hvm_param", hvm_params::XenHvmParam);
+    off!("struct xen_hvm_param", hvm_params::XenHvmParam, index);
+    off!("struct xen_hvm_param", hvm_params::XenHvmParam, value);
+    size!("struct vcpu_set_singleshot_timer", vcpu::VcpuSetSingleshotTimer);
+    off!("struct vcpu_set_singleshot_timer", vcpu::VcpuSetSingleshotTimer, flags);
+    size!("struct xencons_interface", console::XenconsInterface);
+    off!("struct xencons_interface", console::XenconsInterface, out);
+    off!("struct xencons_interface", console::XenconsInterface, in_cons);
+    off!("struct xencons_interface", console::XenconsInterface, out_prod);
+    size!("struct xenstore_domain_interface", xs_wire::XenstoreDomainInterface);
+    off!("struct xenstore_domain_interface", xs_wire::XenstoreDomainInterface, rsp);
+    off!("struct xenstore_domain_interface", xs_wire::XenstoreDomainInterface, req_prod);
+    off!("struct xenstore_domain_interface", xs_wire::XenstoreDomainInterface, rsp_prod);
+    off!("struct xenstore_domain_interface", xs_wire::XenstoreDomainInterface, server_features);
+    off!("struct xenstore_domain_interface", xs_wire::XenstoreDomainInterface, connection);
+    size!("struct xsd_sockmsg", xs_wire::XsdSockmsg);
+    size!("struct grant_entry_v1", grant_table::GrantEntryV1);
+    off!("struct grant_entry_v1", grant_table::GrantEntryV1, frame);
+    t
+}
+
+/// (C expression, value) for the constants the shim relies on.
+pub fn constant_table() -> alloc::vec::Vec<(&'static str, u64)> {
+    alloc::vec![
+        ("__HYPERVISOR_memory_op", xen::hypercall::MEMORY_OP as u64),
+        ("__HYPERVISOR_xen_version", xen::hypercall::XEN_VERSION as u64),
+        ("__HYPERVISOR_console_io", xen::hypercall::CONSOLE_IO as u64),
+        ("__HYPERVISOR_grant_table_op", xen::hypercall::GRANT_TABLE_OP as u64),
+        ("__HYPERVISOR_vcpu_op", xen::hypercall::VCPU_OP as u64),
+        ("__HYPERVISOR_sched_op", xen::hypercall::SCHED_OP as u64),
+        ("__HYPERVISOR_event_channel_op", xen::hypercall::EVENT_CHANNEL_OP as u64),
+        ("__HYPERVISOR_hvm_op", xen::hypercall::HVM_OP as u64),
+        ("EVTCHNOP_bind_virq", event_channel::EVTCHNOP_BIND_VIRQ as u64),
+        ("EVTCHNOP_send", event_channel::EVTCHNOP_SEND as u64),
+        ("EVTCHNOP_unmask", event_channel::EVTCHNOP_UNMASK as u64),
+        ("EVTCHNOP_close", event_channel::EVTCHNOP_CLOSE as u64),
+        ("VIRQ_TIMER", event_channel::VIRQ_TIMER as u64),
+        ("SCHEDOP_block", sched::SCHEDOP_BLOCK as u64),
+        ("SCHEDOP_shutdown", sched::SCHEDOP_SHUTDOWN as u64),
+        ("SCHEDOP_poll", sched::SCHEDOP_POLL as u64),
+        ("SHUTDOWN_poweroff", sched::ShutdownReason::Poweroff as u64),
+        ("SHUTDOWN_reboot", sched::ShutdownReason::Reboot as u64),
+        ("SHUTDOWN_suspend", sched::ShutdownReason::Suspend as u64),
+        ("SHUTDOWN_crash", sched::ShutdownReason::Crash as u64),
+        ("XENMEM_add_to_physmap", memory::XENMEM_ADD_TO_PHYSMAP as u64),
+        ("XENMAPSPACE_shared_info", memory::XENMAPSPACE_SHARED_INFO as u64),
+        ("XENMAPSPACE_grant_table", memory::XENMAPSPACE_GRANT_TABLE as u64),
+        ("DOMID_SELF", memory::DOMID_SELF as u64),
+        ("HVMOP_set_param", hvm_params::HVMOP_SET_PARAM as u64),
+        ("HVMOP_get_param", hvm_params::HVMOP_GET_PARAM as u64),
+        ("HVM_PARAM_CALLBACK_IRQ", hvm_params::HVM_PARAM_CALLBACK_IRQ as u64),
+        ("HVM_PARAM_STORE_PFN", hvm_params::HVM_PARAM_STORE_PFN as u64),
+        ("HVM_PARAM_STORE_EVTCHN", hvm_params::HVM_PARAM_STORE_EVTCHN as u64),
+        ("HVM_PARAM_CONSOLE_PFN", hvm_params::HVM_PARAM_CONSOLE_PFN as u64),
+        ("HVM_PARAM_CONSOLE_EVTCHN", hvm_params::HVM_PARAM_CONSOLE_EVTCHN as u64),
+        ("VCPUOP_set_singleshot_timer", vcpu::VCPUOP_SET_SINGLESHOT_TIMER as u64),
+        ("XEN_HVM_START_MAGIC_VALUE", start_info::XEN_HVM_START_MAGIC_VALUE as u64),
+        ("XS_READ", xs_wire::XsType::Read as u64),
+        ("XS_WRITE", xs_wire::XsType::Write as u64),
+        ("XS_WATCH", xs_wire::XsType::Watch as u64),
+        ("XS_WATCH_EVENT", xs_wire::XsType::WatchEvent as u64),
+        ("XS_TRANSACTION_START", xs_wire::XsType::TransactionStart as u64),
+        ("XS_TRANSACTION_END", xs_wire::XsType::TransactionEnd as u64),
+        ("XS_ERROR", xs_wire::XsType::Error as u64),
+        ("XENSTORE_PAYLOAD_MAX", xs_wire::XENSTORE_PAYLOAD_MAX as u64),
+    ]
+}

@@ -1,0 +1,87 @@
+//! xen/include/public/xen.h and arch-x86/xen-x86_64.h: hypercall numbers, shared_info,
+//! vcpu_info, vcpu_time_info (x86_64 layout).
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+pub mod hypercall {
+    pub const MEMORY_OP: usize = 12;
+    pub const XEN_VERSION: usize = 17;
+    pub const CONSOLE_IO: usize = 18;
+    pub const GRANT_TABLE_OP: usize = 20;
+    pub const VCPU_OP: usize = 24;
+    pub const SCHED_OP: usize = 29;
+    pub const EVENT_CHANNEL_OP: usize = 32;
+    pub const HVM_OP: usize = 34;
+}
+
+/// XENVER_version: returns major << 16 | minor.
+pub const XENVER_VERSION: u64 = 0;
+/// CONSOLEIO_write: write to the hypervisor console (`xl dmesg`).
+pub const CONSOLEIO_WRITE: u64 = 0;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct VcpuTimeInfo {
+    /// Odd while Xen updates the record.
+    pub version: u32,
+    pub pad0: u32,
+    pub tsc_timestamp: u64,
+    /// Nanoseconds of Xen system time at `tsc_timestamp`.
+    pub system_time: u64,
+    pub tsc_to_system_mul: u32,
+    pub tsc_shift: i8,
+    pub flags: u8,
+    pub pad1: [u8; 2],
+}
+const _: () = assert!(core::mem::size_of::<VcpuTimeInfo>() == 32);
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct ArchVcpuInfo {
+    pub cr2: u64,
+    pub pad: u64,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct VcpuInfo {
+    pub evtchn_upcall_pending: u8,
+    pub evtchn_upcall_mask: u8,
+    pub pad: [u8; 6],
+    pub evtchn_pending_sel: u64,
+    pub arch: ArchVcpuInfo,
+    pub time: VcpuTimeInfo,
+}
+const _: () = assert!(core::mem::size_of::<VcpuInfo>() == 64);
+
+pub const XEN_LEGACY_MAX_VCPUS: usize = 32;
+/// 2-level event channel ABI: 64 words of 64 bits = 4096 ports.
+pub const EVTCHN_WORDS: usize = 64;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct ArchSharedInfo {
+    pub max_pfn: u64,
+    pub pfn_to_mfn_frame_list_list: u64,
+    pub nmi_reason: u64,
+    pub p2m_cr3: u64,
+    pub p2m_vaddr: u64,
+    pub p2m_generation: u64,
+}
+const _: () = assert!(core::mem::size_of::<ArchSharedInfo>() == 48);
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct SharedInfo {
+    pub vcpu_info: [VcpuInfo; XEN_LEGACY_MAX_VCPUS],
+    pub evtchn_pending: [u64; EVTCHN_WORDS],
+    pub evtchn_mask: [u64; EVTCHN_WORDS],
+    pub wc_version: u32,
+    pub wc_sec: u32,
+    pub wc_nsec: u32,
+    pub wc_sec_hi: u32,
+    pub arch: ArchSharedInfo,
+}
+const _: () = assert!(core::mem::offset_of!(SharedInfo, evtchn_pending) == 2048);
+const _: () = assert!(core::mem::offset_of!(SharedInfo, wc_version) == 3072);
+const _: () = assert!(core::mem::offset_of!(SharedInfo, arch) == 3088);
+const _: () = assert!(core::mem::size_of::<SharedInfo>() == 3136);

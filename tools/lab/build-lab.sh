@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds the real-Xen lab from Debian's packages only, into a cache directory:
+#   xen.elf (the hypervisor, unpacked for QEMU's multiboot loader), vmlinuz (dom0 and
+#   linux-baseline kernel), dom0.cpio.gz (debootstrap'd dom0 with xen-utils), guest.cpio.gz
+#   (a busybox guest for linux-baseline), versions.txt (the pinned package versions).
+# Reused when its inputs (package versions + these scripts) are unchanged.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${XSHIM_LAB_CACHE:?XSHIM_LAB_CACHE must name the cache directory}
+mkdir -p "$cache"
+step() { echo "lab build: [$(date +%T)] $*"; }
+
+kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+xpkg=xen-hypervisor-4.17-amd64
+kver=${kpkg#linux-image-}
+ver() { apt-cache policy "$1" | awk '/Candidate:/{print $2}'; }
+inputs="$kpkg=$(ver "$kpkg") $xpkg=$(ver $xpkg) xen-utils-4.17=$(ver xen-utils-4.17) $(cat "$0" "$here/dom0-init.sh" "$here/linux-guest-init.sh" | sha256sum | cut -c1-16)"
+if [ -f "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$inputs" ] && [ -f "$cache/dom0.cpio.gz" ]; then
+  step "cached lab is current ($cache)"; cat "$cache/versions.txt"; exit 0
+fi
+step "building lab in $cache for: $inputs"
+rm -rf "$cache/work"; mkdir -p "$cache/work/debs"
+cd "$cache/work/debs"
+step "downloading $kpkg and $xpkg"
+apt-get download -q "$kpkg" "$xpkg"
+mkdir -p ../x
+for d in *.deb; do dpkg-deb -x "$d" ../x; done
+cd ..
+zcat x/boot/xen-4.17-amd64.gz > "$cache/xen.elf.new"
+cp x/boot/vmlinuz-"$kver" "$cache/vmlinuz.new"
+step "debootstrap dom0 root (bookworm, minbase + xen-utils-4.17), progress below"
+mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || echo http://deb.debian.org/debian)
+debootstrap --variant=minbase \
+  --include=xen-utils-4.17,xen-utils-common,xenstore-utils,busybox-static,kmod,iproute2,procps \
+  bookworm rootfs "$mirror" 2>&1 | grep -E '^I: (Retriev|Install|Configur|Base)' | awk 'NR%40==1' || true
+[ -x rootfs/usr/lib/xen-4.17/bin/xl ] || { echo "lab build: debootstrap did not install xl" >&2; exit 1; }
+step "dom0 modules for $kver"
+mdir=rootfs/lib/modules/$kver; mkdir -p "$mdir"
+( cd x/lib/modules/"$kver" && find kernel/drivers/xen kernel/drivers/block/xen-blkback kernel/drivers/block/loop.ko \
+    -name '*.ko*' 2>/dev/null | cpio -pdm --quiet "$cache/work/$mdir" )
+cp x/lib/modules/"$kver"/modules.{order,builtin} "$mdir"/ 2>/dev/null || true
+chroot rootfs depmod "$kver"
+install -m 755 "$here/dom0-init.sh" rootfs/xlab-init
+rm -rf rootfs/usr/share/{doc,man,locale,info} rootfs/var/cache/apt/* rootfs/var/lib/apt/lists/* rootfs/usr/lib/udev/hwdb.*
+chroot rootfs dpkg-query -W -f '${Package}=${Version}\n' xen-utils-4.17 xen-hypervisor-common 2>/dev/null > versions.txt || true
+echo "$kpkg=$(dpkg-deb -f debs/${kpkg}_*.deb Version)" >> versions.txt
+echo "$xpkg=$(dpkg-deb -f debs/${xpkg}_*.deb Version)" >> versions.txt
+step "packing dom0 initramfs"
+( cd rootfs && find . | cpio -o -H newc --quiet | gzip -1 ) > "$cache/dom0.cpio.gz.new"
+step "linux-baseline guest initramfs (busybox)"
+mkdir -p guest/bin guest/proc
+cp rootfs/bin/busybox guest/bin/busybox
+install -m 755 "$here/linux-guest-init.sh" guest/init
+( cd guest && find . | cpio -o -H newc --quiet | gzip -1 ) > "$cache/guest.cpio.gz"
+for f in xen.elf vmlinuz dom0.cpio.gz; do mv "$cache/$f.new" "$cache/$f"; done
+mv versions.txt "$cache/versions.txt"
+rm -rf "$cache/work"
+echo "$inputs" > "$cache/stamp"
+step "done: $(du -sh "$cache" | cut -f1) in $cache"
+cat "$cache/versions.txt"

@@ -1,0 +1,23 @@
+#!/bin/sh
+# PID 1 of the lab's dom0: bring up the Xen toolstack, run the scenario in /xlab/test.sh,
+# print its output on the serial console, then power off (minbase has no working poweroff).
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/xen-4.17/bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+mount -t tmpfs tmp /run; mount -t tmpfs tmp /tmp
+mkdir -p /var/lib/xen /var/lib/xen-save /var/log/xen/console /run/xen /run/xenstored /var/lib/xenstored
+mount -t tmpfs tmp /var/lib/xen
+# Save images are as large as the guest's memory: a separate tmpfs, not the root's.
+mount -t tmpfs -o size=1100M save /var/lib/xen-save
+for m in xenfs xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xen-blkback loop; do
+  modprobe $m 2>/dev/null || echo "XLAB: modprobe $m failed"
+done
+mount -t xenfs xenfs /proc/xen || echo "XLAB: xenfs mount failed"
+echo "XLAB: dom0 up at $(cut -d' ' -f1 /proc/uptime)s"
+XENSTORED_ROOTDIR=/run/xenstored /usr/lib/xen-4.17/bin/xenstored --pid-file=/run/xenstored.pid
+timeout 30 /usr/lib/xen-4.17/bin/xen-init-dom0 >/dev/null
+/usr/lib/xen-4.17/bin/xenconsoled --log=guest --log-dir=/var/log/xen/console
+echo "XLAB: toolstack up at $(cut -d' ' -f1 /proc/uptime)s"
+if [ -f /xlab/test.sh ]; then (cd /xlab && sh /xlab/test.sh) 2>&1; fi
+echo "XLAB: done at $(cut -d' ' -f1 /proc/uptime)s"
+sync; /bin/busybox poweroff -f
