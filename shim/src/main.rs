@@ -1,1 +1,163 @@
-fn main(){}
+//! The xshim kernel. Boots through the PVH entry (Xen, or QEMU's -kernel), brings up its
+//! platform (Xen PVH, or native devices under plain QEMU), loads the payload and serves it
+//! the payload ABI. On the host this file builds to a stub: the logic lives in the library.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("xshim-shim is a bare-metal kernel: build it with `cargo xshim build`");
+}
+
+#[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
+mod arch;
+#[cfg(target_os = "none")]
+mod console;
+#[cfg(target_os = "none")]
+mod payload_load;
+#[cfg(target_os = "none")]
+mod platform;
+#[cfg(target_os = "none")]
+mod services;
+
+#[cfg(target_os = "none")]
+mod kernel {
+    use crate::platform::{self, clock};
+    use crate::{arch, console, payload_load, services};
+    use alloc::vec::Vec;
+    use linked_list_allocator::LockedHeap;
+    use xshim_elf_notes::{ty, xen_note_num, xen_note_str};
+    use xshim_payload::abi::{Features, MemRegion};
+    use xshim_shim::layout;
+    use xshim_shim::start_info::{self, PhysRead};
+
+    // The notes Xen's domain builder and QEMU read: the 32-bit PVH entry, and who we are.
+    xen_note_num!(NOTE_PHYS32_ENTRY, ty::PHYS32_ENTRY, u32, layout::PVH_ENTRY);
+    xen_note_str!(NOTE_GUEST_OS, ty::GUEST_OS, "xshim");
+    xen_note_str!(NOTE_GUEST_VERSION, ty::GUEST_VERSION, env!("CARGO_PKG_VERSION"));
+    xen_note_str!(NOTE_XEN_VERSION, ty::XEN_VERSION, "xen-3.0");
+    xen_note_num!(NOTE_SUSPEND_CANCEL, ty::SUSPEND_CANCEL, u32, 1);
+
+    /// xshim's own note: the payload ABI version this shim serves (read by `xshim inspect`).
+    #[repr(C, align(4))]
+    struct XshimNote {
+        namesz: u32,
+        descsz: u32,
+        note_type: u32,
+        name: [u8; 8],
+        desc: u32,
+    }
+    #[used]
+    #[link_section = ".note.xshim"]
+    static NOTE_XSHIM_ABI: XshimNote = XshimNote { namesz: 6, descsz: 4, note_type: 1, name: *b"XSHIM\0\0\0", desc: xshim_elf_notes::XSHIM_NOTE_ABI_VERSION };
+
+    #[repr(C, align(16))]
+    struct Heap([u8; layout::HEAP_SIZE]);
+    static mut HEAP: Heap = Heap([0; layout::HEAP_SIZE]);
+    #[global_allocator]
+    static ALLOCATOR: LockedHeap = LockedHeap::empty();
+
+    #[repr(C, align(4096))]
+    struct PayloadStack([u8; layout::PAYLOAD_STACK_SIZE]);
+    static mut PAYLOAD_STACK: PayloadStack = PayloadStack([0; layout::PAYLOAD_STACK_SIZE]);
+
+    /// Guest-physical reads through the identity map (first 4 GiB).
+    struct IdentityMap;
+    impl PhysRead for IdentityMap {
+        fn read(&self, paddr: u64, out: &mut [u8]) -> bool {
+            let Some(end) = paddr.checked_add(out.len() as u64) else { return false };
+            if paddr == 0 || end > layout::IDENTITY_MAP_LIMIT {
+                return false;
+            }
+            // SAFETY: the range is inside the identity-mapped low 4 GiB and non-null; boot
+            // data is plain memory that nothing writes concurrently.
+            unsafe { core::ptr::copy_nonoverlapping(paddr as *const u8, out.as_mut_ptr(), out.len()) };
+            true
+        }
+    }
+
+    fn log_level(opts: &[&str]) -> log::LevelFilter {
+        opts.iter()
+            .find_map(|o| o.strip_prefix("xshim.log="))
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(log::LevelFilter::Info)
+    }
+
+    /// Rust entry from entry.S, in long mode on the boot stack.
+    #[no_mangle]
+    extern "C" fn pvh_main(start_info_paddr: u64) -> ! {
+        let boot_tsc = arch::rdtsc();
+        let xen_base = platform::xen::hypercall::xen_cpuid_base();
+        if xen_base.is_some() {
+            platform::set_on_xen();
+            console::init_xen_debug_port();
+        } else {
+            console::init_serial();
+        }
+        arch::init_descriptor_tables();
+        // SAFETY: HEAP is a static array used only by the allocator, initialised once here.
+        unsafe { ALLOCATOR.lock().init(&raw mut HEAP as *mut u8, layout::HEAP_SIZE) };
+
+        let boot = match start_info::parse_hvm_start_info(&IdentityMap, start_info_paddr) {
+            Ok(b) => b,
+            Err(e) => {
+                console::emergency(format_args!("xshim: fatal: {e}\n"));
+                platform::crash("bad start-of-day data");
+            }
+        };
+        let (shim_opts, payload_cmdline) = start_info::split_cmdline(&boot.cmdline);
+        console::init_logger(log_level(&shim_opts));
+
+        let mut features = Features::empty();
+        match xen_base {
+            Some(base) => {
+                platform::xen::init(base);
+                features |= Features::XEN | Features::SAVE_RESTORE | Features::CONSOLE_INPUT | Features::WALLCLOCK;
+            }
+            None => {
+                platform::native::init(boot_tsc);
+                features |= Features::CONSOLE_INPUT | Features::WALLCLOCK;
+            }
+        }
+        log::info!(
+            "xshim {} booted ({}), hvm_start_info v{}, {} module(s), {} memory map entries",
+            env!("CARGO_PKG_VERSION"),
+            if xen_base.is_some() { "Xen PVH" } else { "no Xen: QEMU" },
+            boot.version,
+            boot.modules.len(),
+            boot.memmap.len()
+        );
+
+        let plan = payload_load::find(&boot.modules).and_then(|src| payload_load::load(&src));
+        let plan = match plan {
+            Ok(p) => p,
+            Err(e) => {
+                log::error!("payload refused: {e}");
+                platform::crash("no valid payload");
+            }
+        };
+        let regions: Vec<MemRegion> = start_info::payload_regions(&boot.memmap, &boot.modules);
+        let stack_base = &raw const PAYLOAD_STACK as u64;
+        let stack = MemRegion { base: stack_base, len: layout::PAYLOAD_STACK_SIZE as u64 };
+        let window = MemRegion { base: layout::PAYLOAD_WINDOW_BASE, len: layout::PAYLOAD_WINDOW_LIMIT - layout::PAYLOAD_WINDOW_BASE };
+        let free: u64 = regions.iter().map(|r| r.len).sum();
+        let boot_info = services::init(services::PayloadInfo { cmdline: payload_cmdline, regions, window, stack, features });
+        log::info!(
+            "payload: {} segment(s), {} KiB, entry {:#x}; {} MiB free memory; entering after {} us",
+            plan.segments.len(),
+            plan.footprint() / 1024,
+            plan.entry,
+            free >> 20,
+            clock::now_ns() / 1000
+        );
+        arch::jump_to_payload(plan.entry, stack_base + layout::PAYLOAD_STACK_SIZE as u64, boot_info as *const _ as u64)
+    }
+
+    #[panic_handler]
+    fn panic(info: &core::panic::PanicInfo) -> ! {
+        console::emergency(format_args!("\nxshim: PANIC: {info}\n"));
+        platform::crash("shim panic")
+    }
+}

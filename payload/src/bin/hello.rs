@@ -14,7 +14,8 @@ mod payload {
     fn main(shim: &mut Shim) -> u64 {
         let mut buf = [0u8; 256];
         let cmdline = shim.cmdline(&mut buf);
-        let _ = writeln!(shim, "Hello from an xshim payload (ABI v{}); cmdline: \"{}\"", shim.boot.abi_version, cmdline);
+        let version = shim.boot.abi_version;
+        let _ = writeln!(shim, "Hello from an xshim payload (ABI v{version}); cmdline: \"{cmdline}\"");
         0
     }
     xshim_payload::payload_main!(main);

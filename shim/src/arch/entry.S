@@ -1,0 +1,157 @@
+/* The PVH entry (xen/include/public/arch-x86/hvm/start_info.h): 32-bit protected mode,
+ * paging off, only CR0.PE set, %ebx = physical address of hvm_start_info. We build nothing
+ * at run time: the boot page tables below identity-map 0..4 GiB with 2 MiB pages. */
+
+    .section .text.entry32, "ax"
+    .code32
+    .globl pvh_start32
+pvh_start32:
+    cli
+    cld
+    mov     %ebx, %edi                      /* hvm_start_info, first argument of pvh_main */
+    mov     $boot_stack_top, %esp
+    mov     %cr4, %eax
+    or      $0x620, %eax                    /* PAE | OSFXSR | OSXMMEXCPT */
+    mov     %eax, %cr4
+    mov     $boot_pml4, %eax
+    mov     %eax, %cr3
+    mov     $0xc0000080, %ecx               /* EFER */
+    rdmsr
+    or      $0x100, %eax                    /* LME */
+    wrmsr
+    mov     %cr0, %eax
+    and     $~0x4, %eax                     /* clear EM: payloads may use SSE */
+    or      $0x80010022, %eax               /* PG | WP | NE | MP */
+    mov     %eax, %cr0
+    lgdt    boot_gdt_ptr
+    ljmp    $0x08, $long_mode_entry
+
+    .code64
+long_mode_entry:
+    mov     $0x10, %eax
+    mov     %eax, %ds
+    mov     %eax, %es
+    mov     %eax, %ss
+    mov     %eax, %fs
+    mov     %eax, %gs
+    mov     $boot_stack_top, %rsp
+    mov     %edi, %edi                      /* zero-extend the start_info address */
+    xor     %ebp, %ebp
+    call    pvh_main
+    ud2
+
+/* Switch to the payload: rdi = entry, rsi = stack top, rdx = BootInfo. Never returns. */
+    .section .text, "ax"
+    .globl enter_payload
+enter_payload:
+    mov     %rsi, %rsp
+    mov     %rdi, %rax
+    mov     %rdx, %rdi
+    xor     %ebp, %ebp
+    push    $0                              /* fake return address: the entry must not return */
+    sti
+    jmp     *%rax
+
+/* Trap stubs: push a zero error code where the CPU pushes none, then the vector number,
+ * save the general registers in `TrapFrame` order, and call trap_dispatch(&mut TrapFrame). */
+    .macro TRAP_NOERR n
+trap_stub_\n:
+    push    $0
+    push    $\n
+    jmp     trap_common
+    .endm
+    .macro TRAP_ERR n
+trap_stub_\n:
+    push    $\n
+    jmp     trap_common
+    .endm
+
+    .irp n, 0,1,2,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31,64,80,81,82,83,84,85,86,87,88,89,90,91,92,93,94,95,243,255
+    TRAP_NOERR \n
+    .endr
+    .irp n, 8,10,11,12,13,14,17,21,29,30
+    TRAP_ERR \n
+    .endr
+
+trap_common:
+    push    %rax
+    push    %rbx
+    push    %rcx
+    push    %rdx
+    push    %rsi
+    push    %rdi
+    push    %rbp
+    push    %r8
+    push    %r9
+    push    %r10
+    push    %r11
+    push    %r12
+    push    %r13
+    push    %r14
+    push    %r15
+    mov     %rsp, %rdi
+    cld
+    call    trap_dispatch
+    pop     %r15
+    pop     %r14
+    pop     %r13
+    pop     %r12
+    pop     %r11
+    pop     %r10
+    pop     %r9
+    pop     %r8
+    pop     %rbp
+    pop     %rdi
+    pop     %rsi
+    pop     %rdx
+    pop     %rcx
+    pop     %rbx
+    pop     %rax
+    add     $16, %rsp
+    iretq
+
+    .section .rodata.trap_stubs, "a"
+    .balign 8
+    .globl trap_stub_table
+trap_stub_table:
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,64,80,81,82,83,84,85,86,87,88,89,90,91,92,93,94,95,243,255
+    .quad \n, trap_stub_\n
+    .endr
+    .globl trap_stub_count
+trap_stub_count:
+    .quad 51
+
+    .section .data.boot_tables, "aw"
+    .balign 4096
+boot_pml4:
+    .quad   boot_pdpt + 0x3
+    .fill   511, 8, 0
+boot_pdpt:
+    .quad   boot_pd + 0x3
+    .quad   boot_pd + 0x1003
+    .quad   boot_pd + 0x2003
+    .quad   boot_pd + 0x3003
+    .fill   508, 8, 0
+boot_pd:
+    .set    pde, 0
+    .rept   2048
+    .quad   (pde << 21) | 0x83              /* present | writable | 2 MiB page */
+    .set    pde, pde + 1
+    .endr
+
+    .balign 16
+boot_gdt:
+    .quad   0
+    .quad   0x00af9a000000ffff              /* 0x08: 64-bit code */
+    .quad   0x00cf92000000ffff              /* 0x10: data */
+boot_gdt_end:
+boot_gdt_ptr:
+    .word   boot_gdt_end - boot_gdt - 1
+    .long   boot_gdt
+    .long   0
+
+    .section .bss.boot_stack, "aw", @nobits
+    .balign 16
+    .skip   65536
+    .globl boot_stack_top
+boot_stack_top:

@@ -1,0 +1,222 @@
+//! x86-64 machine code the shim needs: the PVH entry (entry.S), descriptor tables, trap
+//! stubs and the trap dispatcher, and thin wrappers over port I/O, CPUID, MSRs and the TSC.
+use core::arch::{asm, global_asm};
+use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
+use x86_64::structures::idt::InterruptDescriptorTable;
+use x86_64::structures::tss::TaskStateSegment;
+use x86_64::VirtAddr;
+use xshim_shim::layout;
+
+global_asm!(include_str!("entry.S"), options(att_syntax));
+
+extern "C" {
+    static trap_stub_table: [[u64; 2]; 51];
+    fn enter_payload(entry: u64, stack_top: u64, boot: u64) -> !;
+}
+
+/// Registers saved by trap_common, lowest address first.
+#[repr(C)]
+#[derive(Debug)]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+#[repr(C, align(16))]
+struct Stack<const N: usize>([u8; N]);
+
+static mut IRQ_STACK: Stack<{ layout::IRQ_STACK_SIZE }> = Stack([0; layout::IRQ_STACK_SIZE]);
+static mut FAULT_STACK: Stack<16384> = Stack([0; 16384]);
+static TSS: spin::Once<TaskStateSegment> = spin::Once::new();
+static GDT: spin::Once<(GlobalDescriptorTable, SegmentSelector, SegmentSelector, SegmentSelector)> = spin::Once::new();
+static IDT: spin::Once<InterruptDescriptorTable> = spin::Once::new();
+
+/// IST slots: interrupts (upcalls, timer) run on their own stack, never the payload's;
+/// double faults and NMIs on another.
+const IST_IRQ: u16 = 0;
+const IST_FAULT: u16 = 1;
+
+fn stack_top<const N: usize>(stack: *mut Stack<N>) -> VirtAddr {
+    VirtAddr::new(stack as u64 + N as u64)
+}
+
+/// Loads the shim's GDT (with a TSS for the IST stacks) and IDT.
+pub fn init_descriptor_tables() {
+    let tss = TSS.call_once(|| {
+        let mut tss = TaskStateSegment::new();
+        tss.interrupt_stack_table[IST_IRQ as usize] = stack_top(&raw mut IRQ_STACK);
+        tss.interrupt_stack_table[IST_FAULT as usize] = stack_top(&raw mut FAULT_STACK);
+        tss
+    });
+    let gdt = GDT.call_once(|| {
+        let mut gdt = GlobalDescriptorTable::new();
+        let code = gdt.append(Descriptor::kernel_code_segment());
+        let data = gdt.append(Descriptor::kernel_data_segment());
+        let tss_sel = gdt.append(Descriptor::tss_segment(tss));
+        (gdt, code, data, tss_sel)
+    });
+    gdt.0.load();
+    // SAFETY: the selectors index the GDT just loaded; the code selector is a 64-bit code
+    // segment and the data selector a writable data segment, as the CPU requires.
+    unsafe {
+        use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
+        CS::set_reg(gdt.1);
+        DS::set_reg(gdt.2);
+        ES::set_reg(gdt.2);
+        SS::set_reg(gdt.2);
+        x86_64::instructions::tables::load_tss(gdt.3);
+    }
+    let idt = IDT.call_once(|| {
+        let mut idt = InterruptDescriptorTable::new();
+        // SAFETY: trap_stub_table is a static table of (vector, stub address) pairs emitted by
+        // entry.S; every stub ends in iretq with the frame the CPU pushed for that vector.
+        let table = unsafe { &*(&raw const trap_stub_table) };
+        for &[vector, addr] in table {
+            let addr = VirtAddr::new(addr);
+            // SAFETY: each address is the matching stub for `vector` (error code or not), and
+            // the IST indices name stacks installed in the TSS above.
+            unsafe {
+                let opts = match vector {
+                    0 => idt.divide_error.set_handler_addr(addr),
+                    1 => idt.debug.set_handler_addr(addr),
+                    2 => idt.non_maskable_interrupt.set_handler_addr(addr).set_stack_index(IST_FAULT),
+                    3 => idt.breakpoint.set_handler_addr(addr),
+                    4 => idt.overflow.set_handler_addr(addr),
+                    5 => idt.bound_range_exceeded.set_handler_addr(addr),
+                    6 => idt.invalid_opcode.set_handler_addr(addr),
+                    7 => idt.device_not_available.set_handler_addr(addr),
+                    8 => idt.double_fault.set_handler_addr(addr).set_stack_index(IST_FAULT),
+                    10 => idt.invalid_tss.set_handler_addr(addr),
+                    11 => idt.segment_not_present.set_handler_addr(addr),
+                    12 => idt.stack_segment_fault.set_handler_addr(addr),
+                    13 => idt.general_protection_fault.set_handler_addr(addr),
+                    14 => idt.page_fault.set_handler_addr(addr),
+                    16 => idt.x87_floating_point.set_handler_addr(addr),
+                    17 => idt.alignment_check.set_handler_addr(addr),
+                    18 => idt.machine_check.set_handler_addr(addr).set_stack_index(IST_FAULT),
+                    19 => idt.simd_floating_point.set_handler_addr(addr),
+                    20 => idt.virtualization.set_handler_addr(addr),
+                    21 => idt.cp_protection_exception.set_handler_addr(addr),
+                    28 => idt.hv_injection_exception.set_handler_addr(addr),
+                    29 => idt.vmm_communication_exception.set_handler_addr(addr),
+                    30 => idt.security_exception.set_handler_addr(addr),
+                    9 | 15 | 22..=27 | 31 => continue,
+                    v => idt[v as u8].set_handler_addr(addr).set_stack_index(IST_IRQ),
+                };
+                let _ = opts;
+            }
+        }
+        idt
+    });
+    idt.load();
+}
+
+const EXCEPTION_NAMES: [&str; 32] = [
+    "divide error", "debug", "NMI", "breakpoint", "overflow", "bound range", "invalid opcode", "device not available",
+    "double fault", "coprocessor overrun", "invalid TSS", "segment not present", "stack fault", "general protection",
+    "page fault", "reserved", "x87 FP", "alignment check", "machine check", "SIMD FP", "virtualization", "control protection",
+    "reserved", "reserved", "reserved", "reserved", "reserved", "reserved", "HV injection", "VMM communication", "security", "reserved",
+];
+
+/// Called by trap_common for every trap and interrupt.
+#[no_mangle]
+extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    match frame.vector {
+        v if v < 32 => exception(frame),
+        v if v == layout::VECTOR_XEN_CALLBACK as u64 => crate::platform::on_xen_upcall(),
+        v if v == layout::VECTOR_LAPIC_TIMER as u64 => crate::platform::on_lapic_timer(),
+        _ => {} // spurious or a masked PIC line: nothing to do
+    }
+}
+
+fn exception(f: &TrapFrame) -> ! {
+    let cr2: u64;
+    // SAFETY: reading CR2 has no side effects.
+    unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) };
+    let name = EXCEPTION_NAMES[f.vector as usize];
+    let in_payload = (layout::PAYLOAD_WINDOW_BASE..layout::PAYLOAD_WINDOW_LIMIT).contains(&f.rip);
+    crate::console::emergency(format_args!(
+        "\nxshim: {} exception #{} ({}) error_code={:#x} at rip={:#018x} cr2={:#018x}\n\
+         rax={:#018x} rbx={:#018x} rcx={:#018x} rdx={:#018x}\n\
+         rsi={:#018x} rdi={:#018x} rbp={:#018x} rsp={:#018x}\n\
+         r8 ={:#018x} r9 ={:#018x} r10={:#018x} r11={:#018x}\n\
+         r12={:#018x} r13={:#018x} r14={:#018x} r15={:#018x}\n\
+         cs={:#x} ss={:#x} rflags={:#x}\n",
+        if in_payload { "payload" } else { "shim" },
+        f.vector, name, f.error_code, f.rip, cr2,
+        f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.rsp,
+        f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15, f.cs, f.ss, f.rflags
+    ));
+    crate::platform::crash(if in_payload { "payload exception" } else { "shim exception" })
+}
+
+/// Jumps to the payload on its own stack with interrupts enabled.
+pub fn jump_to_payload(entry: u64, stack_top: u64, boot_info: u64) -> ! {
+    // SAFETY: the loader validated that `entry` is inside an executable segment it copied,
+    // `stack_top` is the top of the payload stack, and `boot_info` points at a static.
+    unsafe { enter_payload(entry, stack_top, boot_info) }
+}
+
+pub fn outb(port: u16, val: u8) {
+    // SAFETY: the shim owns the machine; the ports it names are the legacy devices it drives.
+    unsafe { x86_64::instructions::port::Port::new(port).write(val) }
+}
+
+pub fn inb(port: u16) -> u8 {
+    // SAFETY: see outb.
+    unsafe { x86_64::instructions::port::Port::new(port).read() }
+}
+
+pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
+    let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
+    (r.eax, r.ebx, r.ecx, r.edx)
+}
+
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC has no side effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+pub fn wrmsr(msr: u32, value: u64) {
+    // SAFETY: callers write architectural or hypervisor-advertised MSRs with valid values.
+    unsafe { x86_64::registers::model_specific::Msr::new(msr).write(value) }
+}
+
+pub fn rdmsr(msr: u32) -> u64 {
+    // SAFETY: callers read architectural MSRs that exist on every x86-64 CPU.
+    unsafe { x86_64::registers::model_specific::Msr::new(msr).read() }
+}
+
+/// Interrupts on, halt until one arrives, interrupts off again: no lost wake-up, because
+/// `sti` takes effect only after the following `hlt` has started.
+pub fn wait_for_interrupt() {
+    // SAFETY: enabling interrupts is fine here: handlers run on the IST stack and return.
+    unsafe { asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+}
+
+pub fn halt_forever() -> ! {
+    loop {
+        x86_64::instructions::interrupts::disable();
+        x86_64::instructions::hlt();
+    }
+}

@@ -1,0 +1,169 @@
+//! The shim's consoles: the 16550 UART when booted without Xen, Xen's debug port (0xE9, lands
+//! in `xl dmesg`) and the PV console ring under Xen. Payload output goes to the guest console
+//! (UART or ring); log lines also go to the debug port so early boot is visible in `xl dmesg`.
+use crate::arch;
+use crate::platform::xen::console_ring::ConsoleRing;
+use core::fmt::{self, Write};
+use spin::Mutex;
+use uart_16550::SerialPort;
+use xshim_shim::layout;
+
+pub struct Console {
+    serial: Option<SerialPort>,
+    debug_port: bool,
+    ring: Option<ConsoleRing>,
+}
+
+static CONSOLE: Mutex<Console> = Mutex::new(Console { serial: None, debug_port: false, ring: None });
+
+/// Booted without Xen: COM1.
+pub fn init_serial() {
+    // SAFETY: COM1 is the standard 16550 at 0x3f8 on the PC platform QEMU emulates.
+    let mut port = unsafe { SerialPort::new(layout::COM1_PORT) };
+    port.init();
+    CONSOLE.lock().serial = Some(port);
+}
+
+/// Under Xen: port 0xE9 until the ring is up (and for log lines after).
+pub fn init_xen_debug_port() {
+    CONSOLE.lock().debug_port = true;
+}
+
+pub fn attach_ring(ring: ConsoleRing) {
+    CONSOLE.lock().ring = Some(ring);
+}
+
+/// Runs `f` on the console ring, if there is one.
+pub fn with_ring<R>(f: impl FnOnce(&mut ConsoleRing) -> R) -> Option<R> {
+    CONSOLE.lock().ring.as_mut().map(f)
+}
+
+/// Waits for the console backend to drain the ring (on the way out; skips if locked).
+pub fn flush_ring(timeout_ns: u64) {
+    if let Some(mut c) = CONSOLE.try_lock() {
+        if let Some(r) = c.ring.as_mut() {
+            r.flush(timeout_ns);
+        }
+    }
+}
+
+fn e9_bytes(bytes: &[u8]) {
+    for &b in bytes {
+        arch::outb(layout::XEN_DEBUG_PORT, b);
+    }
+}
+
+impl Console {
+    fn serial_bytes(&mut self, bytes: &[u8]) {
+        if let Some(s) = self.serial.as_mut() {
+            for &b in bytes {
+                if b == b'\n' {
+                    s.send(b'\r');
+                }
+                s.send(b);
+            }
+        }
+    }
+
+    fn guest_console(&mut self, bytes: &[u8]) {
+        self.serial_bytes(bytes);
+        match self.ring.as_mut() {
+            Some(r) => r.write_all(bytes),
+            None if self.debug_port => e9_bytes(bytes),
+            None => {}
+        }
+    }
+}
+
+/// The payload's console output.
+pub fn payload_write(bytes: &[u8]) {
+    CONSOLE.lock().guest_console(bytes);
+}
+
+/// Non-blocking console input.
+pub fn read(buf: &mut [u8]) -> usize {
+    let mut c = CONSOLE.lock();
+    if let Some(r) = c.ring.as_mut() {
+        return r.read(buf);
+    }
+    let mut n = 0;
+    if let Some(s) = c.serial.as_mut() {
+        while n < buf.len() {
+            match s.try_receive() {
+                Ok(b) => {
+                    buf[n] = b;
+                    n += 1;
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    n
+}
+
+pub fn input_pending() -> bool {
+    let c = CONSOLE.lock();
+    if let Some(r) = c.ring.as_ref() {
+        return r.input_pending();
+    }
+    // Line status register, bit 0: data ready.
+    c.serial.is_some() && arch::inb(layout::COM1_PORT + 5) & 1 != 0
+}
+
+struct Sink<'a>(&'a mut Console);
+impl Write for Sink<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.guest_console(s.as_bytes());
+        if self.0.debug_port && self.0.ring.is_some() {
+            e9_bytes(s.as_bytes());
+        }
+        Ok(())
+    }
+}
+
+/// Writes straight to Xen's debug port (no lock): for the console ring's own troubles.
+pub fn debug_port_write(args: fmt::Arguments) {
+    struct E9;
+    impl Write for E9 {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            e9_bytes(s.as_bytes());
+            Ok(())
+        }
+    }
+    let _ = writeln!(E9, "{args}");
+}
+
+/// Crash path: takes the console even if the crashing code held it.
+pub fn emergency(args: fmt::Arguments) {
+    if CONSOLE.is_locked() {
+        // SAFETY: we are about to crash the domain; the holder was interrupted by the fault
+        // on this single vCPU and will never run again.
+        unsafe { CONSOLE.force_unlock() };
+    }
+    let mut c = CONSOLE.lock();
+    let _ = Sink(&mut c).write_fmt(args);
+}
+
+struct Logger;
+static LOGGER: Logger = Logger;
+
+impl log::Log for Logger {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= log::max_level()
+    }
+    fn log(&self, r: &log::Record) {
+        if !self.enabled(r.metadata()) {
+            return;
+        }
+        let us = crate::platform::clock::now_ns() / 1000;
+        let mut c = CONSOLE.lock();
+        let _ = writeln!(Sink(&mut c), "[{:5}.{:06}] xshim: {}: {}", us / 1_000_000, us % 1_000_000, r.level().as_str().to_ascii_lowercase(), r.args());
+    }
+    fn flush(&self) {}
+}
+
+/// Installs the logger; `level` from `xshim.log=` on the command line.
+pub fn init_logger(level: log::LevelFilter) {
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(level);
+}

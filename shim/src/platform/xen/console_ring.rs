@@ -1,0 +1,122 @@
+//! The Xen PV console ring (io/console.h): the payload's console under Xen.
+use super::shared_ring::{SharedBytes, SharedIdx};
+use super::{events, hypercall};
+use xshim_shim::xen::abi::console::{XenconsInterface, IN_SIZE, OUT_SIZE};
+use xshim_shim::xen::ring;
+
+pub struct ConsoleRing {
+    page: *mut XenconsInterface,
+    pub port: u32,
+}
+
+// SAFETY: the ring page is only touched under the console lock, on one vCPU.
+unsafe impl Send for ConsoleRing {}
+
+/// How long a write waits for the backend before it reports a stall (and keeps waiting).
+const STALL_REPORT_NS: u64 = 10_000_000_000;
+
+impl ConsoleRing {
+    /// # Safety
+    /// `page` must be the identity-mapped console ring page the toolstack set up.
+    pub unsafe fn new(page: u64, port: u32) -> ConsoleRing {
+        ConsoleRing { page: page as *mut XenconsInterface, port }
+    }
+
+    fn out(&self) -> (SharedBytes, SharedIdx, SharedIdx) {
+        let p = self.page;
+        // SAFETY: field projections of the mapped ring page (raw, no references taken).
+        unsafe {
+            (
+                SharedBytes { base: (&raw mut (*p).out) as *mut u8, size: OUT_SIZE as u32 },
+                SharedIdx(&raw mut (*p).out_prod),
+                SharedIdx(&raw mut (*p).out_cons),
+            )
+        }
+    }
+
+    fn inp(&self) -> (SharedBytes, SharedIdx, SharedIdx) {
+        let p = self.page;
+        // SAFETY: as out().
+        unsafe {
+            (
+                SharedBytes { base: (&raw mut (*p).in_) as *mut u8, size: IN_SIZE as u32 },
+                SharedIdx(&raw mut (*p).in_prod),
+                SharedIdx(&raw mut (*p).in_cons),
+            )
+        }
+    }
+
+    /// Writes all of `bytes`, waiting (blocked, not spinning) while the ring is full.
+    pub fn write_all(&mut self, mut bytes: &[u8]) {
+        let mut waited = 0u64;
+        while !bytes.is_empty() {
+            let (mut data, prod, cons) = self.out();
+            match ring::produce(&mut data, prod.get(), cons.get(), bytes) {
+                Ok((n, new_prod)) => {
+                    if n > 0 {
+                        prod.set(new_prod);
+                        hypercall::evtchn_send(self.port);
+                        bytes = &bytes[n..];
+                        waited = 0;
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    // A backend that wrote nonsense indices: resynchronise rather than overrun.
+                    debug_port_line(format_args!("xshim: console ring: {e}; resetting out_cons"));
+                    cons.set(prod.get());
+                    continue;
+                }
+            }
+            events::wait_on_port(self.port, 1_000_000_000);
+            waited += 1_000_000_000;
+            if waited % STALL_REPORT_NS == 0 {
+                debug_port_line(format_args!("xshim: console ring full for {} s: backend not consuming; still waiting", waited / 1_000_000_000));
+            }
+        }
+    }
+
+    /// Non-blocking read of console input.
+    pub fn read(&mut self, out: &mut [u8]) -> usize {
+        let (data, prod, cons) = self.inp();
+        match ring::consume(&data, prod.get(), cons.get(), out) {
+            Ok((n, new_cons)) => {
+                if n > 0 {
+                    cons.set(new_cons);
+                    hypercall::evtchn_send(self.port);
+                }
+                n
+            }
+            Err(e) => {
+                debug_port_line(format_args!("xshim: console input ring: {e}; discarding input"));
+                cons.set(prod.get());
+                0
+            }
+        }
+    }
+
+    pub fn input_pending(&self) -> bool {
+        let (_, prod, cons) = self.inp();
+        prod.get() != cons.get()
+    }
+
+    /// Waits until the backend has consumed every byte written, up to `timeout_ns`.
+    /// Returns the bytes still unconsumed.
+    pub fn flush(&mut self, timeout_ns: u64) -> u32 {
+        let start = super::time::xen_system_time();
+        loop {
+            let (_, prod, cons) = self.out();
+            let left = prod.get().wrapping_sub(cons.get());
+            if left == 0 || super::time::xen_system_time().saturating_sub(start) >= timeout_ns {
+                return left;
+            }
+            hypercall::evtchn_send(self.port);
+            events::wait_on_port(self.port, 100_000_000);
+        }
+    }
+}
+
+/// A line on Xen's debug console, for problems with the console ring itself.
+pub fn debug_port_line(args: core::fmt::Arguments) {
+    crate::console::debug_port_write(args);
+}

@@ -1,0 +1,89 @@
+//! Event channels, 2-level ABI, over the shared_info page: scanning and clearing pending
+//! ports, and waiting for one port (SCHEDOP_poll) where interrupts are off.
+use super::hypercall;
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use xshim_shim::xen::abi::xen::{SharedInfo, EVTCHN_WORDS};
+
+#[repr(C, align(4096))]
+pub struct SharedInfoPage(pub [u8; 4096]);
+
+/// The frame Xen's shared_info is placed at (XENMEM_add_to_physmap), in the shim's bss.
+pub static mut SHARED_INFO_PAGE: SharedInfoPage = SharedInfoPage([0; 4096]);
+static SHARED_INFO: AtomicPtr<SharedInfo> = AtomicPtr::new(core::ptr::null_mut());
+
+pub fn shared_info_gpfn() -> u64 {
+    (&raw const SHARED_INFO_PAGE as u64) >> 12
+}
+
+/// Called once shared_info is mapped at SHARED_INFO_PAGE (boot and every resume).
+pub fn set_shared_info_mapped() {
+    SHARED_INFO.store(&raw mut SHARED_INFO_PAGE as *mut SharedInfo, Ordering::Release);
+}
+
+/// shared_info, once mapped.
+pub fn shared_info() -> Option<&'static SharedInfo> {
+    let p = SHARED_INFO.load(Ordering::Acquire);
+    // SAFETY: p is null or the page Xen maps shared_info into, which stays mapped; we only
+    // read it through atomics or volatile reads below, as Xen writes it concurrently.
+    unsafe { p.as_ref() }
+}
+
+fn atomic_u64(word: &u64) -> &AtomicU64 {
+    // SAFETY: AtomicU64 has the same layout as u64; the word lives in shared_info, which Xen
+    // updates with atomic operations too.
+    unsafe { AtomicU64::from_ptr(word as *const u64 as *mut u64) }
+}
+
+fn atomic_u8(byte: &u8) -> &AtomicU8 {
+    // SAFETY: as atomic_u64, for a byte of vcpu_info.
+    unsafe { AtomicU8::from_ptr(byte as *const u8 as *mut u8) }
+}
+
+pub fn clear_pending(port: u32) {
+    if let Some(si) = shared_info() {
+        let (w, b) = ((port / 64) as usize, port % 64);
+        if w < EVTCHN_WORDS {
+            atomic_u64(&si.evtchn_pending[w]).fetch_and(!(1u64 << b), Ordering::SeqCst);
+        }
+    }
+}
+
+/// Takes every pending, unmasked port (vCPU0), clearing its pending bit; calls `f` for each.
+pub fn drain_pending(mut f: impl FnMut(u32)) {
+    let Some(si) = shared_info() else { return };
+    let vi = &si.vcpu_info[0];
+    loop {
+        atomic_u8(&vi.evtchn_upcall_pending).store(0, Ordering::SeqCst);
+        let sel = atomic_u64(&vi.evtchn_pending_sel).swap(0, Ordering::SeqCst);
+        if sel == 0 {
+            break;
+        }
+        for w in (0..EVTCHN_WORDS).filter(|w| sel & (1u64 << w) != 0) {
+            let pending = atomic_u64(&si.evtchn_pending[w]).load(Ordering::SeqCst);
+            let mask = atomic_u64(&si.evtchn_mask[w]).load(Ordering::SeqCst);
+            let mut ready = pending & !mask;
+            while ready != 0 {
+                let b = ready.trailing_zeros();
+                ready &= ready - 1;
+                atomic_u64(&si.evtchn_pending[w]).fetch_and(!(1u64 << b), Ordering::SeqCst);
+                f(w as u32 * 64 + b);
+            }
+        }
+    }
+}
+
+/// Masks or unmasks upcalls for vCPU0 (the suspend path runs with them masked).
+pub fn set_upcall_mask(masked: bool) {
+    if let Some(si) = shared_info() {
+        atomic_u8(&si.vcpu_info[0].evtchn_upcall_mask).store(masked as u8, Ordering::SeqCst);
+    }
+}
+
+/// Waits (blocked in Xen, no spinning) until `port` fires or `timeout_ns` of Xen system time
+/// pass. The caller re-checks its condition afterwards; spurious returns are fine.
+pub fn wait_on_port(port: u32, timeout_ns: u64) {
+    let deadline = super::time::xen_system_time().saturating_add(timeout_ns);
+    // Clear first: SCHEDOP_poll returns at once while the port is still pending.
+    clear_pending(port);
+    hypercall::sched_poll(port, deadline);
+}

@@ -1,0 +1,120 @@
+//! The hypercall page and the typed hypercalls the shim makes. Under PVH the page is filled by
+//! Xen when we write its address to the MSR that CPUID leaf base+2 names.
+use crate::arch;
+use core::arch::asm;
+use xshim_shim::xen::abi::{event_channel as ec, hvm_params as hp, memory as mem, sched, vcpu, xen::hypercall as nr};
+use zerocopy::IntoBytes;
+
+#[repr(C, align(4096))]
+struct HypercallPage([u8; 4096]);
+
+/// Pre-filled with `ret` so that a page Xen did not fill is detectable (XTF does the same).
+static mut HYPERCALL_PAGE: HypercallPage = HypercallPage([0xc3; 4096]);
+
+/// The Xen CPUID leaf base (0x40000000 + 0x100 * n), if running under Xen.
+pub fn xen_cpuid_base() -> Option<u32> {
+    (0x4000_0000..0x4001_0000).step_by(0x100).find(|&base| {
+        let (eax, ebx, ecx, edx) = arch::cpuid(base, 0);
+        ebx == 0x566e_6558 && ecx == 0x65584d4d && edx == 0x4d4d_566e && eax >= base + 2
+    })
+}
+
+#[derive(Debug)]
+pub struct HypercallPageError;
+
+/// Asks Xen to fill the hypercall page and checks that it did.
+pub fn install_page(cpuid_base: u32) -> Result<(), HypercallPageError> {
+    let (_pages, msr, _, _) = arch::cpuid(cpuid_base + 2, 0);
+    let page = &raw mut HYPERCALL_PAGE as u64;
+    arch::wrmsr(msr, page);
+    // SAFETY: reading the first byte of our own static page; Xen wrote it synchronously.
+    let first = unsafe { core::ptr::read_volatile(page as *const u8) };
+    if first == 0xc3 {
+        return Err(HypercallPageError);
+    }
+    Ok(())
+}
+
+/// A raw hypercall with up to five arguments (rdi, rsi, rdx, r10, r8).
+fn hypercall(op: usize, a1: u64, a2: u64, a3: u64) -> i64 {
+    let entry = &raw const HYPERCALL_PAGE as u64 + (op as u64) * 32;
+    let ret: i64;
+    // SAFETY: `entry` is Xen's stub for `op` in the installed hypercall page; Xen reads only
+    // the memory the arguments point to, which callers pass as live references; all argument
+    // registers are marked clobbered (debug Xen scrubs them).
+    unsafe {
+        asm!("call {entry}",
+            entry = in(reg) entry,
+            lateout("rax") ret,
+            inlateout("rdi") a1 => _,
+            inlateout("rsi") a2 => _,
+            inlateout("rdx") a3 => _,
+            lateout("r10") _, lateout("r8") _, lateout("rcx") _, lateout("r11") _,
+        );
+    }
+    ret
+}
+
+fn ptr<T: IntoBytes + zerocopy::Immutable + ?Sized>(arg: &T) -> u64 {
+    arg.as_bytes().as_ptr() as u64
+}
+
+pub fn xen_version() -> i64 {
+    hypercall(nr::XEN_VERSION, xshim_shim::xen::abi::xen::XENVER_VERSION, 0, 0)
+}
+
+pub fn hvm_get_param(index: u32) -> Result<u64, i64> {
+    let mut p = hp::XenHvmParam { domid: mem::DOMID_SELF, pad: 0, index, value: 0 };
+    let rc = hypercall(nr::HVM_OP, hp::HVMOP_GET_PARAM as u64, p.as_mut_bytes().as_mut_ptr() as u64, 0);
+    if rc < 0 { Err(rc) } else { Ok(p.value) }
+}
+
+pub fn hvm_set_param(index: u32, value: u64) -> Result<(), i64> {
+    let p = hp::XenHvmParam { domid: mem::DOMID_SELF, pad: 0, index, value };
+    let rc = hypercall(nr::HVM_OP, hp::HVMOP_SET_PARAM as u64, ptr(&p), 0);
+    if rc < 0 { Err(rc) } else { Ok(()) }
+}
+
+pub fn add_to_physmap(space: u32, idx: u64, gpfn: u64) -> Result<(), i64> {
+    let a = mem::XenAddToPhysmap { domid: mem::DOMID_SELF, size: 0, space, idx, gpfn };
+    let rc = hypercall(nr::MEMORY_OP, mem::XENMEM_ADD_TO_PHYSMAP as u64, ptr(&a), 0);
+    if rc < 0 { Err(rc) } else { Ok(()) }
+}
+
+pub fn evtchn_bind_virq(virq: u32, vcpu: u32) -> Result<u32, i64> {
+    let mut b = ec::EvtchnBindVirq { virq, vcpu, port: 0 };
+    let rc = hypercall(nr::EVENT_CHANNEL_OP, ec::EVTCHNOP_BIND_VIRQ as u64, b.as_mut_bytes().as_mut_ptr() as u64, 0);
+    if rc < 0 { Err(rc) } else { Ok(b.port) }
+}
+
+fn evtchn_port_op(op: u32, port: u32) -> i64 {
+    let a = ec::EvtchnPortArg { port };
+    hypercall(nr::EVENT_CHANNEL_OP, op as u64, ptr(&a), 0)
+}
+
+pub fn evtchn_send(port: u32) -> i64 {
+    evtchn_port_op(ec::EVTCHNOP_SEND, port)
+}
+
+pub fn evtchn_unmask(port: u32) -> i64 {
+    evtchn_port_op(ec::EVTCHNOP_UNMASK, port)
+}
+
+/// Blocks until `port` is pending or Xen system time reaches `timeout_ns` (0: no timeout).
+pub fn sched_poll(port: u32, timeout_ns: u64) -> i64 {
+    let ports = [port];
+    let p = sched::SchedPoll { ports: ports.as_ptr() as u64, nr_ports: 1, pad: 0, timeout: timeout_ns };
+    hypercall(nr::SCHED_OP, sched::SCHEDOP_POLL as u64, ptr(&p), 0)
+}
+
+/// `SCHEDOP_shutdown`. For `Suspend`, `suspend_record` is the PV start_info mfn (PVH: 0);
+/// the return value is 0 in a new domain and 1 if cancelled.
+pub fn sched_shutdown(reason: sched::ShutdownReason, suspend_record: u64) -> i64 {
+    let s = sched::SchedShutdown { reason: reason as u32 };
+    hypercall(nr::SCHED_OP, sched::SCHEDOP_SHUTDOWN as u64, ptr(&s), suspend_record)
+}
+
+pub fn set_singleshot_timer(timeout_abs_ns: u64) -> i64 {
+    let t = vcpu::VcpuSetSingleshotTimer { timeout_abs_ns, flags: 0, pad: 0 };
+    hypercall(nr::VCPU_OP, vcpu::VCPUOP_SET_SINGLESHOT_TIMER as u64, 0, ptr(&t))
+}

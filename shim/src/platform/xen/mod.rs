@@ -1,0 +1,306 @@
+//! The shim as a Xen PVH guest: bring-up (hypercall page, shared_info, grant frames, event
+//! channels, console, xenstore), the event upcall, the `control/shutdown` protocol, and the
+//! PVH steps of the suspend/resume sequence (`xshim_shim::suspend`).
+pub mod console_ring;
+pub mod events;
+pub mod hypercall;
+pub mod shared_ring;
+pub mod time;
+pub mod xenstore;
+
+use crate::platform::{clock, Exit};
+use crate::{console, services};
+use alloc::format;
+use spin::Mutex;
+use xenstore::Xenstore;
+use xshim_shim::layout;
+use xshim_shim::suspend::{suspend_and_resume, Outcome, SuspendSteps};
+use xshim_shim::xen::abi::{event_channel::VIRQ_TIMER, hvm_params as hp, memory, sched::ShutdownReason};
+use xshim_shim::xen::xenstore_wire::XsError;
+
+#[repr(C, align(4096))]
+struct GrantFrame([u8; 4096]);
+/// The grant table's first frame, placed here with XENMAPSPACE_grant_table.
+static mut GRANT_FRAME: GrantFrame = GrantFrame([0; 4096]);
+
+pub struct XenState {
+    xenstore: Xenstore,
+    timer_port: u32,
+    console_port: u32,
+    /// Suspends completed (either outcome), for the log.
+    suspends: u64,
+}
+
+static XEN: Mutex<Option<XenState>> = Mutex::new(None);
+
+fn gpfn_of<T>(p: *const T) -> u64 {
+    p as u64 >> 12
+}
+
+fn param(index: u32, name: &str) -> u64 {
+    hypercall::hvm_get_param(index).unwrap_or_else(|rc| crate::platform::crash(&format!("HVMOP_get_param({name}) failed: {rc}")))
+}
+
+fn map_shared_info() {
+    if let Err(rc) = hypercall::add_to_physmap(memory::XENMAPSPACE_SHARED_INFO, 0, events::shared_info_gpfn()) {
+        crate::platform::crash(&format!("XENMEM_add_to_physmap(shared_info) failed: {rc}"));
+    }
+    events::set_shared_info_mapped();
+}
+
+fn map_grant_frame() -> Result<(), i64> {
+    hypercall::add_to_physmap(memory::XENMAPSPACE_GRANT_TABLE, 0, gpfn_of(&raw const GRANT_FRAME))
+}
+
+fn set_callback_vector() {
+    if let Err(rc) = hypercall::hvm_set_param(hp::HVM_PARAM_CALLBACK_IRQ, hp::callback_via_vector(layout::VECTOR_XEN_CALLBACK)) {
+        crate::platform::crash(&format!("HVM_PARAM_CALLBACK_IRQ failed: {rc}"));
+    }
+}
+
+/// Binds VIRQ_TIMER and reads the console and xenstore ports; unmasks all three.
+fn bind_ports() -> (u32, u32, u32) {
+    let timer = hypercall::evtchn_bind_virq(VIRQ_TIMER, 0).unwrap_or_else(|rc| crate::platform::crash(&format!("EVTCHNOP_bind_virq(VIRQ_TIMER) failed: {rc}")));
+    let console = param(hp::HVM_PARAM_CONSOLE_EVTCHN, "CONSOLE_EVTCHN") as u32;
+    let store = param(hp::HVM_PARAM_STORE_EVTCHN, "STORE_EVTCHN") as u32;
+    for port in [timer, console, store] {
+        hypercall::evtchn_unmask(port);
+    }
+    (timer, console, store)
+}
+
+/// The nodes libxl and other toolstacks look for before they ask us to suspend.
+fn advertise_features(xs: &mut Xenstore) -> Result<(), XsError> {
+    for f in ["control/feature-suspend", "control/feature-poweroff", "control/feature-reboot"] {
+        xs.write(0, f, "1")?;
+    }
+    xs.watch("control/shutdown", "shutdown")
+}
+
+/// PVH bring-up. Returns the Xen version for the log.
+pub fn init(cpuid_base: u32) {
+    if hypercall::install_page(cpuid_base).is_err() {
+        crate::platform::crash("Xen did not fill the hypercall page");
+    }
+    let ver = hypercall::xen_version();
+    map_shared_info();
+    clock::use_xen();
+    if let Err(rc) = map_grant_frame() {
+        log::warn!("grant table frame not mapped ({rc}): grants unavailable");
+    }
+    let (timer_port, console_port, store_port) = bind_ports();
+    let console_pfn = param(hp::HVM_PARAM_CONSOLE_PFN, "CONSOLE_PFN");
+    // SAFETY: the toolstack set up the console ring at this pfn; we identity-map it.
+    console::attach_ring(unsafe { console_ring::ConsoleRing::new(console_pfn << 12, console_port) });
+    set_callback_vector();
+    let store_pfn = param(hp::HVM_PARAM_STORE_PFN, "STORE_PFN");
+    // SAFETY: the toolstack set up the xenstore ring at this pfn; we identity-map it.
+    let mut xenstore = unsafe { Xenstore::new(store_pfn << 12, store_port) };
+    if let Err(e) = advertise_features(&mut xenstore) {
+        log::error!("xenstore: cannot advertise features/watch control/shutdown: {e}; save/restore will not work");
+    }
+    log::info!(
+        "Xen {}.{} PVH: shared_info at pfn {:#x}, console pfn {:#x} port {}, xenstore pfn {:#x} port {}, timer port {}",
+        ver >> 16, ver & 0xffff, events::shared_info_gpfn(), console_pfn, console_port, store_pfn, store_port, timer_port
+    );
+    *XEN.lock() = Some(XenState { xenstore, timer_port, console_port, suspends: 0 });
+}
+
+pub fn arm_timer(xen_time_ns: u64) {
+    hypercall::set_singleshot_timer(xen_time_ns);
+}
+
+/// The event upcall: drain ports; xenstore traffic may carry a shutdown request.
+pub fn on_upcall() {
+    let mut guard = XEN.lock();
+    let Some(st) = guard.as_mut() else {
+        events::drain_pending(|_| {});
+        return;
+    };
+    let mut xenstore_event = false;
+    let store_port = st.xenstore.port;
+    events::drain_pending(|port| xenstore_event |= port == store_port);
+    if xenstore_event {
+        st.xenstore.poll_watches();
+    }
+    while let Some((path, token)) = st.xenstore.watch_events.pop_front() {
+        if token == "shutdown" {
+            handle_shutdown_request(st);
+        } else {
+            log::debug!("xenstore: watch event {path} ({token}) ignored");
+        }
+    }
+}
+
+/// Reads and acknowledges `control/shutdown` in a transaction, as libxl expects.
+fn take_shutdown_request(xs: &mut Xenstore) -> Result<alloc::string::String, XsError> {
+    loop {
+        let tx = xs.transaction_start()?;
+        let req = match xs.read(tx, "control/shutdown") {
+            Ok(r) => r,
+            Err(XsError::Xenstore(e)) if e == "ENOENT" => alloc::string::String::new(),
+            Err(e) => {
+                let _ = xs.transaction_end(tx, false);
+                return Err(e);
+            }
+        };
+        if req.is_empty() {
+            xs.transaction_end(tx, false)?;
+            return Ok(req);
+        }
+        xs.write(tx, "control/shutdown", "")?;
+        match xs.transaction_end(tx, true) {
+            Ok(()) => return Ok(req),
+            Err(XsError::Xenstore(e)) if e == "EAGAIN" => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn handle_shutdown_request(st: &mut XenState) {
+    let t_request = clock::now_ns();
+    let req = match take_shutdown_request(&mut st.xenstore) {
+        Ok(r) => r,
+        Err(e) => {
+            log::error!("control/shutdown: cannot read the request: {e}");
+            return;
+        }
+    };
+    match req.as_str() {
+        "" => {}
+        "poweroff" | "halt" => {
+            log::info!("control/shutdown: {req}");
+            exit(Exit::Poweroff(0));
+        }
+        "reboot" => {
+            log::info!("control/shutdown: reboot");
+            exit(Exit::Reboot);
+        }
+        "suspend" => {
+            log::info!("control/shutdown: suspend (generation {})", services::generation());
+            let mut steps = PvhSuspend { st, t_request, t_hypercall: 0, t_return: 0, mono_at_suspend: 0 };
+            let outcome = suspend_and_resume(&mut steps);
+            let st = steps.st;
+            st.suspends += 1;
+            log::info!(
+                "resumed: {:?}, generation {}, suspends {}",
+                outcome, services::generation(), st.suspends
+            );
+        }
+        other => log::warn!("control/shutdown: unknown request \"{other}\" ignored"),
+    }
+}
+
+/// The PVH steps of the suspend/resume sequence.
+struct PvhSuspend<'a> {
+    st: &'a mut XenState,
+    t_request: u64,
+    t_hypercall: u64,
+    t_return: u64,
+    mono_at_suspend: u64,
+}
+
+impl SuspendSteps for PvhSuspend<'_> {
+    fn quiesce(&mut self) {
+        // We run in the upcall handler with interrupts off: the payload is frozen where it
+        // was. Masking upcalls keeps Xen from queueing the vector while we suspend.
+        events::set_upcall_mask(true);
+    }
+    fn console_flush(&mut self) {
+        let left = console::with_ring(|r| r.flush(5_000_000_000)).unwrap_or(0);
+        if left != 0 {
+            crate::console::debug_port_write(format_args!("xshim: console backend left {left} bytes unread before suspend"));
+        }
+    }
+    fn xenstore_suspend(&mut self) {
+        // Requests are synchronous: none is in flight here. Pick up anything already queued.
+        self.st.xenstore.poll_watches();
+    }
+    fn gnttab_suspend(&mut self) {
+        // PVH: the grant frame is in our physmap; nothing to unmap.
+    }
+    fn time_suspend(&mut self) {
+        self.mono_at_suspend = clock::now_ns();
+    }
+    fn arch_pre_suspend(&mut self) {
+        // PVH: no pagetable pinning and no mfn->pfn canonicalisation (auto-translated).
+        self.t_hypercall = clock::now_ns();
+    }
+    fn hypercall_suspend(&mut self) -> i64 {
+        let rc = hypercall::sched_shutdown(ShutdownReason::Suspend, 0);
+        self.t_return = self.mono_at_suspend.max(clock::now_ns());
+        rc
+    }
+    fn arch_post_suspend(&mut self, outcome: Outcome) {
+        if outcome == Outcome::NewDomain {
+            map_shared_info();
+        }
+        set_callback_vector();
+    }
+    fn time_resume(&mut self, outcome: Outcome) {
+        if outcome == Outcome::NewDomain {
+            clock::rebase_on_xen(self.mono_at_suspend);
+            self.t_return = clock::now_ns();
+        }
+    }
+    fn gnttab_resume(&mut self, outcome: Outcome) {
+        if outcome == Outcome::NewDomain {
+            if let Err(rc) = map_grant_frame() {
+                log::warn!("grant table frame not re-mapped after resume ({rc})");
+            }
+        }
+    }
+    fn events_resume(&mut self) {
+        let (timer, console_port, store) = bind_ports();
+        self.st.timer_port = timer;
+        self.st.console_port = console_port;
+        self.st.xenstore.port = store;
+    }
+    fn console_resume(&mut self, outcome: Outcome) {
+        if outcome == Outcome::NewDomain {
+            let pfn = param(hp::HVM_PARAM_CONSOLE_PFN, "CONSOLE_PFN");
+            // SAFETY: the new domain's console ring page, identity-mapped.
+            console::attach_ring(unsafe { console_ring::ConsoleRing::new(pfn << 12, self.st.console_port) });
+        }
+    }
+    fn xenstore_resume(&mut self, outcome: Outcome) {
+        if outcome == Outcome::NewDomain {
+            let port = self.st.xenstore.port;
+            let pfn = param(hp::HVM_PARAM_STORE_PFN, "STORE_PFN");
+            // SAFETY: the new domain's xenstore ring page, identity-mapped.
+            self.st.xenstore = unsafe { Xenstore::new(pfn << 12, port) };
+            self.st.xenstore.reconnect(port);
+            if let Err(e) = advertise_features(&mut self.st.xenstore) {
+                log::error!("xenstore: re-registering after resume failed: {e}");
+            }
+        }
+    }
+    fn payload_resume(&mut self, outcome: Outcome) {
+        if outcome == Outcome::NewDomain {
+            services::note_resumed();
+        }
+        events::set_upcall_mask(false);
+        let now = clock::now_ns();
+        log::debug!(
+            "suspend timing: request->hypercall {} us, hypercall->payload {} us ({:?})",
+            (self.t_hypercall - self.t_request) / 1000,
+            now.saturating_sub(self.t_return) / 1000,
+            outcome
+        );
+    }
+}
+
+pub fn exit(how: Exit) -> ! {
+    let reason = match how {
+        Exit::Poweroff(_) => ShutdownReason::Poweroff,
+        Exit::Reboot => ShutdownReason::Reboot,
+        Exit::Crash => ShutdownReason::Crash,
+    };
+    if let Exit::Poweroff(code) = how {
+        log::info!("poweroff (payload code {code})");
+    }
+    // Let the backend drain the console so the last lines are not lost.
+    crate::console::flush_ring(2_000_000_000);
+    hypercall::sched_shutdown(reason, 0);
+    crate::arch::halt_forever()
+}

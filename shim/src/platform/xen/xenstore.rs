@@ -1,0 +1,158 @@
+//! The xenstore client over the shared ring (io/xs_wire.h). Requests are synchronous and are
+//! only made with interrupts off (boot, event handler), so a reply is never awaited twice.
+//! Watch events that arrive between replies are queued for the caller.
+use super::shared_ring::{SharedBytes, SharedIdx};
+use super::{events, hypercall};
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec::Vec;
+use xshim_shim::xen::abi::xs_wire::{XenstoreDomainInterface, XsType, XENSTORE_RING_SIZE};
+use xshim_shim::xen::ring;
+use xshim_shim::xen::xenstore_wire::{encode_request, parse_tx_id, reply_text, Message, Reassembler, XsError};
+
+/// How long one request may take before it is reported as a timeout.
+const REQUEST_TIMEOUT_NS: u64 = 10_000_000_000;
+
+pub struct Xenstore {
+    page: *mut XenstoreDomainInterface,
+    pub port: u32,
+    next_req_id: u32,
+    incoming: Reassembler,
+    pub watch_events: VecDeque<(String, String)>,
+}
+
+// SAFETY: used under the platform lock on one vCPU.
+unsafe impl Send for Xenstore {}
+
+impl Xenstore {
+    /// # Safety
+    /// `page` must be the identity-mapped xenstore ring page of this domain.
+    pub unsafe fn new(page: u64, port: u32) -> Xenstore {
+        Xenstore { page: page as *mut XenstoreDomainInterface, port, next_req_id: 1, incoming: Reassembler::default(), watch_events: VecDeque::new() }
+    }
+
+    /// After a restore: the ring page was cleared by the toolstack and the port is new.
+    pub fn reconnect(&mut self, port: u32) {
+        self.port = port;
+        self.incoming.clear();
+        let (_, _, rsp_cons, rsp_prod) = self.indices();
+        // Replies to requests of the old domain cannot come; start from the current state.
+        rsp_cons.set(rsp_prod.get());
+    }
+
+    fn indices(&self) -> (SharedIdx, SharedIdx, SharedIdx, SharedIdx) {
+        let p = self.page;
+        // SAFETY: raw field projections of the mapped ring page.
+        unsafe { (SharedIdx(&raw mut (*p).req_prod), SharedIdx(&raw mut (*p).req_cons), SharedIdx(&raw mut (*p).rsp_cons), SharedIdx(&raw mut (*p).rsp_prod)) }
+    }
+
+    fn send_bytes(&mut self, mut bytes: &[u8], deadline: u64) -> Result<(), XsError> {
+        let p = self.page;
+        // SAFETY: as indices().
+        let mut data = SharedBytes { base: unsafe { (&raw mut (*p).req) as *mut u8 }, size: XENSTORE_RING_SIZE as u32 };
+        while !bytes.is_empty() {
+            let (req_prod, req_cons, _, _) = self.indices();
+            let (n, new_prod) = ring::produce(&mut data, req_prod.get(), req_cons.get(), bytes)?;
+            if n > 0 {
+                req_prod.set(new_prod);
+                hypercall::evtchn_send(self.port);
+                bytes = &bytes[n..];
+                continue;
+            }
+            if super::time::xen_system_time() > deadline {
+                return Err(XsError::Timeout);
+            }
+            events::wait_on_port(self.port, 100_000_000);
+        }
+        Ok(())
+    }
+
+    /// Moves every available reply byte into the reassembler.
+    fn pull(&mut self) -> Result<(), XsError> {
+        let p = self.page;
+        // SAFETY: as indices().
+        let data = SharedBytes { base: unsafe { (&raw mut (*p).rsp) as *mut u8 }, size: XENSTORE_RING_SIZE as u32 };
+        let (_, _, rsp_cons, rsp_prod) = self.indices();
+        let mut buf = [0u8; XENSTORE_RING_SIZE];
+        let (n, new_cons) = ring::consume(&data, rsp_prod.get(), rsp_cons.get(), &mut buf).inspect_err(|_| {
+            // Hostile indices: drop what is there rather than read past the ring.
+            rsp_cons.set(rsp_prod.get());
+        })?;
+        if n > 0 {
+            rsp_cons.set(new_cons);
+            hypercall::evtchn_send(self.port);
+            self.incoming.push(&buf[..n]);
+        }
+        Ok(())
+    }
+
+    fn queue_watch_event(&mut self, msg: &Message) {
+        match msg.watch_event() {
+            Ok(ev) => self.watch_events.push_back(ev),
+            Err(e) => log::warn!("xenstore: ignoring {e}"),
+        }
+    }
+
+    /// Reads watch events that arrived while no request was in flight.
+    pub fn poll_watches(&mut self) {
+        if let Err(e) = self.pull() {
+            log::warn!("xenstore: {e}");
+        }
+        loop {
+            match self.incoming.next_message() {
+                Ok(Some(m)) if m.is_watch_event() => self.queue_watch_event(&m),
+                Ok(Some(m)) => log::warn!("xenstore: unexpected reply (type {}, id {}) with no request in flight", m.header.type_, m.header.req_id),
+                Ok(None) => break,
+                Err(e) => log::warn!("xenstore: dropping malformed message: {e}"),
+            }
+        }
+    }
+
+    /// Sends one request and waits for its reply.
+    pub fn request(&mut self, ty: XsType, tx_id: u32, parts: &[&[u8]]) -> Result<Vec<u8>, XsError> {
+        let req_id = self.next_req_id;
+        self.next_req_id = self.next_req_id.wrapping_add(1);
+        let bytes = encode_request(ty, req_id, tx_id, parts)?;
+        let deadline = super::time::xen_system_time() + REQUEST_TIMEOUT_NS;
+        self.send_bytes(&bytes, deadline)?;
+        loop {
+            self.pull()?;
+            while let Some(m) = self.incoming.next_message()? {
+                if m.is_watch_event() {
+                    self.queue_watch_event(&m);
+                } else if m.header.req_id == req_id {
+                    return m.into_reply(ty);
+                } else {
+                    log::warn!("xenstore: dropping reply with id {} (waiting for {req_id})", m.header.req_id);
+                }
+            }
+            if super::time::xen_system_time() > deadline {
+                return Err(XsError::Timeout);
+            }
+            events::wait_on_port(self.port, 100_000_000);
+        }
+    }
+
+    pub fn read(&mut self, tx: u32, path: &str) -> Result<String, XsError> {
+        let v = self.request(XsType::Read, tx, &[path.as_bytes(), b"\0"])?;
+        Ok(String::from(reply_text(&v)?))
+    }
+
+    pub fn write(&mut self, tx: u32, path: &str, value: &str) -> Result<(), XsError> {
+        self.request(XsType::Write, tx, &[path.as_bytes(), b"\0", value.as_bytes()]).map(|_| ())
+    }
+
+    pub fn watch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
+        self.request(XsType::Watch, 0, &[path.as_bytes(), b"\0", token.as_bytes(), b"\0"]).map(|_| ())
+    }
+
+    pub fn transaction_start(&mut self) -> Result<u32, XsError> {
+        let v = self.request(XsType::TransactionStart, 0, &[b"\0"])?;
+        parse_tx_id(&v)
+    }
+
+    /// Ends a transaction; Err(Xenstore("EAGAIN")) means "conflict, retry".
+    pub fn transaction_end(&mut self, tx: u32, commit: bool) -> Result<(), XsError> {
+        self.request(XsType::TransactionEnd, tx, &[if commit { b"T\0" } else { b"F\0" }]).map(|_| ())
+    }
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Boots the cached lab (Xen + dom0) under QEMU/TCG with the files of RUNDIR as /xlab
+# (RUNDIR/test.sh is the scenario dom0 runs), bounded by a time limit. The serial console
+# (Xen, dom0 and the scenario's output) goes to stdout.
+# usage: run-lab.sh RUNDIR TIMEOUT_SECONDS
+set -euo pipefail
+rundir=$1; limit=$2
+cache=${XSHIM_LAB_CACHE:?XSHIM_LAB_CACHE must name the cache directory}
+for f in xen.elf vmlinuz dom0.cpio.gz; do
+  [ -f "$cache/$f" ] || { echo "lab run: $cache/$f missing: run 'cargo xshim lab build'" >&2; exit 2; }
+done
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/root/xlab"; cp -a "$rundir"/. "$tmp/root/xlab/"
+( cd "$tmp/root" && find . | cpio -o -H newc --quiet | gzip -1 ) > "$tmp/run.cpio.gz"
+cat "$cache/dom0.cpio.gz" "$tmp/run.cpio.gz" > "$tmp/initrd.gz"
+xen_cmdline="console=com1 com1=115200 dom0_mem=2048M,max:2048M loglvl=all guest_loglvl=all noreboot"
+dom0_cmdline="console=hvc0 earlyprintk=xen rdinit=/xlab-init quiet"
+exec timeout --kill-after=10 "$limit" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m 3072 \
+  -nographic -no-reboot -serial stdio -monitor none -display none \
+  -kernel "$cache/xen.elf" -append "$xen_cmdline" \
+  -initrd "$cache/vmlinuz $dom0_cmdline,$tmp/initrd.gz"
