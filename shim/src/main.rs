@@ -63,6 +63,16 @@ mod kernel {
     struct PayloadStack([u8; layout::PAYLOAD_STACK_SIZE]);
     static mut PAYLOAD_STACK: PayloadStack = PayloadStack([0; layout::PAYLOAD_STACK_SIZE]);
 
+    extern "C" {
+        static __shim_end: u8;
+    }
+
+    /// The end of the shim's image and bss (linker/shim.ld).
+    fn shim_end() -> u64 {
+        // Only the address of the linker symbol is taken, never its contents.
+        &raw const __shim_end as u64
+    }
+
     /// Guest-physical reads through the identity map (first 4 GiB).
     struct IdentityMap;
     impl PhysRead for IdentityMap {
@@ -130,7 +140,7 @@ mod kernel {
             boot.memmap.len()
         );
 
-        let plan = payload_load::find(&boot.modules).and_then(|src| payload_load::load(&src));
+        let plan = payload_load::find(&boot.modules, shim_end()).and_then(|src| payload_load::load(&src));
         let plan = match plan {
             Ok(p) => p,
             Err(e) => {

@@ -28,7 +28,8 @@ fn embedded() -> Option<Source> {
 }
 
 /// Picks the payload: a boot module wins over an embedded one.
-pub fn find(modules: &[Module]) -> Result<Source, String> {
+/// `shim_end` is where the shim's image and bss end (Xen places modules right after it).
+pub fn find(modules: &[Module], shim_end: u64) -> Result<Source, String> {
     if let Some(m) = modules.first() {
         if m.size == 0 {
             return Err(String::from("boot module 0 (the payload) is empty"));
@@ -36,7 +37,7 @@ pub fn find(modules: &[Module]) -> Result<Source, String> {
         if m.paddr.checked_add(m.size).is_none_or(|end| end > layout::IDENTITY_MAP_LIMIT) {
             return Err(format!("boot module at {:#x} (+{:#x}) is outside the identity map", m.paddr, m.size));
         }
-        if overlaps(m.paddr, m.size, layout::PAYLOAD_WINDOW_BASE, layout::PAYLOAD_WINDOW_LIMIT) || overlaps(m.paddr, m.size, layout::SHIM_BASE, layout::SHIM_LIMIT) {
+        if overlaps(m.paddr, m.size, layout::PAYLOAD_WINDOW_BASE, layout::PAYLOAD_WINDOW_LIMIT) || overlaps(m.paddr, m.size, layout::SHIM_BASE, shim_end) {
             return Err(format!("boot module at {:#x} (+{:#x}) overlaps the shim or the payload window", m.paddr, m.size));
         }
         return Ok(Source::Module(*m));

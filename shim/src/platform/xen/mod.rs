@@ -107,7 +107,10 @@ pub fn init(cpuid_base: u32) {
 }
 
 pub fn arm_timer(xen_time_ns: u64) {
-    hypercall::set_singleshot_timer(xen_time_ns);
+    let rc = hypercall::set_singleshot_timer(xen_time_ns);
+    if rc != 0 {
+        log::warn!("VCPUOP_set_singleshot_timer({xen_time_ns}) failed: {rc}");
+    }
 }
 
 /// The event upcall: drain ports; xenstore traffic may carry a shutdown request.
@@ -227,9 +230,9 @@ impl SuspendSteps for PvhSuspend<'_> {
         self.t_hypercall = clock::now_ns();
     }
     fn hypercall_suspend(&mut self) -> i64 {
-        let rc = hypercall::sched_shutdown(ShutdownReason::Suspend, 0);
-        self.t_return = self.mono_at_suspend.max(clock::now_ns());
-        rc
+        // Nothing may read shared_info between here and arch_post_suspend: in a new domain
+        // its frame is not mapped until we add it to the physmap again.
+        hypercall::sched_shutdown(ShutdownReason::Suspend, 0)
     }
     fn arch_post_suspend(&mut self, outcome: Outcome) {
         if outcome == Outcome::NewDomain {
@@ -237,11 +240,11 @@ impl SuspendSteps for PvhSuspend<'_> {
         }
         set_callback_vector();
     }
-    fn time_resume(&mut self, outcome: Outcome) {
-        if outcome == Outcome::NewDomain {
-            clock::rebase_on_xen(self.mono_at_suspend);
-            self.t_return = clock::now_ns();
-        }
+    fn time_resume(&mut self, _outcome: Outcome) {
+        // Either way the guest stood still (saved, or paused while checkpointed): the
+        // payload's clock continues from where it stopped instead of jumping ahead.
+        clock::rebase_on_xen(self.mono_at_suspend);
+        self.t_return = clock::now_ns();
     }
     fn gnttab_resume(&mut self, outcome: Outcome) {
         if outcome == Outcome::NewDomain {

@@ -12,7 +12,8 @@ fn read_volatile<T: Copy>(r: &T) -> T {
 pub fn xen_system_time() -> u64 {
     let Some(si) = shared_info() else { return 0 };
     let t = &si.vcpu_info[0].time;
-    loop {
+    // Bounded: a frame that is not (yet) shared_info reads as all-ones, an odd version forever.
+    for _ in 0..10_000 {
         let v1 = read_volatile(&t.version);
         fence(Ordering::Acquire);
         let tsc_ts = read_volatile(&t.tsc_timestamp);
@@ -32,18 +33,21 @@ pub fn xen_system_time() -> u64 {
             return sys.wrapping_add(((delta as u128 * mul as u128) >> 32) as u64);
         }
     }
+    0
 }
 
 /// Wall-clock time (seconds, nanoseconds since the Unix epoch).
 pub fn wallclock() -> (u64, u32) {
     let Some(si) = shared_info() else { return (0, 0) };
+    let mut tries = 0;
     let (sec, nsec) = loop {
+        tries += 1;
         let v1 = read_volatile(&si.wc_version);
         fence(Ordering::Acquire);
         let sec = read_volatile(&si.wc_sec) as u64 | (read_volatile(&si.wc_sec_hi) as u64) << 32;
         let nsec = read_volatile(&si.wc_nsec);
         fence(Ordering::Acquire);
-        if v1 & 1 == 0 && v1 == read_volatile(&si.wc_version) {
+        if (v1 & 1 == 0 && v1 == read_volatile(&si.wc_version)) || tries > 10_000 {
             break (sec, nsec);
         }
     };

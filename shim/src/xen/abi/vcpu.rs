@@ -1,7 +1,7 @@
 //! xen/include/public/vcpu.h: the one-shot timer.
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-pub const VCPUOP_SET_SINGLESHOT_TIMER: u32 = 6;
+pub const VCPUOP_SET_SINGLESHOT_TIMER: u32 = 8;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
