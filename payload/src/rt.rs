@@ -98,11 +98,38 @@ impl fmt::Write for Shim {
     }
 }
 
+/// The `.note.xshim` note every Rust payload carries: owner "XSHIM", type 1, the ABI
+/// version it was built against (the shim refuses a version it does not serve).
+#[repr(C, align(4))]
+pub struct AbiNote {
+    namesz: u32,
+    descsz: u32,
+    note_type: u32,
+    name: [u8; 8],
+    desc: u32,
+}
+
+impl AbiNote {
+    pub const fn new() -> AbiNote {
+        AbiNote { namesz: 6, descsz: 4, note_type: 1, name: *b"XSHIM\0\0\0", desc: abi::ABI_VERSION }
+    }
+}
+
+impl Default for AbiNote {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Defines `_start` and a panic handler for a payload whose body is
 /// `fn main(shim: &mut Shim) -> u64` (the return value is the poweroff code).
 #[macro_export]
 macro_rules! payload_main {
     ($main:path) => {
+        #[used]
+        #[link_section = ".note.xshim"]
+        static XSHIM_ABI_NOTE: $crate::rt::AbiNote = $crate::rt::AbiNote::new();
+
         #[no_mangle]
         pub extern "sysv64" fn _start(boot: *const $crate::abi::BootInfo) -> ! {
             // SAFETY: `boot` is the pointer the shim passed in rdi.

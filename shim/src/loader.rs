@@ -30,6 +30,8 @@ pub enum LoadError {
     EntryOutsideSegments(u64),
     EntryNotExecutable(u64),
     TooManySegments(usize),
+    /// The payload's `.note.xshim` names an ABI version this shim does not serve.
+    AbiVersion(u32),
 }
 
 impl fmt::Display for LoadError {
@@ -57,6 +59,7 @@ impl fmt::Display for LoadError {
             LoadError::EntryOutsideSegments(e) => write!(f, "payload entry point {e:#x} is outside every loaded segment"),
             LoadError::EntryNotExecutable(e) => write!(f, "payload entry point {e:#x} is in a segment that is not executable"),
             LoadError::TooManySegments(n) => write!(f, "payload has {n} PT_LOAD segments (at most 16)"),
+            LoadError::AbiVersion(v) => write!(f, "payload was built for payload ABI v{v}; this shim serves v{}", xshim_payload::abi::ABI_VERSION),
         }
     }
 }
@@ -75,6 +78,8 @@ pub struct Segment {
 pub struct LoadPlan {
     pub entry: u64,
     pub segments: Vec<Segment>,
+    /// From the payload's `.note.xshim`, if it has one (C payloads may not).
+    pub abi_version: Option<u32>,
 }
 
 impl LoadPlan {
@@ -161,7 +166,15 @@ pub fn plan(bytes: &[u8]) -> Result<LoadPlan, LoadError> {
     if !seg.executable {
         return Err(LoadError::EntryNotExecutable(entry));
     }
-    Ok(LoadPlan { entry, segments })
+    let abi_version = elf.iter_note_headers(bytes).and_then(|notes| {
+        notes.flatten().find(|n| n.name.trim_end_matches('\0') == "XSHIM" && n.n_type == 1 && n.desc.len() == 4).map(|n| u32::from_le_bytes([n.desc[0], n.desc[1], n.desc[2], n.desc[3]]))
+    });
+    if let Some(v) = abi_version {
+        if v != xshim_payload::abi::ABI_VERSION {
+            return Err(LoadError::AbiVersion(v));
+        }
+    }
+    Ok(LoadPlan { entry, segments, abi_version })
 }
 
 #[cfg(test)]

@@ -1,1 +1,229 @@
-fn main(){}
+//! `xshim`: the host CLI. Builds the shim and payloads, wraps a payload into a bootable
+//! image, inspects images, boots them in QEMU, drives the real-Xen lab, runs every test tier.
+mod build;
+mod fixtures;
+mod inspect;
+mod lab;
+mod qemu;
+mod testrun;
+mod ticker_check;
+mod util;
+mod wrap;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "xshim", version, about = "Build, wrap, inspect, run and test xshim guests (QEMU and real Xen)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what the project needs on this Debian 12 machine (QEMU 10, debootstrap, the Rust target).
+    Setup,
+    /// Build the shim and the example payloads for x86_64-unknown-none.
+    Build,
+    /// Wrap a payload ELF and the shim into one bootable image.
+    Wrap {
+        /// The payload ELF (e.g. target/x86_64-unknown-none/release/ticker).
+        payload: PathBuf,
+        /// Where to write the image.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// The shim ELF (default: the one `xshim build` made).
+        #[arg(long)]
+        shim: Option<PathBuf>,
+    },
+    /// Show a shim, wrapped image or payload: Xen notes, payload ABI version, segments.
+    Inspect {
+        file: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Boot an image in QEMU (direct PVH boot; KVM if available, else TCG). Exit status = the payload's.
+    Run {
+        /// A wrapped image, or the shim with --payload.
+        image: PathBuf,
+        /// A payload ELF to pass as the boot module.
+        #[arg(long)]
+        payload: Option<PathBuf>,
+        /// Command line: `xshim.log=debug` for the shim, the rest for the payload.
+        #[arg(long, default_value = "")]
+        cmdline: String,
+        #[arg(long, default_value_t = 128)]
+        memory: u32,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// The real-Xen lab (Xen 4.17 + xl in QEMU, from Debian's packages).
+    Lab {
+        #[command(subcommand)]
+        cmd: LabCmd,
+    },
+    /// Run every test tier; ends with "N passed, N failed".
+    Test {
+        /// Skip the real-Xen lab tier.
+        #[arg(long)]
+        no_lab: bool,
+        /// Also run the long mixed soak (50 operations).
+        #[arg(long)]
+        soak: bool,
+    },
+    /// The main demo: wrap ticker, boot it under real Xen, save it, restore it, show it continue.
+    Demo,
+}
+
+#[derive(Subcommand)]
+enum LabCmd {
+    /// Build (or check) the cached lab.
+    Build,
+    /// Run a scenario in the lab and print one PASS/FAIL line per check.
+    Run {
+        #[arg(value_enum)]
+        scenario: lab::Scenario,
+        /// Guest type (default: pvh; linux-baseline: pv).
+        #[arg(long, value_enum)]
+        mode: Option<lab::Mode>,
+        /// Example payload to run under the shim.
+        #[arg(long, default_value = "ticker")]
+        payload: String,
+        /// A wrapped image instead of shim + payload.
+        #[arg(long)]
+        image: Option<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        cycles: u32,
+        /// Guest memory in MiB.
+        #[arg(long, default_value_t = 128)]
+        memory: u32,
+        /// Extra payload command-line words (e.g. spin=1).
+        #[arg(long, default_value = "")]
+        args: String,
+    },
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("xshim: {msg}");
+    ExitCode::from(1)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Setup => match build::setup() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e),
+        },
+        Cmd::Build => match build::build() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e),
+        },
+        Cmd::Wrap { payload, output, shim } => {
+            let shim = shim.unwrap_or_else(util::shim_elf);
+            let r = util::read_file(&shim).and_then(|s| Ok((s, util::read_file(&payload)?))).and_then(|(s, p)| wrap::wrap(&s, &p).map_err(|e| format!("{}: {e}", payload.display())));
+            match r.and_then(|img| std::fs::write(&output, &img).map(|_| img.len()).map_err(|e| format!("{}: {e}", output.display()))) {
+                Ok(n) => {
+                    println!("wrote {} ({} KiB)", output.display(), n / 1024);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Cmd::Inspect { file, json } => match util::read_file(&file).and_then(|b| inspect::inspect(&b)) {
+            Ok(r) => {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&r.json).unwrap_or_default());
+                } else {
+                    print!("{}", r.text);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(format!("{}: {e}", file.display())),
+        },
+        Cmd::Run { image, payload, cmdline, memory, timeout } => match qemu::run(&image, payload.as_deref(), &cmdline, memory, Duration::from_secs(timeout), true) {
+            Ok(r) if r.timed_out => fail(format!("timed out after {timeout} s")),
+            Ok(r) => match r.payload_code {
+                Some(127) => fail("the guest crashed"),
+                Some(c) => ExitCode::from(c as u8),
+                None => {
+                    eprintln!("xshim: qemu ended with status {:?} (reboot or no exit device)", r.qemu_status);
+                    ExitCode::from(2)
+                }
+            },
+            Err(e) => fail(e),
+        },
+        Cmd::Lab { cmd: LabCmd::Build } => match build::setup().and_then(|_| lab::build()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e),
+        },
+        Cmd::Lab { cmd: LabCmd::Run { scenario, mode, payload, image, cycles, memory, args } } => {
+            let mode = mode.unwrap_or(if scenario == lab::Scenario::LinuxBaseline { lab::Mode::Pv } else { lab::Mode::Pvh });
+            if image.is_none() && scenario != lab::Scenario::LinuxBaseline && !util::payload_elf(&payload).exists() {
+                if let Err(e) = build::build() {
+                    return fail(e);
+                }
+            }
+            if let Err(e) = lab::build() {
+                return fail(e);
+            }
+            match lab::run(&lab::LabOpts { scenario, mode, payload, image, cycles, memory, payload_args: args }, true) {
+                Ok(res) => {
+                    lab::report(&res);
+                    if res.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Cmd::Test { no_lab, soak } => {
+            if let Err(e) = build::setup() {
+                return fail(e);
+            }
+            let lab = !no_lab && std::env::var_os("XSHIM_NO_LAB").is_none();
+            ExitCode::from(testrun::run(testrun::TestOpts { lab, soak }) as u8)
+        }
+        Cmd::Demo => demo(),
+    }
+}
+
+fn demo() -> ExitCode {
+    if let Err(e) = build::setup().and_then(|_| build::build()) {
+        return fail(e);
+    }
+    let image = util::artifacts().join("ticker.xshim");
+    let wrapped = util::read_file(&util::shim_elf()).and_then(|s| Ok((s, util::read_file(&util::payload_elf("ticker"))?))).and_then(|(s, p)| wrap::wrap(&s, &p));
+    match wrapped.and_then(|img| std::fs::write(&image, img).map_err(|e| e.to_string())) {
+        Ok(()) => println!("demo: wrapped ticker into {}", image.display()),
+        Err(e) => return fail(e),
+    }
+    println!("demo: booting it in QEMU (no Xen) for 3 ticks");
+    match qemu::run(&image, None, "ticks=3", 128, Duration::from_secs(60), true) {
+        Ok(r) if r.payload_code == Some(0) => println!("demo: QEMU boot OK"),
+        Ok(r) => return fail(format!("QEMU boot ended with {:?}", r.payload_code)),
+        Err(e) => return fail(e),
+    }
+    if let Err(e) = lab::build() {
+        return fail(e);
+    }
+    println!("demo: booting it under real Xen (PVH) in the lab, then xl save + xl restore");
+    let o = lab::LabOpts { scenario: lab::Scenario::Demo, mode: lab::Mode::Pvh, payload: "ticker".into(), image: Some(image), cycles: 1, memory: 128, payload_args: String::new() };
+    let res = match lab::run(&o, true) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let console = res.console_of("x1");
+    println!("---- the payload's console across the save/restore");
+    for l in console.iter().filter(|l| l.starts_with("TICK") || l.contains("control/shutdown: suspend") || l.contains("resumed:")) {
+        println!("  {l}");
+    }
+    let rep = ticker_check::check(console.iter().copied());
+    lab::report(&res);
+    let ok = res.passed() && rep.ok();
+    println!("demo verdict: {} — {}", if ok { "PASS" } else { "FAIL" }, rep.summary());
+    if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}

@@ -20,7 +20,7 @@ pvh_start32:
     or      $0x100, %eax                    /* LME */
     wrmsr
     mov     %cr0, %eax
-    and     $~0x4, %eax                     /* clear EM: payloads may use SSE */
+    and     $~0x60000004, %eax              /* clear CD and NW (firmware may leave caching off), EM */
     or      $0x80010022, %eax               /* PG | WP | NE | MP */
     mov     %eax, %cr0
     lgdt    boot_gdt_ptr

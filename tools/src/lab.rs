@@ -1,0 +1,306 @@
+//! The real-Xen lab: Xen 4.17 + a Debian dom0 with the xl toolstack, booted in QEMU/TCG from
+//! a cache built out of Debian's packages (tools/lab/build-lab.sh). A scenario is a shell
+//! script dom0 runs (tools/lab/xlab-lib.sh helpers); each step prints an XLAB-CHECK line, and
+//! the guest consoles come back as XLAB-CON lines for the host-side checks.
+use crate::{ticker_check, util};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// The guest reaches the payload; ticker/abi-check/hello verdicts; xl shutdown.
+    Boot,
+    /// xl save + xl restore, --cycles times.
+    Saverestore,
+    /// xl save -c (the guest keeps running), --cycles times.
+    Checkpoint,
+    /// xl migrate to localhost, --cycles times.
+    Migrate,
+    /// save/restore, checkpoint and migrate interleaved at random moments, --cycles operations.
+    Soak,
+    /// The same steps on a Linux PV guest of the same memory size.
+    LinuxBaseline,
+    /// The demo: boot, a few ticks, save, restore, a few ticks.
+    Demo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    Pv,
+    Pvh,
+}
+
+#[derive(Debug, Clone)]
+pub struct LabOpts {
+    pub scenario: Scenario,
+    pub mode: Mode,
+    pub payload: String,
+    pub image: Option<PathBuf>,
+    pub cycles: u32,
+    pub memory: u32,
+    pub payload_args: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: String,
+    pub pass: bool,
+    pub secs: f64,
+    pub detail: String,
+}
+
+#[derive(Debug, Default)]
+pub struct LabResult {
+    pub checks: Vec<Check>,
+    pub consoles: BTreeMap<String, Vec<String>>,
+    pub info: Vec<String>,
+    pub log_path: PathBuf,
+    pub finished: bool,
+    pub secs: f64,
+}
+
+impl LabResult {
+    pub fn passed(&self) -> bool {
+        self.finished && !self.checks.is_empty() && self.checks.iter().all(|c| c.pass)
+    }
+    /// Console lines of a guest, across its names (migration runs it as NAME--incoming).
+    pub fn console_of(&self, name: &str) -> Vec<&str> {
+        self.consoles.iter().filter(|(k, _)| *k == name || k.starts_with(&format!("{name}--"))).flat_map(|(_, v)| v.iter().map(|s| s.as_str())).collect()
+    }
+}
+
+pub fn build() -> Result<(), String> {
+    let script = util::root().join("tools/lab/build-lab.sh");
+    let t0 = Instant::now();
+    let st = Command::new("bash").arg(&script).env("XSHIM_LAB_CACHE", util::lab_cache()).status().map_err(|e| format!("{}: {e}", script.display()))?;
+    if !st.success() {
+        return Err(format!("lab build failed ({st})"));
+    }
+    eprintln!("lab build: ready in {:.1} s", util::secs(t0));
+    Ok(())
+}
+
+const GUEST: &str = "x1";
+
+/// The line count word and the wait that shows the guest reached its payload.
+fn readiness(payload: &str, linux: bool) -> (&'static str, String) {
+    if linux {
+        return ("COUNTER", format!("wait_count {GUEST} COUNTER 3 240"));
+    }
+    match payload {
+        "hello" => ("TICK", format!("wait_grep {GUEST} 'Hello from' 180")),
+        "abi-check" => ("TICK", format!("wait_grep {GUEST} 'abi-check: (PASS|FAIL)' 240")),
+        _ => ("TICK", format!("wait_count {GUEST} TICK 2 180")),
+    }
+}
+
+fn script(o: &LabOpts) -> String {
+    let linux = o.scenario == Scenario::LinuxBaseline;
+    let (word, ready) = readiness(&o.payload, linux);
+    let ty = match o.mode {
+        Mode::Pv => "pv",
+        Mode::Pvh => "pvh",
+    };
+    let mut s = String::from(". /xlab/xlab-lib.sh\n");
+    let _ = writeln!(s, "cat > /xlab/guest.cfg <<'CFG'\nname=\"{GUEST}\"\ntype=\"{ty}\"\nkernel=\"/xlab/kernel\"");
+    if linux {
+        let _ = writeln!(s, "ramdisk=\"/xlab/guest.cpio.gz\"\nextra=\"console=hvc0 quiet\"");
+    } else {
+        if o.image.is_none() {
+            let _ = writeln!(s, "ramdisk=\"/xlab/payload\"");
+        }
+        let _ = writeln!(s, "cmdline=\"xshim.log=debug {}\"", o.payload_args);
+    }
+    let _ = writeln!(s, "memory={}\nvcpus=1\non_crash=\"preserve\"\non_poweroff=\"destroy\"\non_reboot=\"destroy\"\nCFG", o.memory);
+    if !linux {
+        let _ = writeln!(s, "readnotes /xlab/kernel > /tmp/notes 2>&1 && check readnotes PASS 0 \"$(grep -c '' /tmp/notes) lines\" || check readnotes FAIL 0 \"$(tail -2 /tmp/notes | tr '\\n' ' ')\"");
+        let _ = writeln!(s, "grep -E 'PHYS32_ENTRY|GUEST_OS|SUSPEND_CANCEL' /tmp/notes | sed 's/^/XLAB-INFO readnotes: /'");
+    }
+    let _ = writeln!(s, "step create 120 xl create /xlab/guest.cfg || {{ dump_logs; exit 0; }}");
+    let _ = writeln!(s, "t0=$(now); if {ready}; then check reach-payload PASS \"$(dt $t0 $(now))\" ready; else check reach-payload FAIL \"$(dt $t0 $(now))\" 'no sign of the payload'; dump_logs; exit 0; fi");
+    let ops = |op: &str| -> String {
+        format!("i=1; while [ $i -le {n} ]; do {op} {GUEST} \"c$i-\" {word} || break; i=$((i+1)); done\n", n = o.cycles)
+    };
+    match o.scenario {
+        Scenario::Boot => match o.payload.as_str() {
+            "hello" | "abi-check" if !linux => {
+                let _ = writeln!(s, "t0=$(now); if wait_gone {GUEST} 60; then check powers-off PASS \"$(dt $t0 $(now))\" 'domain gone'; else check powers-off FAIL 60 'still there'; fi");
+            }
+            _ => {
+                let _ = writeln!(s, "step xl-shutdown 90 xl shutdown -w {GUEST}");
+            }
+        },
+        Scenario::Saverestore => s.push_str(&ops("save_restore")),
+        Scenario::Checkpoint => s.push_str(&ops("checkpoint")),
+        Scenario::Migrate => s.push_str(&ops("migrate")),
+        Scenario::Soak => {
+            let _ = writeln!(
+                s,
+                "i=1; while [ $i -le {n} ]; do r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' '); sleep $(awk -v r=$r 'BEGIN{{printf \"%.1f\", (r % 25) / 10}}'); \
+                 case $((r % 3)) in 0) save_restore {GUEST} \"s$i-\" {word};; 1) checkpoint {GUEST} \"s$i-\" {word};; 2) migrate {GUEST} \"s$i-\" {word};; esac || break; i=$((i+1)); done",
+                n = o.cycles
+            );
+        }
+        Scenario::LinuxBaseline => {
+            s.push_str(&format!("save_restore {GUEST} '' {word} && checkpoint {GUEST} '' {word} && migrate {GUEST} '' {word}\n"));
+        }
+        Scenario::Demo => {
+            let _ = writeln!(s, "wait_count {GUEST} TICK 4 60; echo \"XLAB-INFO saving at TICK $(last_count {GUEST} TICK)\"");
+            s.push_str(&format!("save_restore {GUEST} '' {word} && wait_count {GUEST} TICK $(( $(last_count {GUEST} TICK) + 3 )) 60\n"));
+        }
+    }
+    let _ = writeln!(s, "sleep 1; xl list | sed 's/^/XLAB-INFO xl list: /'; exists {GUEST} && xl destroy {GUEST}; dump_logs");
+    s
+}
+
+fn time_limit(o: &LabOpts) -> u64 {
+    let per_op = match o.scenario {
+        Scenario::Boot => 0,
+        Scenario::Migrate | Scenario::Soak => 60,
+        _ => 45,
+    };
+    (240 + per_op * o.cycles as u64 + if o.scenario == Scenario::LinuxBaseline { 240 } else { 0 }).min(3600)
+}
+
+fn parse_line(res: &mut LabResult, raw: &str) -> Option<String> {
+    let line = raw.rsplit('\r').next().unwrap_or(raw);
+    if let Some(i) = line.find("XLAB-CHECK ") {
+        let mut w = line[i + 11..].splitn(4, ' ');
+        let name = w.next()?.to_string();
+        let pass = w.next()? == "PASS";
+        let secs = w.next()?.parse().unwrap_or(0.0);
+        let detail = w.next().unwrap_or("").trim().to_string();
+        let c = Check { name, pass, secs, detail };
+        let msg = format!("{} {} ({:.2} s) {}", if c.pass { "PASS" } else { "FAIL" }, c.name, c.secs, c.detail);
+        res.checks.push(c);
+        return Some(msg);
+    }
+    if let Some(i) = line.find("XLAB-CON ") {
+        let rest = &line[i + 9..];
+        let (name, text) = rest.split_once(' ').unwrap_or((rest, ""));
+        res.consoles.entry(name.to_string()).or_default().push(text.to_string());
+    } else if let Some(i) = line.find("XLAB-INFO ") {
+        res.info.push(line[i + 10..].to_string());
+    } else if line.contains("XLAB: toolstack up at") {
+        res.info.push(line.trim().to_string());
+    } else if line.contains("XLAB: done at") {
+        res.finished = true;
+    }
+    None
+}
+
+/// Stages the files a scenario needs in a fresh run directory.
+fn stage(o: &LabOpts, dir: &Path) -> Result<(), String> {
+    let copy = |from: &Path, to: &str| std::fs::copy(from, dir.join(to)).map(|_| ()).map_err(|e| format!("{}: {e}", from.display()));
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    copy(&util::root().join("tools/lab/xlab-lib.sh"), "xlab-lib.sh")?;
+    if o.scenario == Scenario::LinuxBaseline {
+        copy(&util::lab_cache().join("vmlinuz"), "kernel")?;
+        copy(&util::lab_cache().join("guest.cpio.gz"), "guest.cpio.gz")?;
+    } else if let Some(img) = &o.image {
+        copy(img, "kernel")?;
+    } else {
+        copy(&util::shim_elf(), "kernel")?;
+        copy(&util::payload_elf(&o.payload), "payload")?;
+    }
+    std::fs::write(dir.join("test.sh"), script(o)).map_err(|e| e.to_string())
+}
+
+pub fn run(o: &LabOpts, echo: bool) -> Result<LabResult, String> {
+    if o.mode == Mode::Pv && o.scenario != Scenario::LinuxBaseline {
+        return Err("--mode pv: xshim does not boot as a classic PV guest yet (issue 4); use --mode pvh".into());
+    }
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let dir = util::root().join("target/lab-runs").join(format!("{:?}-{}-{stamp}", o.scenario, o.payload).to_lowercase());
+    let files = dir.join("xlab");
+    stage(o, &files)?;
+    let limit = time_limit(o);
+    let log_path = dir.join("serial.log");
+    let mut log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    let mut child = Command::new("bash")
+        .arg(util::root().join("tools/lab/run-lab.sh"))
+        .arg(&files)
+        .arg(limit.to_string())
+        .env("XSHIM_LAB_CACHE", util::lab_cache())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start the lab: {e}"))?;
+    let mut res = LabResult { log_path: log_path.clone(), ..Default::default() };
+    if echo {
+        println!("lab: {:?} ({:?}, payload {}, {} MiB, cycles {}), time limit {limit} s, log {}", o.scenario, o.mode, o.image.as_ref().map(|p| p.display().to_string()).unwrap_or(o.payload.clone()), o.memory, o.cycles, log_path.display());
+    }
+    for line in BufReader::new(child.stdout.take().expect("piped")).split(b'\n').map_while(Result::ok) {
+        let line = String::from_utf8_lossy(&line).into_owned();
+        let _ = writeln!(log, "{line}");
+        if let Some(msg) = parse_line(&mut res, &line) {
+            if echo {
+                println!("  {msg}");
+                let _ = std::io::stdout().flush();
+            }
+        }
+    }
+    let st = child.wait().map_err(|e| e.to_string())?;
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    res.secs = util::secs(t0);
+    if !res.finished {
+        res.checks.push(Check { name: "lab-finished".into(), pass: false, secs: res.secs, detail: format!("dom0 did not finish the scenario within {limit} s ({st}) {}", err.trim()) });
+    }
+    host_checks(o, &mut res);
+    Ok(res)
+}
+
+/// Checks made on the host from the guest's console.
+fn host_checks(o: &LabOpts, res: &mut LabResult) {
+    if o.scenario == Scenario::LinuxBaseline {
+        return;
+    }
+    let console = res.console_of(GUEST).join("\n");
+    let crashed = console.contains("xshim: crashing") || console.contains("PANIC");
+    let mut add = |name: &str, pass: bool, detail: String| res.checks.push(Check { name: name.into(), pass, secs: 0.0, detail });
+    add("no-shim-crash", !crashed, if crashed { "the shim crashed (see the console)".into() } else { "no crash or panic on the console".into() });
+    let is_ticker = o.payload == "ticker" || o.image.as_ref().is_some_and(|_| console.contains("TICKER start"));
+    if is_ticker && o.scenario != Scenario::Boot || (is_ticker && console.contains("TICK ")) {
+        let r = ticker_check::check(console.lines());
+        add("ticker-continuity", r.ok(), r.summary());
+    }
+    if o.payload == "abi-check" {
+        let pass = console.contains("abi-check: PASS");
+        let verdict = console.lines().find(|l| l.starts_with("abi-check: PASS") || l.starts_with("abi-check: FAIL")).unwrap_or("no verdict line").to_string();
+        add("abi-check-verdict", pass, verdict);
+    }
+}
+
+/// Prints a run's checks and, on failure, the end of the guest console.
+pub fn report(res: &LabResult) {
+    let passed = res.checks.iter().filter(|c| c.pass).count();
+    let timing = |n: &str| -> Option<String> {
+        let v: Vec<f64> = res.checks.iter().filter(|c| c.pass && (c.name == n || c.name.ends_with(&format!("-{n}")))).map(|c| c.secs).collect();
+        (!v.is_empty()).then(|| format!("{n} {} x, mean {:.2} s, max {:.2} s", v.len(), v.iter().sum::<f64>() / v.len() as f64, v.iter().cloned().fold(0.0, f64::max)))
+    };
+    let timings: Vec<String> = ["create", "save", "restore", "checkpoint", "migrate"].iter().filter_map(|n| timing(n)).collect();
+    println!("lab: {} of {} checks passed in {:.1} s; {}", passed, res.checks.len(), res.secs, timings.join("; "));
+    for i in res.info.iter().filter(|i| i.contains("toolstack up") || i.starts_with("readnotes")) {
+        println!("lab: {i}");
+    }
+    if let Some(i) = res.info.iter().find(|i| i.starts_with("image_bytes")) {
+        println!("lab: save {i}");
+    }
+    if !res.passed() {
+        println!("lab: FAILED; serial log: {}", res.log_path.display());
+        for (name, lines) in &res.consoles {
+            println!("---- console of {name} (last 25 lines)");
+            for l in lines.iter().rev().take(25).collect::<Vec<_>>().into_iter().rev() {
+                println!("  {l}");
+            }
+        }
+    }
+}

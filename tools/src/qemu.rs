@@ -1,0 +1,79 @@
+//! `xshim run`: QEMU direct PVH boot (-kernel uses the PHYS32_ENTRY note). KVM when /dev/kvm
+//! works, else TCG. The payload's poweroff code comes back through isa-debug-exit.
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct QemuRun {
+    /// The payload's exit: Some(code) for poweroff (127: crash), None for anything else.
+    pub payload_code: Option<i32>,
+    pub qemu_status: Option<i32>,
+    pub output: String,
+    pub timed_out: bool,
+    pub secs: f64,
+}
+
+fn kvm_usable() -> bool {
+    std::env::var("XSHIM_QEMU_ACCEL").map(|a| a == "kvm").unwrap_or(true) && std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok()
+}
+
+pub fn run(kernel: &Path, initrd: Option<&Path>, cmdline: &str, memory_mib: u32, timeout: Duration, echo: bool) -> Result<QemuRun, String> {
+    let mut cmd = Command::new("qemu-system-x86_64");
+    if kvm_usable() {
+        cmd.args(["-accel", "kvm"]);
+    } else {
+        cmd.args(["-accel", "tcg", "-cpu", "max"]);
+    }
+    cmd.args(["-m", &memory_mib.to_string(), "-nographic", "-no-reboot", "-serial", "stdio", "-monitor", "none", "-display", "none"]);
+    cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    cmd.arg("-kernel").arg(kernel);
+    if let Some(i) = initrd {
+        cmd.arg("-initrd").arg(i);
+    }
+    if !cmdline.is_empty() {
+        cmd.args(["-append", cmdline]);
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+    let t0 = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start qemu-system-x86_64 ({e}); run `cargo xshim setup`"))?;
+    let stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
+            let line = String::from_utf8_lossy(&line).replace('\r', "");
+            // Skip the firmware's screen-control noise before the shim's first line.
+            if echo {
+                println!("{line}");
+                let _ = std::io::stdout().flush();
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+            break Some(st);
+        }
+        if t0.elapsed() > timeout {
+            timed_out = true;
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut output = reader.join().unwrap_or_default();
+    if let Some(mut e) = child.stderr.take() {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut e, &mut s);
+        if !s.trim().is_empty() && status.map(|s| s.code() != Some(1)).unwrap_or(true) {
+            output.push_str(&s);
+        }
+    }
+    let qemu_status = status.and_then(|s| s.code());
+    let payload_code = qemu_status.filter(|c| c % 2 == 1).map(|c| c >> 1);
+    Ok(QemuRun { payload_code, qemu_status, output, timed_out, secs: t0.elapsed().as_secs_f64() })
+}

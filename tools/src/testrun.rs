@@ -1,0 +1,202 @@
+//! `xshim test`: every tier, each check printed as it runs, ending in "N passed, N failed".
+//! 1. host unit and integration tests (cargo test);
+//! 2. QEMU direct boot of the payloads, wrapped images and refused payloads;
+//! 3. the real-Xen lab (PVH guests under Xen 4.17 + xl), including save/restore.
+use crate::lab::{self, LabOpts, Mode, Scenario};
+use crate::{build, fixtures, inspect, qemu, ticker_check, util, wrap};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+#[derive(Default)]
+pub struct Tally {
+    passed: usize,
+    failed: usize,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    pub fn record(&mut self, name: &str, pass: bool, detail: &str) {
+        println!("{} {name}: {detail}", if pass { "PASS" } else { "FAIL" });
+        if pass {
+            self.passed += 1;
+        } else {
+            self.failed += 1;
+            self.failures.push(name.to_string());
+        }
+    }
+    fn console_on_failure(&self, pass: bool, output: &str) {
+        if !pass {
+            println!("---- console (last 40 lines)");
+            for l in output.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev() {
+                println!("  {l}");
+            }
+        }
+    }
+}
+
+pub struct TestOpts {
+    pub lab: bool,
+    pub soak: bool,
+}
+
+fn host_tests(t: &mut Tally) {
+    println!("== tier 1: host tests (cargo test --workspace)");
+    let out = util::cargo().args(["test", "--workspace", "--", "--nocapture"]).output();
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => return t.record("cargo-test", false, &format!("cannot run cargo: {e}")),
+    };
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let (mut p, mut f) = (0usize, 0usize);
+    for l in text.lines().filter(|l| l.starts_with("test result:")) {
+        let num = |key: &str| l.split(';').find(|x| x.contains(key)).and_then(|x| x.split_whitespace().rev().nth(1)?.parse::<usize>().ok()).unwrap_or(0);
+        p += num(" passed");
+        f += num(" failed");
+    }
+    for l in text.lines().filter(|l| l.starts_with("checked") || l.starts_with("refused with") || l.contains("... FAILED")) {
+        println!("  {l}");
+    }
+    let ok = out.status.success() && f == 0 && p > 0;
+    t.record("cargo-test", ok, &format!("{p} unit/integration tests passed, {f} failed"));
+    if !ok {
+        t.console_on_failure(false, &text);
+    }
+}
+
+fn qemu_boot(t: &mut Tally, name: &str, kernel: &Path, initrd: Option<&Path>, cmdline: &str, check: impl Fn(&qemu::QemuRun) -> Result<String, String>) {
+    match qemu::run(kernel, initrd, cmdline, 128, Duration::from_secs(90), false) {
+        Ok(r) => {
+            let verdict = if r.timed_out { Err(format!("timed out after {:.0} s", r.secs)) } else { check(&r) };
+            let pass = verdict.is_ok();
+            let detail = match verdict {
+                Ok(d) | Err(d) => format!("{d} ({:.1} s)", r.secs),
+            };
+            t.record(name, pass, &detail);
+            t.console_on_failure(pass, &r.output);
+        }
+        Err(e) => t.record(name, false, &e),
+    }
+}
+
+/// The shim's own "entering after N us" figure.
+fn entry_time(output: &str) -> String {
+    output.lines().find_map(|l| l.split("entering after ").nth(1)).map(|s| format!("payload entry after {}", s.trim())).unwrap_or_default()
+}
+
+fn qemu_tier(t: &mut Tally) {
+    println!("== tier 2: QEMU direct boot (no Xen: the shim uses the 16550 UART)");
+    let shim = util::shim_elf();
+    let sentinel = format!("{}", std::process::id() as u64 * 7919 % 1_000_000);
+    qemu_boot(t, "qemu-hello", &shim, Some(&util::payload_elf("hello")), "xshim.log=info greeting=1", |r| {
+        if r.payload_code != Some(0) {
+            return Err(format!("exit code {:?}, want 0", r.payload_code));
+        }
+        r.output.contains("Hello from an xshim payload").then(|| format!("greeting seen, exit 0, cmdline passed; {}", entry_time(&r.output))).ok_or("no greeting".into())
+    });
+    let want = format!("sentinel={sentinel}");
+    qemu_boot(t, "qemu-abi-check", &shim, Some(&util::payload_elf("abi-check")), &format!("sentinel={sentinel}"), |r| {
+        let verdict = r.output.lines().find(|l| l.starts_with("abi-check: PASS") || l.starts_with("abi-check: FAIL")).unwrap_or("no verdict").to_string();
+        if !r.output.contains(&want) {
+            return Err(format!("the runner's {want} did not reach the payload"));
+        }
+        (r.output.contains("abi-check: PASS") && r.payload_code == Some(0)).then(|| format!("{verdict}, sentinel arrived")).ok_or(format!("{verdict}, exit {:?}", r.payload_code))
+    });
+    qemu_boot(t, "qemu-ticker", &shim, Some(&util::payload_elf("ticker")), "ticks=3", |r| {
+        let rep = ticker_check::check(r.output.lines());
+        (rep.ok() && rep.ticks == 3 && r.payload_code == Some(0)).then(|| rep.summary()).ok_or(format!("{}; exit {:?}", rep.summary(), r.payload_code))
+    });
+    // A wrapped image boots without a module.
+    let image = util::artifacts().join("hello.xshim");
+    let wrapped = util::read_file(&shim).and_then(|s| Ok((s, util::read_file(&util::payload_elf("hello"))?))).and_then(|(s, p)| wrap::wrap(&s, &p));
+    match wrapped.and_then(|img| std::fs::write(&image, img).map_err(|e| e.to_string())) {
+        Ok(()) => {
+            qemu_boot(t, "qemu-wrapped-image", &image, None, "", |r| {
+                r.output.contains("Hello from").then(|| "wrapped hello boots without a module".to_string()).ok_or("no greeting".into())
+            });
+            inspect_checks(t, &image);
+        }
+        Err(e) => t.record("wrap-hello", false, &e),
+    }
+    // Bad payloads: refused by inspect and by the shim, with a message naming the problem.
+    let good = util::read_file(&util::payload_elf("hello")).unwrap_or_default();
+    for (name, bytes, phrase) in fixtures::bad_payloads(&good) {
+        let path = util::artifacts().join(format!("bad-{name}.elf"));
+        if let Err(e) = std::fs::write(&path, &bytes) {
+            t.record(&format!("bad-{name}"), false, &e.to_string());
+            continue;
+        }
+        match inspect::inspect(&bytes) {
+            Err(e) if e.contains(phrase) => t.record(&format!("inspect-refuses-{name}"), true, &e),
+            other => t.record(&format!("inspect-refuses-{name}"), false, &format!("{:?}", other.map(|r| r.text))),
+        }
+        let phrase = phrase.to_string();
+        qemu_boot(t, &format!("shim-refuses-{name}"), &shim, Some(&path), "", move |r| {
+            let line = r.output.lines().find(|l| l.contains("payload refused")).unwrap_or("").to_string();
+            (line.contains(&phrase) && r.payload_code == Some(127)).then(|| line.trim().to_string()).ok_or(format!("no refusal naming '{phrase}' (exit {:?})", r.payload_code))
+        });
+    }
+}
+
+fn inspect_checks(t: &mut Tally, image: &Path) {
+    let bytes = util::read_file(image).unwrap_or_default();
+    match inspect::inspect(&bytes) {
+        Ok(r) => {
+            let ours = r.text.contains("PHYS32_ENTRY") && r.text.contains("0x100000") && r.kind == "wrapped-image";
+            let readelf = Command::new("readelf").arg("-nW").arg(image).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+            // readelf does not name Xen's note types: PHYS32_ENTRY is type 0x12, descriptor 00 00 10 00.
+            let agrees = readelf.lines().any(|l| l.contains("Xen") && l.contains("0x00000012") && l.contains("00 00 10 00"));
+            t.record("inspect-wrapped-image", ours && agrees, &format!("inspect lists PHYS32_ENTRY 0x100000 and the embedded payload: {ours}; readelf -n agrees: {agrees}"));
+        }
+        Err(e) => t.record("inspect-wrapped-image", false, &e),
+    }
+}
+
+fn lab_check(t: &mut Tally, label: &str, o: LabOpts) {
+    match lab::run(&o, true) {
+        Ok(res) => {
+            lab::report(&res);
+            let failed: Vec<&str> = res.checks.iter().filter(|c| !c.pass).map(|c| c.name.as_str()).collect();
+            t.record(label, res.passed(), &format!("{} checks, {} failed {:?}, {:.0} s", res.checks.len(), failed.len(), failed, res.secs));
+        }
+        Err(e) => t.record(label, false, &e),
+    }
+}
+
+fn lab_tier(t: &mut Tally, soak: bool) {
+    println!("== tier 3: the real-Xen lab (Xen 4.17 + xl in QEMU/TCG), cache {}", util::lab_cache().display());
+    if let Err(e) = lab::build() {
+        return t.record("lab-build", false, &e);
+    }
+    let base = |scenario, payload: &str, cycles| LabOpts { scenario, mode: Mode::Pvh, payload: payload.into(), image: None, cycles, memory: 128, payload_args: String::new() };
+    for p in util::PAYLOADS {
+        lab_check(t, &format!("lab-boot-pvh-{p}"), base(Scenario::Boot, p, 1));
+    }
+    lab_check(t, "lab-saverestore-pvh-x10", base(Scenario::Saverestore, "ticker", 10));
+    lab_check(t, "lab-checkpoint-pvh-x5", base(Scenario::Checkpoint, "ticker", 5));
+    lab_check(t, "lab-migrate-pvh-x5", base(Scenario::Migrate, "ticker", 5));
+    lab_check(t, "lab-saverestore-pvh-busy", LabOpts { payload_args: "spin=1".into(), ..base(Scenario::Saverestore, "ticker", 2) });
+    lab_check(t, "lab-linux-baseline-pv", LabOpts { mode: Mode::Pv, ..base(Scenario::LinuxBaseline, "linux", 1) });
+    if soak {
+        lab_check(t, "lab-soak-pvh-x50", base(Scenario::Soak, "ticker", 50));
+    }
+}
+
+pub fn run(o: TestOpts) -> i32 {
+    let mut t = Tally::default();
+    host_tests(&mut t);
+    match build::build() {
+        Ok(()) => qemu_tier(&mut t),
+        Err(e) => t.record("bare-metal-build", false, &e),
+    }
+    if o.lab {
+        lab_tier(&mut t, o.soak);
+    } else {
+        println!("== tier 3 skipped (--no-lab)");
+    }
+    println!("\n{} passed, {} failed", t.passed, t.failed);
+    if !t.failures.is_empty() {
+        println!("failed: {}", t.failures.join(", "));
+    }
+    if t.failed == 0 { 0 } else { 1 }
+}
