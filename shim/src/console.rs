@@ -149,7 +149,8 @@ static LOGGER: Logger = Logger;
 
 impl log::Log for Logger {
     fn enabled(&self, m: &log::Metadata) -> bool {
-        m.level() <= log::max_level()
+        // Only the shim's own records: libraries (goblin) log their parsing at debug level.
+        m.level() <= log::max_level() && m.target().starts_with("xshim")
     }
     fn log(&self, r: &log::Record) {
         if !self.enabled(r.metadata()) {

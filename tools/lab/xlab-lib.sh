@@ -9,52 +9,53 @@ logs_of() { ls /var/log/xen/console/guest-"$1".log /var/log/xen/console/guest-"$
 # The highest number N of lines "<WORD> N" in the guest's console logs (0 if none).
 last_count() { cat $(logs_of "$1") 2>/dev/null | tr -d '\r' | grep -aoE "^$2 [0-9]+" | awk '{ if ($2 > m) m = $2 } END { print m + 0 }'; }
 # wait_count NAME WORD N SECONDS: until a "<WORD> n" line with n >= N appears.
+# (Helpers use _-prefixed variables: sh has no locals, and scenarios loop with their own.)
 wait_count() {
-  i=0; lim=$(($4 * 5))
+  _n=0; _lim=$(($4 * 5))
   while [ "$(last_count "$1" "$2")" -lt "$3" ]; do
-    [ $i -ge $lim ] && return 1; sleep 0.2; i=$((i + 1))
+    [ $_n -ge $_lim ] && return 1; sleep 0.2; _n=$((_n + 1))
   done
 }
 # wait_grep NAME REGEX SECONDS
 wait_grep() {
-  i=0; lim=$(($3 * 5))
+  _n=0; _lim=$(($3 * 5))
   while ! cat $(logs_of "$1") 2>/dev/null | tr -d '\r' | grep -aqE "$2"; do
-    [ $i -ge $lim ] && return 1; sleep 0.2; i=$((i + 1))
+    [ $_n -ge $_lim ] && return 1; sleep 0.2; _n=$((_n + 1))
   done
 }
 exists() { xl domid "$1" >/dev/null 2>&1; }
 # wait_gone NAME SECONDS
 wait_gone() {
-  i=0; lim=$(($2 * 5))
-  while exists "$1"; do [ $i -ge $lim ] && return 1; sleep 0.2; i=$((i + 1)); done
+  _n=0; _lim=$(($2 * 5))
+  while exists "$1"; do [ $_n -ge $_lim ] && return 1; sleep 0.2; _n=$((_n + 1)); done
 }
 # step CHECKNAME TIMEOUT COMMAND...: runs a toolstack command, reports PASS/FAIL with its time.
 step() {
-  name=$1; lim=$2; shift 2
-  t0=$(now); timeout "$lim" "$@" > /tmp/step.out 2>&1; rc=$?; t1=$(now)
-  if [ $rc -eq 0 ]; then check "$name" PASS "$(dt "$t0" "$t1")" "rc=0"
-  else check "$name" FAIL "$(dt "$t0" "$t1")" "rc=$rc: $(tail -3 /tmp/step.out | tr '\n' ' ')"; fi
-  return $rc
+  _name=$1; _lim=$2; shift 2
+  _t0=$(now); timeout "$_lim" "$@" > /tmp/step.out 2>&1; _rc=$?; _t1=$(now)
+  if [ $_rc -eq 0 ]; then check "$_name" PASS "$(dt "$_t0" "$_t1")" "rc=0"
+  else check "$_name" FAIL "$(dt "$_t0" "$_t1")" "rc=$_rc: $(tail -3 /tmp/step.out | tr '\n' ' ')"; fi
+  return $_rc
 }
 # progress NAME WORD SECONDS CHECKNAME: the guest keeps counting (a new line beyond the last).
 progress() {
-  before=$(last_count "$1" "$2"); t0=$(now)
-  if wait_count "$1" "$2" $((before + 1)) "$3"; then check "$4" PASS "$(dt "$t0" "$(now)")" "$2 $before -> $(last_count "$1" "$2")"
-  else check "$4" FAIL "$(dt "$t0" "$(now)")" "$2 stuck at $before"; return 1; fi
+  _before=$(last_count "$1" "$2"); _t0=$(now)
+  if wait_count "$1" "$2" $((_before + 1)) "$3"; then check "$4" PASS "$(dt "$_t0" "$(now)")" "$2 $_before -> $(last_count "$1" "$2")"
+  else check "$4" FAIL "$(dt "$_t0" "$(now)")" "$2 stuck at $_before"; return 1; fi
 }
 save_restore() { # NAME CHECKPREFIX WORD
-  img=$SAVE_DIR/$1.img
-  step "$2save" 180 xl save "$1" "$img" || return 1
-  size=$(stat -c %s "$img" 2>/dev/null)
-  echo "XLAB-INFO image_bytes=$size"
-  step "$2restore" 180 xl restore "$img" || return 1
-  rm -f "$img"
+  _img=$SAVE_DIR/$1.img
+  step "$2save" 180 xl save "$1" "$_img" || return 1
+  _size=$(stat -c %s "$_img" 2>/dev/null)
+  echo "XLAB-INFO image_bytes=$_size"
+  step "$2restore" 180 xl restore "$_img" || return 1
+  rm -f "$_img"
   progress "$1" "$3" 30 "$2continues"
 }
 checkpoint() { # NAME CHECKPREFIX WORD
-  img=$SAVE_DIR/$1.ckpt
-  step "$2checkpoint" 180 xl save -c "$1" "$img" || return 1
-  rm -f "$img"
+  _img=$SAVE_DIR/$1.ckpt
+  step "$2checkpoint" 180 xl save -c "$1" "$_img" || return 1
+  rm -f "$_img"
   exists "$1" && progress "$1" "$3" 30 "$2keeps-running"
 }
 migrate() { # NAME CHECKPREFIX WORD

@@ -123,7 +123,7 @@ fn script(o: &LabOpts) -> String {
     let _ = writeln!(s, "step create 120 xl create /xlab/guest.cfg || {{ dump_logs; exit 0; }}");
     let _ = writeln!(s, "t0=$(now); if {ready}; then check reach-payload PASS \"$(dt $t0 $(now))\" ready; else check reach-payload FAIL \"$(dt $t0 $(now))\" 'no sign of the payload'; dump_logs; exit 0; fi");
     let ops = |op: &str| -> String {
-        format!("i=1; while [ $i -le {n} ]; do {op} {GUEST} \"c$i-\" {word} || break; i=$((i+1)); done\n", n = o.cycles)
+        format!("cycle=1; while [ $cycle -le {n} ]; do {op} {GUEST} \"c$cycle-\" {word} || break; cycle=$((cycle+1)); done\n", n = o.cycles)
     };
     match o.scenario {
         Scenario::Boot => match o.payload.as_str() {
@@ -140,8 +140,8 @@ fn script(o: &LabOpts) -> String {
         Scenario::Soak => {
             let _ = writeln!(
                 s,
-                "i=1; while [ $i -le {n} ]; do r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' '); sleep $(awk -v r=$r 'BEGIN{{printf \"%.1f\", (r % 25) / 10}}'); \
-                 case $((r % 3)) in 0) save_restore {GUEST} \"s$i-\" {word};; 1) checkpoint {GUEST} \"s$i-\" {word};; 2) migrate {GUEST} \"s$i-\" {word};; esac || break; i=$((i+1)); done",
+                "cycle=1; while [ $cycle -le {n} ]; do r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' '); sleep $(awk -v r=$r 'BEGIN{{printf \"%.1f\", (r % 25) / 10}}'); \
+                 case $((r % 3)) in 0) save_restore {GUEST} \"s$cycle-\" {word};; 1) checkpoint {GUEST} \"s$cycle-\" {word};; 2) migrate {GUEST} \"s$cycle-\" {word};; esac || break; cycle=$((cycle+1)); done",
                 n = o.cycles
             );
         }
@@ -167,6 +167,8 @@ fn time_limit(o: &LabOpts) -> u64 {
 }
 
 fn parse_line(res: &mut LabResult, raw: &str) -> Option<String> {
+    // Progress output rewrites lines with \r: keep what was written last.
+    let raw = raw.trim_end_matches('\r');
     let line = raw.rsplit('\r').next().unwrap_or(raw);
     if let Some(i) = line.find("XLAB-CHECK ") {
         let mut w = line[i + 11..].splitn(4, ' ');
@@ -295,6 +297,9 @@ pub fn report(res: &LabResult) {
         println!("lab: save {i}");
     }
     if !res.passed() {
+        for c in res.checks.iter().filter(|c| !c.pass) {
+            println!("lab: FAIL {} ({:.2} s): {}", c.name, c.secs, c.detail);
+        }
         println!("lab: FAILED; serial log: {}", res.log_path.display());
         for (name, lines) in &res.consoles {
             println!("---- console of {name} (last 25 lines)");
