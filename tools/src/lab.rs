@@ -256,7 +256,13 @@ pub fn run(o: &LabOpts, echo: bool) -> Result<LabResult, String> {
     if !res.finished {
         res.checks.push(Check { name: "lab-finished".into(), pass: false, secs: res.secs, detail: format!("dom0 did not finish the scenario within {limit} s ({st}) {}", err.trim()) });
     }
+    let streamed = res.checks.len();
     host_checks(o, &mut res);
+    if echo {
+        for c in &res.checks[streamed..] {
+            println!("  {} {} {}", if c.pass { "PASS" } else { "FAIL" }, c.name, c.detail);
+        }
+    }
     Ok(res)
 }
 

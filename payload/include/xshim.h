@@ -1,0 +1,61 @@
+/* xshim payload ABI, version 1 — C mirror of payload/src/abi.rs (the single definition).
+ * A payload is a static x86-64 ELF (ET_EXEC) linked inside the payload window
+ * 0x800000..0x1000000 (see linker/payload.ld). Entry: _start(const struct xshim_boot_info *)
+ * in %rdi, 64-bit long mode, identity-mapped, its own stack; it must not return. */
+#ifndef XSHIM_H
+#define XSHIM_H
+#include <stdint.h>
+
+#define XSHIM_BOOT_MAGIC   0x3149424d49485358ULL /* "XSHIMBI1" little-endian */
+#define XSHIM_ABI_VERSION  1
+
+/* Feature bits (xshim_boot_info.features) */
+#define XSHIM_F_CONSOLE_INPUT (1u << 0)
+#define XSHIM_F_WALLCLOCK     (1u << 1)
+#define XSHIM_F_SAVE_RESTORE  (1u << 2)
+#define XSHIM_F_XEN           (1u << 3)
+
+struct xshim_boot_info {
+    uint64_t magic;
+    uint32_t abi_version;
+    uint32_t features;
+    uint64_t call;        /* address of the call gate, see xshim_call_t */
+    uint64_t stack_size;
+    uint64_t reserved;
+};                        /* 40 bytes */
+
+/* The call gate (System V calling convention). Negative results are XSHIM_E_* errors. */
+typedef int64_t (*xshim_call_t)(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3);
+
+/* Call numbers: arguments -> result */
+#define XSHIM_CONSOLE_WRITE  1  /* (ptr, len) -> len; blocks until accepted */
+#define XSHIM_CONSOLE_READ   2  /* (ptr, len) -> bytes read, 0 if none; never blocks */
+#define XSHIM_MONOTONIC_NS   3  /* () -> ns since boot, never backwards, also across save/restore */
+#define XSHIM_WALLCLOCK      4  /* (struct xshim_wallclock *) -> 0 */
+#define XSHIM_WAIT           5  /* (deadline_ns; UINT64_MAX = none) -> XSHIM_WAKE_* bits */
+#define XSHIM_SHUTDOWN       6  /* (kind, code) -> does not return */
+#define XSHIM_CMDLINE        7  /* (ptr, len) -> full length; copies min(len, length) bytes */
+#define XSHIM_MEMMAP         8  /* (struct xshim_mem_region *, max) -> number of regions */
+#define XSHIM_RESUME_NOTIFY  9  /* (0 or 1) -> previous setting */
+#define XSHIM_GENERATION    10  /* () -> resumes in a new domain so far */
+#define XSHIM_VERSION       11  /* () -> version | features << 32 */
+
+#define XSHIM_E_NO_SUCH_CALL  (-1)
+#define XSHIM_E_BAD_POINTER   (-2)
+#define XSHIM_E_BAD_LENGTH    (-3)
+#define XSHIM_E_BAD_ARGUMENT  (-4)
+
+#define XSHIM_MAX_IO_LEN (1u << 20)
+
+#define XSHIM_WAKE_DEADLINE      (1u << 0)
+#define XSHIM_WAKE_CONSOLE_INPUT (1u << 1)
+#define XSHIM_WAKE_RESUMED       (1u << 2)
+
+#define XSHIM_SHUTDOWN_POWEROFF 0
+#define XSHIM_SHUTDOWN_REBOOT   1
+#define XSHIM_SHUTDOWN_CRASH    2
+
+struct xshim_wallclock { uint64_t sec; uint32_t nsec; uint32_t reserved; };   /* 16 bytes */
+struct xshim_mem_region { uint64_t base; uint64_t len; };                     /* 16 bytes */
+
+#endif
