@@ -21,19 +21,25 @@ fi
 step "building lab in $cache for: $inputs"
 rm -rf "$cache/work"; mkdir -p "$cache/work/debs"
 cd "$cache/work/debs"
-step "downloading $kpkg and $xpkg"
-apt-get download -q "$kpkg" "$xpkg"
-mkdir -p ../x
-for d in *.deb; do dpkg-deb -x "$d" ../x; done
 cd ..
-zcat x/boot/xen-4.17-amd64.gz > "$cache/xen.elf.new"
-cp x/boot/vmlinuz-"$kver" "$cache/vmlinuz.new"
 step "debootstrap dom0 root (bookworm, minbase + xen-utils-4.17), progress below"
 mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || echo http://deb.debian.org/debian)
 debootstrap --variant=minbase \
   --include=xen-utils-4.17,xen-utils-common,xenstore-utils,busybox-static,kmod,iproute2,procps \
   bookworm rootfs "$mirror" 2>&1 | grep -E '^I: (Retriev|Install|Configur|Base)' | awk 'NR%40==1' || true
 [ -x rootfs/usr/lib/xen-4.17/bin/xl ] || { echo "lab build: debootstrap did not install xl" >&2; exit 1; }
+# Versions: debootstrap installs the toolstack from bookworm main (4.17.5 here); the hypervisor
+# is apt's candidate (4.17.7 from bookworm-security). Measured in this lab: 4.17.5 + 4.17.5 hung
+# dom0 after restoring a Linux PV guest, and 4.17.7 tools aborted in `xl create` ("malloc():
+# unsorted double linked list corrupted") and failed to migrate the Linux guest; this pair
+# passed every step. versions.txt records what was used.
+xsel=$xpkg
+step "downloading $kpkg and $xsel"
+( cd debs && apt-get download -q "$kpkg" "$xsel" )
+mkdir -p x
+for d in debs/*.deb; do dpkg-deb -x "$d" x; done
+zcat x/boot/xen-4.17-amd64.gz > "$cache/xen.elf.new"
+cp x/boot/vmlinuz-"$kver" "$cache/vmlinuz.new"
 step "dom0 modules for $kver"
 mdir=rootfs/lib/modules/$kver; mkdir -p "$mdir"
 ( cd x/lib/modules/"$kver" && find kernel/drivers/xen kernel/drivers/block/xen-blkback kernel/drivers/block/loop.ko \

@@ -5,7 +5,8 @@ SAVE_DIR=/var/lib/xen-save
 now() { cut -d' ' -f1 /proc/uptime; }
 dt() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", b-a}'; }
 check() { echo "XLAB-CHECK $1 $2 $3 ${4:-}"; }
-logs_of() { ls /var/log/xen/console/guest-"$1".log /var/log/xen/console/guest-"$1"--incoming.log 2>/dev/null; }
+# Always names at least one file: `cat` with no file would read stdin and hang.
+logs_of() { ls /var/log/xen/console/guest-"$1".log /var/log/xen/console/guest-"$1"--incoming.log 2>/dev/null; echo /dev/null; }
 # The highest number N of lines "<WORD> N" in the guest's console logs (0 if none).
 last_count() { cat $(logs_of "$1") 2>/dev/null | tr -d '\r' | grep -aoE "^$2 [0-9]+" | awk '{ if ($2 > m) m = $2 } END { print m + 0 }'; }
 # wait_count NAME WORD N SECONDS: until a "<WORD> n" line with n >= N appears.
@@ -34,7 +35,7 @@ step() {
   _name=$1; _lim=$2; shift 2
   _t0=$(now); timeout "$_lim" "$@" > /tmp/step.out 2>&1; _rc=$?; _t1=$(now)
   if [ $_rc -eq 0 ]; then check "$_name" PASS "$(dt "$_t0" "$_t1")" "rc=0"
-  else check "$_name" FAIL "$(dt "$_t0" "$_t1")" "rc=$_rc: $(tail -3 /tmp/step.out | tr '\n' ' ')"; fi
+  else check "$_name" FAIL "$(dt "$_t0" "$_t1")" "rc=$_rc: $(grep -E 'error|fail|Fail' /tmp/step.out | head -4 | tr '\n' ' ')"; fi
   return $_rc
 }
 # progress NAME WORD SECONDS CHECKNAME: the guest keeps counting (a new line beyond the last).
@@ -48,6 +49,12 @@ save_restore() { # NAME CHECKPREFIX WORD
   step "$2save" 180 xl save "$1" "$_img" || return 1
   _size=$(stat -c %s "$_img" 2>/dev/null)
   echo "XLAB-INFO image_bytes=$_size"
+  # Once per run: the check reads the whole image, slow under TCG.
+  if [ ! -f /tmp/verified ]; then
+    touch /tmp/verified
+    # Xen's own stream checker (it understands xl's header with -f xl).
+    PYTHONPATH=/usr/lib/xen-4.17/lib/python step "$2verify-stream" 300 verify-stream-v2 -f xl -q -i "$_img"
+  fi
   step "$2restore" 180 xl restore "$_img" || return 1
   rm -f "$_img"
   progress "$1" "$3" 30 "$2continues"

@@ -76,6 +76,16 @@ enum Cmd {
         #[arg(long)]
         soak: bool,
     },
+    /// Benchmarks that print figures: `saverestore` compares xl create/save/restore/checkpoint/
+    /// migrate of the xshim guest with the Linux PV baseline of the same size, in one lab boot.
+    Bench {
+        #[arg(value_parser = ["saverestore"])]
+        what: String,
+        #[arg(long, default_value_t = 128)]
+        memory: u32,
+        #[arg(long, default_value_t = 3)]
+        cycles: u32,
+    },
     /// The main demo: wrap ticker, boot it under real Xen, save it, restore it, show it continue.
     Demo,
 }
@@ -186,6 +196,16 @@ fn main() -> ExitCode {
             }
             let lab = !no_lab && std::env::var_os("XSHIM_NO_LAB").is_none();
             ExitCode::from(testrun::run(testrun::TestOpts { lab, soak }) as u8)
+        }
+        Cmd::Bench { what: _, memory, cycles } => {
+            if let Err(e) = build::setup().and_then(|_| build::build()).and_then(|_| lab::build()) {
+                return fail(e);
+            }
+            match lab::bench(memory, cycles) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => fail(e),
+            }
         }
         Cmd::Demo => demo(),
     }

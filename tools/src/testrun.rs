@@ -169,8 +169,10 @@ fn lab_tier(t: &mut Tally, soak: bool) {
         return t.record("lab-build", false, &e);
     }
     let base = |scenario, payload: &str, cycles| LabOpts { scenario, mode: Mode::Pvh, payload: payload.into(), image: None, cycles, memory: 128, payload_args: String::new() };
+    let sentinel = format!("sentinel={}", std::process::id() as u64 * 104_729 % 1_000_000);
     for p in util::PAYLOADS {
-        lab_check(t, &format!("lab-boot-pvh-{p}"), base(Scenario::Boot, p, 1));
+        let args = if p == "abi-check" { sentinel.clone() } else { String::new() };
+        lab_check(t, &format!("lab-boot-pvh-{p}"), LabOpts { payload_args: args, ..base(Scenario::Boot, p, 1) });
     }
     lab_check(t, "lab-saverestore-pvh-x10", base(Scenario::Saverestore, "ticker", 10));
     lab_check(t, "lab-checkpoint-pvh-x5", base(Scenario::Checkpoint, "ticker", 5));
