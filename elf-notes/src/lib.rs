@@ -52,7 +52,7 @@ impl<D> XenNote<D> {
 
     /// A note whose descriptor is the first `descsz` bytes of `desc` (a padded string).
     pub const fn with_descsz(note_type: u32, desc: D, descsz: u32) -> Self {
-        assert!(core::mem::size_of::<D>() % 4 == 0, "descriptor must be padded to 4 bytes");
+        assert!(core::mem::size_of::<D>().is_multiple_of(4), "descriptor must be padded to 4 bytes");
         assert!(descsz as usize <= core::mem::size_of::<D>());
         XenNote { namesz: 4, descsz, note_type, name: XEN_NOTE_NAME, desc }
     }

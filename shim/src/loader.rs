@@ -125,7 +125,7 @@ pub fn plan(bytes: &[u8]) -> Result<LoadPlan, LoadError> {
     let file_len = bytes.len() as u64;
     let mut segments = Vec::with_capacity(loads.len());
     for (index, ph) in loads.iter().enumerate() {
-        let file_end = ph.p_offset.checked_add(ph.p_filesz).unwrap_or(u64::MAX);
+        let file_end = ph.p_offset.saturating_add(ph.p_filesz);
         if file_end > file_len {
             return Err(LoadError::SegmentTruncated { index, end: file_end, file_len });
         }
@@ -136,7 +136,7 @@ pub fn plan(bytes: &[u8]) -> Result<LoadPlan, LoadError> {
             return Err(LoadError::NotIdentity { index });
         }
         let start = ph.p_vaddr;
-        let end = start.checked_add(ph.p_memsz).unwrap_or(u64::MAX);
+        let end = start.saturating_add(ph.p_memsz);
         if start < layout::SHIM_LIMIT && end > layout::SHIM_BASE {
             return Err(LoadError::SegmentOverlapsShim { index });
         }

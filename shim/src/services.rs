@@ -96,7 +96,7 @@ fn payload_bytes_mut(ptr: u64, len: u64) -> Result<&'static mut [u8], Error> {
 
 fn write_struct<T: Copy>(ptr: u64, value: T) -> Result<(), Error> {
     let size = core::mem::size_of::<T>() as u64;
-    if ptr % core::mem::align_of::<T>() as u64 != 0 || !memory().contains(ptr, size) {
+    if !ptr.is_multiple_of(core::mem::align_of::<T>() as u64) || !memory().contains(ptr, size) {
         return Err(Error::BadPointer);
     }
     // SAFETY: checked to be aligned and inside payload memory.
@@ -155,7 +155,7 @@ fn dispatch(nr: u64, a0: u64, a1: u64, _a2: u64, _a3: u64) -> i64 {
             }
             let n = a1.min(total);
             let size = core::mem::size_of::<MemRegion>() as u64;
-            if a0 % 8 != 0 || !memory().contains(a0, n * size) {
+            if !a0.is_multiple_of(8) || !memory().contains(a0, n * size) {
                 return Error::BadPointer as i64;
             }
             for (i, r) in info.regions.iter().take(n as usize).enumerate() {

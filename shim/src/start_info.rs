@@ -177,7 +177,7 @@ pub fn payload_regions(memmap: &[MemmapEntry], reserved: &[Module]) -> Vec<MemRe
         .filter(|(s, e)| e > s)
         .map(|(s, e)| MemRegion { base: s, len: e - s })
         .collect();
-    regions.sort_by(|a, b| b.len.cmp(&a.len));
+    regions.sort_by_key(|r| core::cmp::Reverse(r.len));
     regions.truncate(layout::MAX_PAYLOAD_REGIONS);
     regions.sort_by_key(|r| r.base);
     regions

@@ -90,7 +90,7 @@ pub fn init_descriptor_tables() {
         let mut idt = InterruptDescriptorTable::new();
         // SAFETY: trap_stub_table is a static table of (vector, stub address) pairs emitted by
         // entry.S; every stub ends in iretq with the frame the CPU pushed for that vector.
-        let table = unsafe { &*(&raw const trap_stub_table) };
+        let table = unsafe { &trap_stub_table };
         for &[vector, addr] in table {
             let addr = VirtAddr::new(addr);
             // SAFETY: each address is the matching stub for `vector` (error code or not), and

@@ -70,7 +70,7 @@ impl ConsoleRing {
             }
             events::wait_on_port(self.port, 1_000_000_000);
             waited += 1_000_000_000;
-            if waited % STALL_REPORT_NS == 0 {
+            if waited.is_multiple_of(STALL_REPORT_NS) {
                 debug_port_line(format_args!("xshim: console ring full for {} s: backend not consuming; still waiting", waited / 1_000_000_000));
             }
         }

@@ -2,7 +2,7 @@
 //! ports, and waiting for one port (SCHEDOP_poll) where interrupts are off.
 use super::hypercall;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
-use xshim_shim::xen::abi::xen::{SharedInfo, EVTCHN_WORDS};
+use xshim_shim::xen::abi::xen::{SharedInfo, VcpuInfo, EVTCHN_WORDS};
 
 #[repr(C, align(4096))]
 pub struct SharedInfoPage(pub [u8; 4096]);
@@ -18,6 +18,44 @@ pub fn shared_info_gpfn() -> u64 {
 /// Called once shared_info is mapped at SHARED_INFO_PAGE (boot and every resume).
 pub fn set_shared_info_mapped() {
     SHARED_INFO.store(&raw mut SHARED_INFO_PAGE as *mut SharedInfo, Ordering::Release);
+}
+
+#[repr(C, align(64))]
+struct VcpuInfoArea(VcpuInfo);
+
+/// vCPU0's vcpu_info once registered with VCPUOP_register_vcpu_info (in the shim's bss).
+static mut VCPU_INFO_AREA: VcpuInfoArea = VcpuInfoArea(VcpuInfo {
+    evtchn_upcall_pending: 0,
+    evtchn_upcall_mask: 0,
+    pad: [0; 6],
+    evtchn_pending_sel: 0,
+    arch: xshim_shim::xen::abi::xen::ArchVcpuInfo { cr2: 0, pad: 0 },
+    time: xshim_shim::xen::abi::xen::VcpuTimeInfo { version: 0, pad0: 0, tsc_timestamp: 0, system_time: 0, tsc_to_system_mul: 0, tsc_shift: 0, flags: 0, pad1: [0; 2] },
+});
+static VCPU_INFO: AtomicPtr<VcpuInfo> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Moves vCPU0's vcpu_info out of shared_info into our own area (boot, and once per new
+/// domain after a resume: the registration does not survive a save). Falls back to
+/// shared_info's slot if Xen refuses.
+pub fn register_vcpu_info() -> i64 {
+    VCPU_INFO.store(core::ptr::null_mut(), Ordering::SeqCst);
+    let addr = &raw mut VCPU_INFO_AREA as u64;
+    let rc = hypercall::register_vcpu_info(addr >> 12, (addr & 0xfff) as u32);
+    if rc == 0 {
+        VCPU_INFO.store(addr as *mut VcpuInfo, Ordering::SeqCst);
+    }
+    rc
+}
+
+/// The vcpu_info Xen updates for vCPU0: the registered one, else shared_info's slot.
+pub fn vcpu_info() -> Option<&'static VcpuInfo> {
+    let p = VCPU_INFO.load(Ordering::Acquire);
+    // SAFETY: p is null or our static VCPU_INFO_AREA, registered with Xen, which writes it
+    // concurrently; it is only read through atomics and volatile reads.
+    match unsafe { p.as_ref() } {
+        Some(v) => Some(v),
+        None => shared_info().map(|si| &si.vcpu_info[0]),
+    }
 }
 
 /// shared_info, once mapped.
@@ -50,8 +88,7 @@ pub fn clear_pending(port: u32) {
 
 /// Takes every pending, unmasked port (vCPU0), clearing its pending bit; calls `f` for each.
 pub fn drain_pending(mut f: impl FnMut(u32)) {
-    let Some(si) = shared_info() else { return };
-    let vi = &si.vcpu_info[0];
+    let (Some(si), Some(vi)) = (shared_info(), vcpu_info()) else { return };
     loop {
         atomic_u8(&vi.evtchn_upcall_pending).store(0, Ordering::SeqCst);
         let sel = atomic_u64(&vi.evtchn_pending_sel).swap(0, Ordering::SeqCst);
@@ -74,8 +111,8 @@ pub fn drain_pending(mut f: impl FnMut(u32)) {
 
 /// Masks or unmasks upcalls for vCPU0 (the suspend path runs with them masked).
 pub fn set_upcall_mask(masked: bool) {
-    if let Some(si) = shared_info() {
-        atomic_u8(&si.vcpu_info[0].evtchn_upcall_mask).store(masked as u8, Ordering::SeqCst);
+    if let Some(vi) = vcpu_info() {
+        atomic_u8(&vi.evtchn_upcall_mask).store(masked as u8, Ordering::SeqCst);
     }
 }
 

@@ -118,3 +118,8 @@ pub fn set_singleshot_timer(timeout_abs_ns: u64) -> i64 {
     let t = vcpu::VcpuSetSingleshotTimer { timeout_abs_ns, flags: 0, pad: 0 };
     hypercall(nr::VCPU_OP, vcpu::VCPUOP_SET_SINGLESHOT_TIMER as u64, 0, ptr(&t))
 }
+
+pub fn register_vcpu_info(gfn: u64, offset: u32) -> i64 {
+    let r = vcpu::VcpuRegisterVcpuInfo { mfn: gfn, offset, rsvd: 0 };
+    hypercall(nr::VCPU_OP, vcpu::VCPUOP_REGISTER_VCPU_INFO as u64, 0, ptr(&r))
+}

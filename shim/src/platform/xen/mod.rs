@@ -41,11 +41,16 @@ fn param(index: u32, name: &str) -> u64 {
     hypercall::hvm_get_param(index).unwrap_or_else(|rc| crate::platform::crash(&format!("HVMOP_get_param({name}) failed: {rc}")))
 }
 
+/// shared_info into our physmap, then vCPU0's vcpu_info into our own area.
 fn map_shared_info() {
     if let Err(rc) = hypercall::add_to_physmap(memory::XENMAPSPACE_SHARED_INFO, 0, events::shared_info_gpfn()) {
         crate::platform::crash(&format!("XENMEM_add_to_physmap(shared_info) failed: {rc}"));
     }
     events::set_shared_info_mapped();
+    let rc = events::register_vcpu_info();
+    if rc != 0 {
+        log::warn!("VCPUOP_register_vcpu_info failed ({rc}): using shared_info's vcpu_info slot");
+    }
 }
 
 fn map_grant_frame() -> Result<(), i64> {

@@ -1,5 +1,5 @@
 //! Xen time: system time from vcpu_time_info (pvclock), wall clock from shared_info.
-use super::events::shared_info;
+use super::events::{shared_info, vcpu_info};
 use crate::arch;
 use core::sync::atomic::{fence, Ordering};
 
@@ -10,8 +10,8 @@ fn read_volatile<T: Copy>(r: &T) -> T {
 
 /// Xen system time in ns (since the host booted: it differs after a migration or restore).
 pub fn xen_system_time() -> u64 {
-    let Some(si) = shared_info() else { return 0 };
-    let t = &si.vcpu_info[0].time;
+    let Some(vi) = vcpu_info() else { return 0 };
+    let t = &vi.time;
     // Bounded: a frame that is not (yet) shared_info reads as all-ones, an odd version forever.
     for _ in 0..10_000 {
         let v1 = read_volatile(&t.version);

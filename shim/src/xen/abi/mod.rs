@@ -65,6 +65,8 @@ pub fn layout_table() -> alloc::vec::Vec<(&'static str, &'static str, usize)> {
     off!("struct xen_hvm_param", hvm_params::XenHvmParam, value);
     size!("struct vcpu_set_singleshot_timer", vcpu::VcpuSetSingleshotTimer);
     off!("struct vcpu_set_singleshot_timer", vcpu::VcpuSetSingleshotTimer, flags);
+    size!("struct vcpu_register_vcpu_info", vcpu::VcpuRegisterVcpuInfo);
+    off!("struct vcpu_register_vcpu_info", vcpu::VcpuRegisterVcpuInfo, offset);
     size!("struct xencons_interface", console::XenconsInterface);
     off!("struct xencons_interface", console::XenconsInterface, out);
     off!("struct xencons_interface", console::XenconsInterface, in_cons);
@@ -116,6 +118,7 @@ pub fn constant_table() -> alloc::vec::Vec<(&'static str, u64)> {
         ("HVM_PARAM_CONSOLE_PFN", hvm_params::HVM_PARAM_CONSOLE_PFN as u64),
         ("HVM_PARAM_CONSOLE_EVTCHN", hvm_params::HVM_PARAM_CONSOLE_EVTCHN as u64),
         ("VCPUOP_set_singleshot_timer", vcpu::VCPUOP_SET_SINGLESHOT_TIMER as u64),
+        ("VCPUOP_register_vcpu_info", vcpu::VCPUOP_REGISTER_VCPU_INFO as u64),
         ("XEN_HVM_START_MAGIC_VALUE", start_info::XEN_HVM_START_MAGIC_VALUE as u64),
         ("XS_READ", xs_wire::XsType::Read as u64),
         ("XS_WRITE", xs_wire::XsType::Write as u64),

@@ -2,6 +2,18 @@
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 pub const VCPUOP_SET_SINGLESHOT_TIMER: u32 = 8;
+/// May be called once per vCPU (again only in a new domain after restore/migration).
+pub const VCPUOP_REGISTER_VCPU_INFO: u32 = 10;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct VcpuRegisterVcpuInfo {
+    /// Frame holding the vcpu_info (a gfn for PVH).
+    pub mfn: u64,
+    pub offset: u32,
+    pub rsvd: u32,
+}
+const _: () = assert!(core::mem::size_of::<VcpuRegisterVcpuInfo>() == 16);
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
