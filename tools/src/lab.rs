@@ -188,7 +188,7 @@ fn time_limit(o: &LabOpts) -> u64 {
         Scenario::Compare => 120,
         _ => 45,
     };
-    (240 + per_op * o.cycles as u64 + if o.scenario == Scenario::LinuxBaseline { 240 } else { 0 }).min(3600)
+    (240 + per_op * o.cycles as u64 + if o.scenario == Scenario::LinuxBaseline { 120 } else { 0 }).min(3600)
 }
 
 fn parse_line(res: &mut LabResult, raw: &str) -> Option<String> {

@@ -72,7 +72,7 @@ enum Cmd {
         /// Skip the real-Xen lab tier.
         #[arg(long)]
         no_lab: bool,
-        /// Also run the long mixed soak (50 operations).
+        /// Also run the long mixed soak (50 operations) and the Linux PV baseline.
         #[arg(long)]
         soak: bool,
     },
