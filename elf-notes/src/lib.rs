@@ -53,6 +53,9 @@ impl<D> XenNote<D> {
     /// A note whose descriptor is the first `descsz` bytes of `desc` (a padded string).
     pub const fn with_descsz(note_type: u32, desc: D, descsz: u32) -> Self {
         assert!(core::mem::size_of::<D>().is_multiple_of(4), "descriptor must be padded to 4 bytes");
+        // A u64 descriptor would make the note 8-aligned, and the linker would pad between
+        // notes: readers then lose their place (that is how an 8-aligned note breaks loaders).
+        assert!(core::mem::align_of::<D>() <= 4, "descriptor must be 4-byte aligned: store wide values as bytes");
         assert!(descsz as usize <= core::mem::size_of::<D>());
         XenNote { namesz: 4, descsz, note_type, name: XEN_NOTE_NAME, desc }
     }
@@ -92,12 +95,13 @@ macro_rules! xen_note_str {
 }
 
 /// Emits a numeric note into `.note.Xen`: `xen_note_num!(ENTRY_NOTE, ty::PHYS32_ENTRY, u32, 0x100000);`
+/// The value is stored as little-endian bytes, so 64-bit values keep the note 4-byte aligned.
 #[macro_export]
 macro_rules! xen_note_num {
     ($name:ident, $ty:expr, $int:ty, $val:expr) => {
         #[used]
         #[link_section = ".note.Xen"]
-        static $name: $crate::XenNote<$int> = $crate::XenNote::new($ty, $val);
+        static $name: $crate::XenNote<[u8; core::mem::size_of::<$int>()]> = $crate::XenNote::new($ty, (($val) as $int).to_le_bytes());
     };
 }
 

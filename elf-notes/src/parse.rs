@@ -129,9 +129,11 @@ mod tests {
         let n = XenNote::with_descsz(ty::GUEST_OS, padded_str::<{ padded_len(5) }>("xshim"), 6);
         assert_eq!(core::mem::align_of_val(&n), 4);
         assert_eq!(core::mem::size_of_val(&n), 12 + 4 + 8);
-        let n32 = XenNote::new(ty::PHYS32_ENTRY, 0x100000u32);
+        let n32 = XenNote::new(ty::PHYS32_ENTRY, 0x100000u32.to_le_bytes());
         assert_eq!(core::mem::size_of_val(&n32), 12 + 4 + 4);
-        println!("checked: note header 12 bytes, name 4, string desc padded to 8, u32 desc 4");
+        let n64 = XenNote::new(ty::ENTRY, 0x100200u64.to_le_bytes());
+        assert_eq!((core::mem::size_of_val(&n64), core::mem::align_of_val(&n64)), (12 + 4 + 8, 4));
+        println!("checked: note header 12 bytes, name 4, string desc padded to 8, u32 desc 4, u64 desc 8 and still 4-aligned");
     }
 
     #[test]

@@ -5,6 +5,14 @@
 pub const SHIM_BASE: u64 = 0x10_0000;
 /// The PVH 32-bit entry point: the first byte of the image (linker/shim.ld asserts it).
 pub const PVH_ENTRY: u32 = SHIM_BASE as u32;
+/// The 64-bit PV entry point (XEN_ELFNOTE_ENTRY), at a fixed offset in the entry section.
+pub const PV_ENTRY: u64 = SHIM_BASE + 0x200;
+/// The hypercall page (XEN_ELFNOTE_HYPERCALL_PAGE): the first page after the entry code.
+pub const HYPERCALL_PAGE: u64 = SHIM_BASE + 0x1000;
+/// PV guests: how many page-table pages the shim may add to map RAM beyond Xen's bootstrap
+/// mapping (each maps 2 MiB): 256 MiB of guest RAM.
+pub const PV_EXTRA_L1_PAGES: usize = 128;
+
 /// End of the region reserved for the shim's image, bss, stacks, heap and page tables.
 pub const SHIM_LIMIT: u64 = 0x40_0000;
 

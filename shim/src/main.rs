@@ -39,6 +39,14 @@ mod kernel {
     xen_note_str!(NOTE_GUEST_VERSION, ty::GUEST_VERSION, env!("CARGO_PKG_VERSION"));
     xen_note_str!(NOTE_XEN_VERSION, ty::XEN_VERSION, "xen-3.0");
     xen_note_num!(NOTE_SUSPEND_CANCEL, ty::SUSPEND_CANCEL, u32, 1);
+    // Classic PV: entry, hypercall page, and a 1:1 virtual = pseudo-physical layout.
+    xen_note_num!(NOTE_ENTRY, ty::ENTRY, u64, layout::PV_ENTRY);
+    xen_note_num!(NOTE_HYPERCALL_PAGE, ty::HYPERCALL_PAGE, u64, layout::HYPERCALL_PAGE);
+    xen_note_num!(NOTE_VIRT_BASE, ty::VIRT_BASE, u64, 0);
+    xen_note_num!(NOTE_PADDR_OFFSET, ty::PADDR_OFFSET, u64, 0);
+    xen_note_str!(NOTE_LOADER, ty::LOADER, "generic");
+    xen_note_str!(NOTE_FEATURES, ty::FEATURES, "!writable_page_tables");
+    xen_note_str!(NOTE_PAE_MODE, ty::PAE_MODE, "yes");
 
     /// xshim's own note: the payload ABI version this shim serves (read by `xshim inspect`).
     #[repr(C, align(4))]
@@ -95,6 +103,54 @@ mod kernel {
             .unwrap_or(log::LevelFilter::Info)
     }
 
+    fn init_heap() {
+        // SAFETY: HEAP is a static array used only by the allocator, initialised once here.
+        unsafe { ALLOCATOR.lock().init(&raw mut HEAP as *mut u8, layout::HEAP_SIZE) };
+    }
+
+    /// Loads the payload and enters it; shared by the PVH and PV entries.
+    fn load_and_enter(modules: &[start_info::Module], regions: Vec<MemRegion>, payload_cmdline: alloc::string::String, features: Features) -> ! {
+        let plan = payload_load::find(modules, shim_end()).and_then(|src| payload_load::load(&src));
+        let plan = match plan {
+            Ok(p) => p,
+            Err(e) => {
+                log::error!("payload refused: {e}");
+                platform::crash("no valid payload");
+            }
+        };
+        let stack_base = &raw const PAYLOAD_STACK as u64;
+        let stack = MemRegion { base: stack_base, len: layout::PAYLOAD_STACK_SIZE as u64 };
+        let window = MemRegion { base: layout::PAYLOAD_WINDOW_BASE, len: layout::PAYLOAD_WINDOW_LIMIT - layout::PAYLOAD_WINDOW_BASE };
+        let free: u64 = regions.iter().map(|r| r.len).sum();
+        let boot_info = services::init(services::PayloadInfo { cmdline: payload_cmdline, regions, window, stack, features });
+        log::info!(
+            "payload: {} segment(s), {} KiB, entry {:#x}; {} MiB free memory; entering after {} us",
+            plan.segments.len(),
+            plan.footprint() / 1024,
+            plan.entry,
+            free >> 20,
+            clock::now_ns() / 1000
+        );
+        arch::jump_to_payload(plan.entry, stack_base + layout::PAYLOAD_STACK_SIZE as u64, boot_info as *const _ as u64)
+    }
+
+    /// Rust entry from entry.S's 64-bit PV entry: Xen's bootstrap page tables, ring 3.
+    #[no_mangle]
+    extern "C" fn pv_main(start_info_va: u64) -> ! {
+        platform::set_on_xen();
+        platform::set_pv();
+        init_heap();
+        let info = platform::xen::pv::init(start_info_va as *const xshim_shim::xen::abi::xen::StartInfo);
+        let (shim_opts, payload_cmdline) = start_info::split_cmdline(&info.cmdline);
+        console::init_logger(log_level(&shim_opts));
+        platform::xen::init_pv(&info.start_info);
+        log::info!("xshim {} booted (Xen PV), {} MiB mapped 1:1", env!("CARGO_PKG_VERSION"), info.mapped_end >> 20);
+        let memmap = [start_info::MemmapEntry { addr: 0, size: info.mapped_end, ty: xshim_shim::xen::abi::start_info::XEN_HVM_MEMMAP_TYPE_RAM }];
+        let modules: Vec<start_info::Module> = info.module.into_iter().collect();
+        let regions = start_info::payload_regions(&memmap, &modules);
+        load_and_enter(&modules, regions, payload_cmdline, Features::XEN | Features::CONSOLE_INPUT | Features::WALLCLOCK)
+    }
+
     /// Rust entry from entry.S, in long mode on the boot stack.
     #[no_mangle]
     extern "C" fn pvh_main(start_info_paddr: u64) -> ! {
@@ -107,8 +163,7 @@ mod kernel {
             console::init_serial();
         }
         arch::init_descriptor_tables();
-        // SAFETY: HEAP is a static array used only by the allocator, initialised once here.
-        unsafe { ALLOCATOR.lock().init(&raw mut HEAP as *mut u8, layout::HEAP_SIZE) };
+        init_heap();
 
         let boot = match start_info::parse_hvm_start_info(&IdentityMap, start_info_paddr) {
             Ok(b) => b,
@@ -140,29 +195,8 @@ mod kernel {
             boot.memmap.len()
         );
 
-        let plan = payload_load::find(&boot.modules, shim_end()).and_then(|src| payload_load::load(&src));
-        let plan = match plan {
-            Ok(p) => p,
-            Err(e) => {
-                log::error!("payload refused: {e}");
-                platform::crash("no valid payload");
-            }
-        };
         let regions: Vec<MemRegion> = start_info::payload_regions(&boot.memmap, &boot.modules);
-        let stack_base = &raw const PAYLOAD_STACK as u64;
-        let stack = MemRegion { base: stack_base, len: layout::PAYLOAD_STACK_SIZE as u64 };
-        let window = MemRegion { base: layout::PAYLOAD_WINDOW_BASE, len: layout::PAYLOAD_WINDOW_LIMIT - layout::PAYLOAD_WINDOW_BASE };
-        let free: u64 = regions.iter().map(|r| r.len).sum();
-        let boot_info = services::init(services::PayloadInfo { cmdline: payload_cmdline, regions, window, stack, features });
-        log::info!(
-            "payload: {} segment(s), {} KiB, entry {:#x}; {} MiB free memory; entering after {} us",
-            plan.segments.len(),
-            plan.footprint() / 1024,
-            plan.entry,
-            free >> 20,
-            clock::now_ns() / 1000
-        );
-        arch::jump_to_payload(plan.entry, stack_base + layout::PAYLOAD_STACK_SIZE as u64, boot_info as *const _ as u64)
+        load_and_enter(&boot.modules, regions, payload_cmdline, features)
     }
 
     #[panic_handler]

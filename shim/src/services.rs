@@ -1,7 +1,7 @@
 //! The payload ABI (xshim_payload::abi), served by the shim: the call gate, argument
 //! validation (every pointer and length against the payload's memory), and the calls.
 use crate::platform::{self, clock, Exit};
-use crate::{arch, console};
+use crate::console;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -50,6 +50,10 @@ pub fn note_resumed() {
 /// The call gate. A thin shell: interrupts off while the shim works for the payload (so an
 /// event upcall never finds shim state half-updated), then the safe dispatcher.
 extern "sysv64" fn call_gate(nr: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> i64 {
+    // PV: no cli/sti in ring 3, and no upcalls either (the shim polls when idle).
+    if platform::is_pv() {
+        return dispatch(nr, a0, a1, a2, a3);
+    }
     let were_enabled = x86_64::instructions::interrupts::are_enabled();
     x86_64::instructions::interrupts::disable();
     let r = dispatch(nr, a0, a1, a2, a3);
@@ -193,6 +197,6 @@ fn wait(deadline: u64) -> Wake {
             return Wake::DEADLINE;
         }
         platform::arm_timer(deadline);
-        arch::wait_for_interrupt();
+        platform::idle();
     }
 }

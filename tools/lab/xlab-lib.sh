@@ -75,5 +75,5 @@ dump_logs() {
     n=$(basename "$f" .log); n=${n#guest-}
     tr -d '\r' < "$f" | sed "s/^/XLAB-CON $n /"
   done
-  xl dmesg 2>/dev/null | grep -E '\(d[0-9]+\)' | tail -80 | sed 's/^/XLAB-DMESG /'
+  xl dmesg 2>/dev/null | grep -E '\(d[0-9]+\)|d[0-9]+v[0-9]+ ' | grep -v ' HVM' | tail -80 | sed 's/^/XLAB-DMESG /'
 }

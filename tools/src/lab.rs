@@ -210,6 +210,8 @@ fn parse_line(res: &mut LabResult, raw: &str) -> Option<String> {
         let rest = &line[i + 9..];
         let (name, text) = rest.split_once(' ').unwrap_or((rest, ""));
         res.consoles.entry(name.to_string()).or_default().push(text.to_string());
+    } else if let Some(i) = line.find("XLAB-DMESG ") {
+        res.consoles.entry("xl-dmesg".into()).or_default().push(line[i + 11..].to_string());
     } else if let Some(i) = line.find("XLAB-INFO ") {
         res.info.push(line[i + 10..].to_string());
     } else if line.contains("XLAB: toolstack up at") {
@@ -243,8 +245,8 @@ fn stage(o: &LabOpts, dir: &Path) -> Result<(), String> {
 }
 
 pub fn run(o: &LabOpts, echo: bool) -> Result<LabResult, String> {
-    if o.mode == Mode::Pv && o.scenario != Scenario::LinuxBaseline {
-        return Err("--mode pv: xshim does not boot as a classic PV guest yet (issue 4); use --mode pvh".into());
+    if o.mode == Mode::Pv && !matches!(o.scenario, Scenario::LinuxBaseline | Scenario::Boot) {
+        return Err("--mode pv: xshim boots as a classic PV guest, but its save/restore is not implemented yet; use --mode pvh".into());
     }
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let dir = util::root().join("target/lab-runs").join(format!("{:?}-{}-{stamp}", o.scenario, o.payload).to_lowercase());

@@ -40,6 +40,36 @@ long_mode_entry:
     call    pvh_main
     ud2
 
+/* The 64-bit PV entry (XEN_ELFNOTE_ENTRY, layout::PV_ENTRY): long mode already, the kernel in
+ * ring 3 on Xen's bootstrap pagetables, %rsi = start_info (virtual). */
+    .org    0x200
+    .globl pv_start64
+pv_start64:
+    cld
+    mov     $boot_stack_top, %rsp
+    mov     %rsi, %rdi
+    xor     %ebp, %ebp
+    call    pv_main
+    ud2
+
+/* The hypercall page (XEN_ELFNOTE_HYPERCALL_PAGE, layout::HYPERCALL_PAGE), pre-filled with
+ * `ret` so that a page Xen did not fill is detectable. */
+    .section .text.hypercall_page, "ax"
+    .globl hypercall_page
+hypercall_page:
+    .fill   4096, 1, 0xc3
+
+/* PV: the same without `sti` (ring 3; event delivery is Xen's upcall mask). */
+    .section .text, "ax"
+    .globl enter_payload_pv
+enter_payload_pv:
+    mov     %rsi, %rsp
+    mov     %rdi, %rax
+    mov     %rdx, %rdi
+    xor     %ebp, %ebp
+    push    $0
+    jmp     *%rax
+
 /* Switch to the payload: rdi = entry, rsi = stack top, rdx = BootInfo. Never returns. */
     .section .text, "ax"
     .globl enter_payload

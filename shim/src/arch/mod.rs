@@ -12,6 +12,7 @@ global_asm!(include_str!("entry.S"), options(att_syntax));
 extern "C" {
     static trap_stub_table: [[u64; 2]; 51];
     fn enter_payload(entry: u64, stack_top: u64, boot: u64) -> !;
+    fn enter_payload_pv(entry: u64, stack_top: u64, boot: u64) -> !;
 }
 
 /// Registers saved by trap_common, lowest address first.
@@ -174,7 +175,13 @@ fn exception(f: &TrapFrame) -> ! {
 pub fn jump_to_payload(entry: u64, stack_top: u64, boot_info: u64) -> ! {
     // SAFETY: the loader validated that `entry` is inside an executable segment it copied,
     // `stack_top` is the top of the payload stack, and `boot_info` points at a static.
-    unsafe { enter_payload(entry, stack_top, boot_info) }
+    unsafe {
+        if crate::platform::is_pv() {
+            enter_payload_pv(entry, stack_top, boot_info)
+        } else {
+            enter_payload(entry, stack_top, boot_info)
+        }
+    }
 }
 
 pub fn outb(port: u16, val: u8) {

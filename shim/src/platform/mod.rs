@@ -7,6 +7,26 @@ pub mod xen;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 static ON_XEN: AtomicBool = AtomicBool::new(false);
+static XEN_PV: AtomicBool = AtomicBool::new(false);
+
+/// Classic PV: the shim runs in ring 3 and may not use cli/sti/hlt or port I/O.
+pub fn is_pv() -> bool {
+    XEN_PV.load(Ordering::Relaxed)
+}
+
+pub fn set_pv() {
+    XEN_PV.store(true, Ordering::Relaxed);
+}
+
+/// Sleeps until an event or the armed timer: `hlt` with interrupts on (PVH, native), or
+/// SCHEDOP_poll on the shim's ports followed by event processing (PV).
+pub fn idle() {
+    if is_pv() {
+        xen::pv_idle();
+    } else {
+        crate::arch::wait_for_interrupt();
+    }
+}
 
 pub fn on_xen() -> bool {
     ON_XEN.load(Ordering::Relaxed)

@@ -5,11 +5,22 @@ use core::arch::asm;
 use xshim_shim::xen::abi::{event_channel as ec, hvm_params as hp, memory as mem, sched, vcpu, xen::hypercall as nr};
 use zerocopy::IntoBytes;
 
-#[repr(C, align(4096))]
-struct HypercallPage([u8; 4096]);
+extern "C" {
+    /// entry.S: one page at layout::HYPERCALL_PAGE, pre-filled with `ret` so that a page Xen
+    /// did not fill is detectable (XTF does the same). PVH: filled when we write the MSR;
+    /// PV: filled by the domain builder (XEN_ELFNOTE_HYPERCALL_PAGE).
+    static hypercall_page: [u8; 4096];
+}
 
-/// Pre-filled with `ret` so that a page Xen did not fill is detectable (XTF does the same).
-static mut HYPERCALL_PAGE: HypercallPage = HypercallPage([0xc3; 4096]);
+fn page_addr() -> u64 {
+    &raw const hypercall_page as u64
+}
+
+/// PV: true if the domain builder filled the page.
+pub fn page_filled() -> bool {
+    // SAFETY: reading the first byte of the page entry.S reserves.
+    unsafe { core::ptr::read_volatile(page_addr() as *const u8) != 0xc3 }
+}
 
 /// The Xen CPUID leaf base (0x40000000 + 0x100 * n), if running under Xen.
 pub fn xen_cpuid_base() -> Option<u32> {
@@ -25,11 +36,8 @@ pub struct HypercallPageError;
 /// Asks Xen to fill the hypercall page and checks that it did.
 pub fn install_page(cpuid_base: u32) -> Result<(), HypercallPageError> {
     let (_pages, msr, _, _) = arch::cpuid(cpuid_base + 2, 0);
-    let page = &raw mut HYPERCALL_PAGE as u64;
-    arch::wrmsr(msr, page);
-    // SAFETY: reading the first byte of our own static page; Xen wrote it synchronously.
-    let first = unsafe { core::ptr::read_volatile(page as *const u8) };
-    if first == 0xc3 {
+    arch::wrmsr(msr, page_addr());
+    if !page_filled() {
         return Err(HypercallPageError);
     }
     Ok(())
@@ -37,7 +45,11 @@ pub fn install_page(cpuid_base: u32) -> Result<(), HypercallPageError> {
 
 /// A raw hypercall with up to five arguments (rdi, rsi, rdx, r10, r8).
 fn hypercall(op: usize, a1: u64, a2: u64, a3: u64) -> i64 {
-    let entry = &raw const HYPERCALL_PAGE as u64 + (op as u64) * 32;
+    hypercall4(op, a1, a2, a3, 0)
+}
+
+fn hypercall4(op: usize, a1: u64, a2: u64, a3: u64, a4: u64) -> i64 {
+    let entry = page_addr() + (op as u64) * 32;
     let ret: i64;
     // SAFETY: `entry` is Xen's stub for `op` in the installed hypercall page; Xen reads only
     // the memory the arguments point to, which callers pass as live references; all argument
@@ -49,7 +61,8 @@ fn hypercall(op: usize, a1: u64, a2: u64, a3: u64) -> i64 {
             inlateout("rdi") a1 => _,
             inlateout("rsi") a2 => _,
             inlateout("rdx") a3 => _,
-            lateout("r10") _, lateout("r8") _, lateout("rcx") _, lateout("r11") _,
+            inlateout("r10") a4 => _,
+            lateout("r8") _, lateout("rcx") _, lateout("r11") _,
         );
     }
     ret
@@ -122,4 +135,25 @@ pub fn set_singleshot_timer(timeout_abs_ns: u64) -> i64 {
 pub fn register_vcpu_info(gfn: u64, offset: u32) -> i64 {
     let r = vcpu::VcpuRegisterVcpuInfo { mfn: gfn, offset, rsvd: 0 };
     hypercall(nr::VCPU_OP, vcpu::VCPUOP_REGISTER_VCPU_INFO as u64, 0, ptr(&r))
+}
+
+/// PV: batch page-table updates (`ptr` = machine address of the entry).
+pub fn mmu_update(reqs: &[xshim_shim::xen::abi::xen::MmuUpdate]) -> i64 {
+    let mut done = 0u32;
+    hypercall4(nr::MMU_UPDATE, reqs.as_ptr() as u64, reqs.len() as u64, &mut done as *mut u32 as u64, mem::DOMID_SELF as u64)
+}
+
+/// PV: set the L1 entry that maps `va`.
+pub fn update_va_mapping(va: u64, pte: u64) -> i64 {
+    hypercall(nr::UPDATE_VA_MAPPING, va, pte, xshim_shim::xen::abi::xen::UVMF_INVLPG)
+}
+
+pub fn stop_periodic_timer() -> i64 {
+    hypercall(nr::VCPU_OP, vcpu::VCPUOP_STOP_PERIODIC_TIMER as u64, 0, 0)
+}
+
+/// Blocks until any of `ports` is pending or Xen system time reaches `timeout_ns`.
+pub fn sched_poll_many(ports: &[u32], timeout_ns: u64) -> i64 {
+    let p = sched::SchedPoll { ports: ports.as_ptr() as u64, nr_ports: ports.len() as u32, pad: 0, timeout: timeout_ns };
+    hypercall(nr::SCHED_OP, sched::SCHEDOP_POLL as u64, ptr(&p), 0)
 }

@@ -4,6 +4,7 @@
 pub mod console_ring;
 pub mod events;
 pub mod hypercall;
+pub mod pv;
 pub mod shared_ring;
 pub mod time;
 pub mod xenstore;
@@ -111,6 +112,37 @@ pub fn init(cpuid_base: u32) {
     *XEN.lock() = Some(XenState { xenstore, timer_port, console_port, suspends: 0 });
 }
 
+/// PV bring-up after `pv::init`: console and xenstore rings found through the m2p, the ports
+/// from start_info, VIRQ_TIMER bound. Save/restore is not offered in PV mode yet.
+pub fn init_pv(si: &xshim_shim::xen::abi::xen::StartInfo) {
+    let timer_port = hypercall::evtchn_bind_virq(VIRQ_TIMER, 0).unwrap_or_else(|rc| crate::platform::crash(&format!("EVTCHNOP_bind_virq(VIRQ_TIMER) failed: {rc}")));
+    let console_port = si.console.evtchn;
+    // SAFETY: the console ring page the domain builder set up, mapped 1:1 in the bootstrap area.
+    console::attach_ring(unsafe { console_ring::ConsoleRing::new(pv::ring_va(si.console.mfn), console_port) });
+    // SAFETY: as above, for the xenstore ring page.
+    let mut xenstore = unsafe { Xenstore::new(pv::ring_va(si.store_mfn), si.store_evtchn) };
+    let watch = xenstore.write(0, "control/feature-poweroff", "1").and_then(|_| xenstore.write(0, "control/feature-reboot", "1")).and_then(|_| xenstore.watch("control/shutdown", "shutdown"));
+    if let Err(e) = watch {
+        log::error!("xenstore: cannot watch control/shutdown: {e}");
+    }
+    let ver = hypercall::xen_version();
+    log::info!(
+        "Xen {}.{} PV: {} pages, shared_info at maddr {:#x}, console mfn {:#x} port {}, xenstore mfn {:#x} port {}, timer port {}",
+        ver >> 16, ver & 0xffff, si.nr_pages, si.shared_info, si.console.mfn, console_port, si.store_mfn, si.store_evtchn, timer_port
+    );
+    *XEN.lock() = Some(XenState { xenstore, timer_port, console_port, suspends: 0 });
+}
+
+/// PV idle: block in SCHEDOP_poll on the shim's ports, then handle what arrived.
+pub fn pv_idle() {
+    let ports = match XEN.lock().as_ref() {
+        Some(st) => [st.timer_port, st.console_port, st.xenstore.port],
+        None => return,
+    };
+    hypercall::sched_poll_many(&ports, 0);
+    on_upcall();
+}
+
 pub fn arm_timer(xen_time_ns: u64) {
     let rc = hypercall::set_singleshot_timer(xen_time_ns);
     if rc != 0 {
@@ -183,6 +215,9 @@ fn handle_shutdown_request(st: &mut XenState) {
         "reboot" => {
             log::info!("control/shutdown: reboot");
             exit(Exit::Reboot);
+        }
+        "suspend" if crate::platform::is_pv() => {
+            log::error!("control/shutdown: suspend is not supported in PV mode yet; ignored");
         }
         "suspend" => {
             log::info!("control/shutdown: suspend (generation {})", services::generation());

@@ -39,6 +39,18 @@ pub fn layout_table() -> alloc::vec::Vec<(&'static str, &'static str, usize)> {
     off!("struct arch_shared_info", xen::ArchSharedInfo, pfn_to_mfn_frame_list_list);
     off!("struct arch_shared_info", xen::ArchSharedInfo, p2m_cr3);
     off!("struct arch_shared_info", xen::ArchSharedInfo, p2m_generation);
+    size!("struct start_info", xen::StartInfo);
+    off!("struct start_info", xen::StartInfo, nr_pages);
+    off!("struct start_info", xen::StartInfo, shared_info);
+    off!("struct start_info", xen::StartInfo, store_mfn);
+    off!("struct start_info", xen::StartInfo, store_evtchn);
+    off!("struct start_info", xen::StartInfo, console);
+    off!("struct start_info", xen::StartInfo, pt_base);
+    off!("struct start_info", xen::StartInfo, mfn_list);
+    off!("struct start_info", xen::StartInfo, mod_start);
+    off!("struct start_info", xen::StartInfo, cmd_line);
+    off!("struct start_info", xen::StartInfo, first_p2m_pfn);
+    size!("struct mmu_update", xen::MmuUpdate);
     size!("struct hvm_start_info", start_info::HvmStartInfo);
     off!("struct hvm_start_info", start_info::HvmStartInfo, nr_modules);
     off!("struct hvm_start_info", start_info::HvmStartInfo, modlist_paddr);
@@ -86,7 +98,14 @@ pub fn layout_table() -> alloc::vec::Vec<(&'static str, &'static str, usize)> {
 /// (C expression, value) for the constants the shim relies on.
 pub fn constant_table() -> alloc::vec::Vec<(&'static str, u64)> {
     alloc::vec![
+        ("__HYPERVISOR_mmu_update", xen::hypercall::MMU_UPDATE as u64),
+        ("__HYPERVISOR_update_va_mapping", xen::hypercall::UPDATE_VA_MAPPING as u64),
         ("__HYPERVISOR_memory_op", xen::hypercall::MEMORY_OP as u64),
+        ("MACH2PHYS_VIRT_START", xen::MACH2PHYS_VIRT_START),
+        ("MMU_NORMAL_PT_UPDATE", xen::MMU_NORMAL_PT_UPDATE),
+        ("UVMF_INVLPG", xen::UVMF_INVLPG),
+        ("SIF_MOD_START_PFN", xen::SIF_MOD_START_PFN as u64),
+        ("VCPUOP_stop_periodic_timer", vcpu::VCPUOP_STOP_PERIODIC_TIMER as u64),
         ("__HYPERVISOR_xen_version", xen::hypercall::XEN_VERSION as u64),
         ("__HYPERVISOR_console_io", xen::hypercall::CONSOLE_IO as u64),
         ("__HYPERVISOR_grant_table_op", xen::hypercall::GRANT_TABLE_OP as u64),

@@ -1,6 +1,7 @@
 //! xen/include/public/vcpu.h: the one-shot timer.
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
+pub const VCPUOP_STOP_PERIODIC_TIMER: u32 = 7;
 pub const VCPUOP_SET_SINGLESHOT_TIMER: u32 = 8;
 /// May be called once per vCPU (again only in a new domain after restore/migration).
 pub const VCPUOP_REGISTER_VCPU_INFO: u32 = 10;

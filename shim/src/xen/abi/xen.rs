@@ -3,6 +3,8 @@
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 pub mod hypercall {
+    pub const MMU_UPDATE: usize = 1;
+    pub const UPDATE_VA_MAPPING: usize = 14;
     pub const MEMORY_OP: usize = 12;
     pub const XEN_VERSION: usize = 17;
     pub const CONSOLE_IO: usize = 18;
@@ -85,3 +87,58 @@ const _: () = assert!(core::mem::offset_of!(SharedInfo, evtchn_pending) == 2048)
 const _: () = assert!(core::mem::offset_of!(SharedInfo, wc_version) == 3072);
 const _: () = assert!(core::mem::offset_of!(SharedInfo, arch) == 3088);
 const _: () = assert!(core::mem::size_of::<SharedInfo>() == 3136);
+
+/// PV: the machine-to-physical table, read-only at this address in every 64-bit PV guest
+/// (arch-x86/xen-x86_64.h MACH2PHYS_VIRT_START).
+pub const MACH2PHYS_VIRT_START: u64 = 0xffff_8000_0000_0000;
+
+/// `struct mmu_update`: `ptr` is the machine address of the entry (low 2 bits: command).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct MmuUpdate {
+    pub ptr: u64,
+    pub val: u64,
+}
+const _: () = assert!(core::mem::size_of::<MmuUpdate>() == 16);
+pub const MMU_NORMAL_PT_UPDATE: u64 = 0;
+/// update_va_mapping flag: flush just this entry from the TLB.
+pub const UVMF_INVLPG: u64 = 2;
+
+/// start_info.flags: mod_start is a pfn rather than a virtual address.
+pub const SIF_MOD_START_PFN: u32 = 1 << 3;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct ConsoleDomU {
+    pub mfn: u64,
+    pub evtchn: u32,
+    pub pad: u32,
+}
+
+/// `struct start_info` (x86_64): what a PV guest finds in %rsi at entry.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct StartInfo {
+    /// "xen-<version>-x86_64".
+    pub magic: [u8; 32],
+    pub nr_pages: u64,
+    /// Machine address of shared_info.
+    pub shared_info: u64,
+    pub flags: u32,
+    pub pad0: u32,
+    pub store_mfn: u64,
+    pub store_evtchn: u32,
+    pub pad1: u32,
+    pub console: ConsoleDomU,
+    /// Virtual address of the top-level page table.
+    pub pt_base: u64,
+    pub nr_pt_frames: u64,
+    /// Virtual address of the p2m array (pfn -> mfn).
+    pub mfn_list: u64,
+    pub mod_start: u64,
+    pub mod_len: u64,
+    pub cmd_line: [u8; 1024],
+    pub first_p2m_pfn: u64,
+    pub nr_p2m_frames: u64,
+}
+const _: () = assert!(core::mem::size_of::<StartInfo>() == 1168);
