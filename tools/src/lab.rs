@@ -139,7 +139,7 @@ fn script(o: &LabOpts) -> String {
     let _ = writeln!(s, "memory={}\nvcpus=1\non_crash=\"preserve\"\non_poweroff=\"destroy\"\non_reboot=\"destroy\"\nCFG", o.memory);
     if !linux {
         let _ = writeln!(s, "readnotes /xlab/kernel > /tmp/notes 2>&1 && check readnotes PASS 0 \"$(grep -c '' /tmp/notes) lines\" || check readnotes FAIL 0 \"$(tail -2 /tmp/notes | tr '\\n' ' ')\"");
-        let _ = writeln!(s, "grep -E 'PHYS32_ENTRY|GUEST_OS|SUSPEND_CANCEL' /tmp/notes | sed 's/^/XLAB-INFO readnotes: /'");
+        let _ = writeln!(s, "grep -E 'PHYS32_ENTRY|ENTRY|HYPERCALL_PAGE|GUEST_OS|SUSPEND_CANCEL' /tmp/notes | sed 's/^/XLAB-INFO readnotes: /'");
     }
     let _ = writeln!(s, "step create 120 xl create /xlab/guest.cfg || {{ dump_logs; exit 0; }}");
     let _ = writeln!(s, "t0=$(now); if {ready}; then check reach-payload PASS \"$(dt $t0 $(now))\" ready; else check reach-payload FAIL \"$(dt $t0 $(now))\" 'no sign of the payload'; dump_logs; exit 0; fi");

@@ -172,8 +172,15 @@ fn lab_tier(t: &mut Tally, soak: bool) {
     let sentinel = format!("sentinel={}", std::process::id() as u64 * 104_729 % 1_000_000);
     for p in util::PAYLOADS {
         let args = if p == "abi-check" { sentinel.clone() } else { String::new() };
-        lab_check(t, &format!("lab-boot-pvh-{p}"), LabOpts { payload_args: args, ..base(Scenario::Boot, p, 1) });
+        lab_check(t, &format!("lab-boot-pvh-{p}"), LabOpts { payload_args: args.clone(), ..base(Scenario::Boot, p, 1) });
+        // The same payload ELF as a classic PV guest.
+        lab_check(t, &format!("lab-boot-pv-{p}"), LabOpts { mode: Mode::Pv, payload_args: args, ..base(Scenario::Boot, p, 1) });
     }
+    // Memory sizes: the smallest guest the layout allows, and a large one (PV maps 256 MiB).
+    lab_check(t, "lab-boot-pv-ticker-32m", LabOpts { mode: Mode::Pv, memory: 32, ..base(Scenario::Boot, "ticker", 1) });
+    lab_check(t, "lab-boot-pv-ticker-512m", LabOpts { mode: Mode::Pv, memory: 512, ..base(Scenario::Boot, "ticker", 1) });
+    lab_check(t, "lab-saverestore-pvh-32m", LabOpts { memory: 32, ..base(Scenario::Saverestore, "ticker", 2) });
+    lab_check(t, "lab-saverestore-pvh-512m", LabOpts { memory: 512, ..base(Scenario::Saverestore, "ticker", 2) });
     lab_check(t, "lab-saverestore-pvh-x10", base(Scenario::Saverestore, "ticker", 10));
     lab_check(t, "lab-checkpoint-pvh-x5", base(Scenario::Checkpoint, "ticker", 5));
     lab_check(t, "lab-migrate-pvh-x5", base(Scenario::Migrate, "ticker", 5));
