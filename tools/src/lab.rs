@@ -63,10 +63,20 @@ pub struct LabResult {
     pub info: Vec<String>,
     pub log_path: PathBuf,
     pub finished: bool,
+    /// The lab printed nothing for SILENCE_LIMIT: dom0 or Xen hung (not the guest's doing).
+    pub hung: bool,
     pub secs: f64,
 }
 
+/// Every scenario step prints within this time (steps are bounded by shorter timeouts).
+const SILENCE_LIMIT: std::time::Duration = std::time::Duration::from_secs(150);
+
 impl LabResult {
+    /// The run failed only because the lab itself hung: no check of the guest failed.
+    pub fn lab_hang_only(&self) -> bool {
+        self.hung && self.checks.iter().all(|c| c.pass || c.name == "lab-finished" || c.name == "ticker-continuity" && c.detail == "no TICK lines")
+    }
+
     pub fn passed(&self) -> bool {
         self.finished && !self.checks.is_empty() && self.checks.iter().all(|c| c.pass)
     }
@@ -269,14 +279,33 @@ pub fn run(o: &LabOpts, echo: bool) -> Result<LabResult, String> {
     if echo {
         println!("lab: {:?} ({:?}, payload {}, {} MiB, cycles {}), time limit {limit} s, log {}", o.scenario, o.mode, o.image.as_ref().map(|p| p.display().to_string()).unwrap_or(o.payload.clone()), o.memory, o.cycles, log_path.display());
     }
-    for line in BufReader::new(child.stdout.take().expect("piped")).split(b'\n').map_while(Result::ok) {
-        let line = String::from_utf8_lossy(&line).into_owned();
-        let _ = writeln!(log, "{line}");
-        if let Some(msg) = parse_line(&mut res, &line) {
-            if echo {
-                println!("  {msg}");
-                let _ = std::io::stdout().flush();
+    // Lines arrive through a channel so that a silent lab (dom0 or Xen hung) is noticed.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().expect("piped");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
+            if tx.send(String::from_utf8_lossy(&line).into_owned()).is_err() {
+                break;
             }
+        }
+    });
+    loop {
+        match rx.recv_timeout(SILENCE_LIMIT) {
+            Ok(line) => {
+                let _ = writeln!(log, "{line}");
+                if let Some(msg) = parse_line(&mut res, &line) {
+                    if echo {
+                        println!("  {msg}");
+                        let _ = std::io::stdout().flush();
+                    }
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                res.hung = true;
+                let _ = child.kill();
+                break;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
     let st = child.wait().map_err(|e| e.to_string())?;
@@ -285,7 +314,9 @@ pub fn run(o: &LabOpts, echo: bool) -> Result<LabResult, String> {
         let _ = std::io::Read::read_to_string(&mut e, &mut err);
     }
     res.secs = util::secs(t0);
-    if !res.finished {
+    if res.hung {
+        res.checks.push(Check { name: "lab-finished".into(), pass: false, secs: res.secs, detail: format!("the lab went silent for {} s (dom0 or Xen hung); stopped", SILENCE_LIMIT.as_secs()) });
+    } else if !res.finished {
         res.checks.push(Check { name: "lab-finished".into(), pass: false, secs: res.secs, detail: format!("dom0 did not finish the scenario within {limit} s ({st}) {}", err.trim()) });
     }
     let streamed = res.checks.len();
