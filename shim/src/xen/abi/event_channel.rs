@@ -24,3 +24,4 @@ const _: () = assert!(core::mem::size_of::<EvtchnBindVirq>() == 12);
 pub struct EvtchnPortArg {
     pub port: u32,
 }
+const _: () = assert!(core::mem::size_of::<EvtchnPortArg>() == 4);

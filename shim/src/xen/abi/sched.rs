@@ -20,6 +20,7 @@ pub enum ShutdownReason {
 pub struct SchedShutdown {
     pub reason: u32,
 }
+const _: () = assert!(core::mem::size_of::<SchedShutdown>() == 4);
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]

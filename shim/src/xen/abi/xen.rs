@@ -114,6 +114,7 @@ pub struct ConsoleDomU {
     pub evtchn: u32,
     pub pad: u32,
 }
+const _: () = assert!(core::mem::size_of::<ConsoleDomU>() == 16);
 
 /// `struct start_info` (x86_64): what a PV guest finds in %rsi at entry.
 #[repr(C)]
