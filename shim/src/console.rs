@@ -24,9 +24,13 @@ pub fn init_serial() {
     CONSOLE.lock().serial = Some(port);
 }
 
+/// PVH: port 0xE9 exists (Xen's HVM debug port); PV may not touch I/O ports.
+static DEBUG_PORT: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 /// Under Xen: port 0xE9 until the ring is up (and for log lines after).
 pub fn init_xen_debug_port() {
     CONSOLE.lock().debug_port = true;
+    DEBUG_PORT.store(true, core::sync::atomic::Ordering::Relaxed);
 }
 
 pub fn attach_ring(ring: ConsoleRing) {
@@ -122,7 +126,11 @@ impl Write for Sink<'_> {
 }
 
 /// Writes straight to Xen's debug port (no lock): for the console ring's own troubles.
+/// Silently nothing where there is no debug port (PV, native).
 pub fn debug_port_write(args: fmt::Arguments) {
+    if !DEBUG_PORT.load(core::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     struct E9;
     impl Write for E9 {
         fn write_str(&mut self, s: &str) -> fmt::Result {

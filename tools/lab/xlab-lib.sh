@@ -41,6 +41,7 @@ step() {
 # progress NAME WORD SECONDS CHECKNAME: the guest keeps counting (a new line beyond the last).
 progress() {
   _before=$(last_count "$1" "$2"); _t0=$(now)
+  case "$_before" in ''|*[!0-9]*) check "$4" FAIL 0 "could not read the console log (dom0 trouble)"; return 1;; esac
   if wait_count "$1" "$2" $((_before + 1)) "$3"; then check "$4" PASS "$(dt "$_t0" "$(now)")" "$2 $_before -> $(last_count "$1" "$2")"
   else check "$4" FAIL "$(dt "$_t0" "$(now)")" "$2 stuck at $_before"; return 1; fi
 }

@@ -7,19 +7,23 @@ use xshim_shim::xen::ring;
 pub struct ConsoleRing {
     page: *mut XenconsInterface,
     pub port: u32,
+    /// Bytes given up on because the backend stopped consuming.
+    dropped: u64,
 }
 
 // SAFETY: the ring page is only touched under the console lock, on one vCPU.
 unsafe impl Send for ConsoleRing {}
 
-/// How long a write waits for the backend before it reports a stall (and keeps waiting).
-const STALL_REPORT_NS: u64 = 10_000_000_000;
+/// How long one write waits for a backend that consumes nothing. After that the rest of the
+/// write is dropped (and counted on the debug console): a dead console daemon must not leave
+/// the guest deaf to the toolstack, which is what blocking here with events off would do.
+const STALL_LIMIT_NS: u64 = 5_000_000_000;
 
 impl ConsoleRing {
     /// # Safety
     /// `page` must be the identity-mapped console ring page the toolstack set up.
     pub unsafe fn new(page: u64, port: u32) -> ConsoleRing {
-        ConsoleRing { page: page as *mut XenconsInterface, port }
+        ConsoleRing { page: page as *mut XenconsInterface, port, dropped: 0 }
     }
 
     fn out(&self) -> (SharedBytes, SharedIdx, SharedIdx) {
@@ -46,7 +50,8 @@ impl ConsoleRing {
         }
     }
 
-    /// Writes all of `bytes`, waiting (blocked, not spinning) while the ring is full.
+    /// Writes all of `bytes`, waiting (blocked, not spinning) while the ring is full, for at
+    /// most STALL_LIMIT_NS without progress.
     pub fn write_all(&mut self, mut bytes: &[u8]) {
         let mut waited = 0u64;
         while !bytes.is_empty() {
@@ -68,11 +73,13 @@ impl ConsoleRing {
                     continue;
                 }
             }
-            events::wait_on_port(self.port, 1_000_000_000);
-            waited += 1_000_000_000;
-            if waited.is_multiple_of(STALL_REPORT_NS) {
-                debug_port_line(format_args!("xshim: console ring full for {} s: backend not consuming; still waiting", waited / 1_000_000_000));
+            if waited >= STALL_LIMIT_NS {
+                self.dropped += bytes.len() as u64;
+                debug_port_line(format_args!("xshim: console ring full for {} s: backend not consuming; {} bytes dropped so far", waited / 1_000_000_000, self.dropped));
+                return;
             }
+            events::wait_on_port(self.port, 500_000_000);
+            waited += 500_000_000;
         }
     }
 
