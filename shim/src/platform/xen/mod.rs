@@ -83,7 +83,7 @@ fn advertise_features(xs: &mut Xenstore) -> Result<(), XsError> {
     xs.watch("control/shutdown", "shutdown")
 }
 
-/// PVH bring-up. Returns the Xen version for the log.
+/// PVH bring-up: everything Xen-facing, before the payload is loaded.
 pub fn init(cpuid_base: u32) {
     if hypercall::install_page(cpuid_base).is_err() {
         crate::platform::crash("Xen did not fill the hypercall page");

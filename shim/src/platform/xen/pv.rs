@@ -33,8 +33,6 @@ pub struct PvInfo {
     pub mapped_end: u64,
 }
 
-static mut START_INFO_COPY: Option<StartInfo> = None;
-
 fn p2m_table(si: &StartInfo) -> *const u64 {
     si.mfn_list as *const u64
 }
@@ -118,8 +116,6 @@ fn map_ram(si: &StartInfo) -> Result<u64, alloc::string::String> {
 pub fn init(si_ptr: *const StartInfo) -> PvInfo {
     // SAFETY: Xen passes start_info's virtual address in %rsi; it is mapped and ours.
     let si = unsafe { core::ptr::read_volatile(si_ptr) };
-    // SAFETY: single-threaded bring-up; the copy outlives the page the payload may reuse.
-    unsafe { START_INFO_COPY = Some(si) };
     if !si.magic.starts_with(b"xen-3.0-x86_64") {
         crate::platform::crash("start_info: bad magic (not a 64-bit PV start_info)");
     }
