@@ -70,6 +70,24 @@ migrate() { # NAME CHECKPREFIX WORD
   step "$2migrate" 240 xl migrate -s "" "$1" "xl migrate-receive" || return 1
   progress "$1" "$3" 30 "$2continues"
 }
+# dom0_integrity N: two workers run N checksummed pipelines each (sort, gzip, md5sum) and N
+# toolstack queries while the guest runs; any wrong result or crashed tool fails the check.
+dom0_integrity() {
+  seq 1 200000 > /tmp/nums; _ref=$(md5sum < /tmp/nums); _t0=$(now)
+  for _w in a b; do
+    ( _bad=0; _i=0
+      while [ $_i -lt "$1" ]; do
+        _i=$((_i + 1))
+        [ "$(sort -r /tmp/nums | sort -n | gzip -1 | gunzip | md5sum)" = "$_ref" ] || _bad=$((_bad + 1))
+        xl list >/dev/null 2>&1; [ $? -ge 128 ] && _bad=$((_bad + 1))
+      done
+      echo $_bad > /tmp/integrity.$_w ) &
+  done
+  wait
+  _bad=$(($(cat /tmp/integrity.a) + $(cat /tmp/integrity.b)))
+  if [ "$_bad" -eq 0 ]; then check dom0-integrity PASS "$(dt "$_t0" "$(now)")" "$((2 * $1)) pipelines and xl runs, all correct"
+  else check dom0-integrity FAIL "$(dt "$_t0" "$(now)")" "$_bad of $((4 * $1)) dom0 computations wrong or crashed"; fi
+}
 dump_logs() {
   for f in /var/log/xen/console/guest-*.log; do
     [ -f "$f" ] || continue

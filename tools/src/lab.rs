@@ -26,6 +26,9 @@ pub enum Scenario {
     LinuxBaseline,
     /// The demo: boot, a few ticks, save, restore, a few ticks.
     Demo,
+    /// The lab's own health: dom0's user processes compute correctly while a busy guest runs
+    /// (with XSAVE under TCG they did not; see tools/lab/run-lab.sh).
+    Dom0Check,
     /// One lab boot, two guests of the same memory size: the xshim ticker (PVH) and the Linux
     /// PV baseline, each created, saved+restored --cycles times, checkpointed and migrated.
     Compare,
@@ -182,6 +185,9 @@ fn script(o: &LabOpts) -> String {
             s.push_str(&format!("migrate {GUEST} '' {word}; save_restore {GUEST} '' {word}; checkpoint {GUEST} '' {word}\n"));
         }
         Scenario::Compare => unreachable!("compare_script"),
+        Scenario::Dom0Check => {
+            let _ = writeln!(s, "dom0_integrity {}", o.cycles.max(1) * 10);
+        }
         Scenario::Demo => {
             let _ = writeln!(s, "wait_count {GUEST} TICK 4 60; echo \"XLAB-INFO saving at TICK $(last_count {GUEST} TICK)\"");
             s.push_str(&format!("save_restore {GUEST} '' {word} && wait_count {GUEST} TICK $(( $(last_count {GUEST} TICK) + 3 )) 60\n"));
@@ -194,6 +200,7 @@ fn script(o: &LabOpts) -> String {
 fn time_limit(o: &LabOpts) -> u64 {
     let per_op = match o.scenario {
         Scenario::Boot => 0,
+        Scenario::Dom0Check => 30,
         Scenario::Migrate | Scenario::Soak => 60,
         Scenario::Compare => 120,
         _ => 45,

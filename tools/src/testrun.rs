@@ -178,6 +178,8 @@ fn lab_tier(t: &mut Tally, soak: bool) {
         return t.record("lab-build", false, &e);
     }
     let base = |scenario, payload: &str, cycles| LabOpts { scenario, mode: Mode::Pvh, payload: payload.into(), image: None, cycles, memory: 128, payload_args: String::new() };
+    // The lab itself first: dom0 must compute correctly beside a busy guest.
+    lab_check(t, "lab-dom0-integrity", LabOpts { payload_args: "spin=1".into(), ..base(Scenario::Dom0Check, "ticker", 1) });
     let sentinel = format!("sentinel={}", std::process::id() as u64 * 104_729 % 1_000_000);
     for p in util::PAYLOADS {
         let args = if p == "abi-check" { sentinel.clone() } else { String::new() };
