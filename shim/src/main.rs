@@ -148,7 +148,7 @@ mod kernel {
         let memmap = [start_info::MemmapEntry { addr: 0, size: info.mapped_end, ty: xshim_shim::xen::abi::start_info::XEN_HVM_MEMMAP_TYPE_RAM }];
         let modules: Vec<start_info::Module> = info.module.into_iter().collect();
         let regions = start_info::payload_regions(&memmap, &modules);
-        load_and_enter(&modules, regions, payload_cmdline, Features::XEN | Features::CONSOLE_INPUT | Features::WALLCLOCK)
+        load_and_enter(&modules, regions, payload_cmdline, Features::XEN | Features::SAVE_RESTORE | Features::CONSOLE_INPUT | Features::WALLCLOCK)
     }
 
     /// Rust entry from entry.S, in long mode on the boot stack.

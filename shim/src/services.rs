@@ -47,18 +47,13 @@ pub fn note_resumed() {
     RESUMED.store(true, Ordering::SeqCst);
 }
 
-/// The call gate. A thin shell: interrupts off while the shim works for the payload (so an
+/// The call gate. A thin shell: events off while the shim works for the payload (so an
 /// event upcall never finds shim state half-updated), then the safe dispatcher.
 extern "sysv64" fn call_gate(nr: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> i64 {
-    // PV: no cli/sti in ring 3, and no upcalls either (the shim polls when idle).
-    if platform::is_pv() {
-        return dispatch(nr, a0, a1, a2, a3);
-    }
-    let were_enabled = x86_64::instructions::interrupts::are_enabled();
-    x86_64::instructions::interrupts::disable();
+    let were_enabled = platform::events_disable();
     let r = dispatch(nr, a0, a1, a2, a3);
     if were_enabled {
-        x86_64::instructions::interrupts::enable();
+        platform::events_enable();
     }
     r
 }

@@ -14,7 +14,11 @@ kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{p
 xpkg=xen-hypervisor-4.17-amd64
 kver=${kpkg#linux-image-}
 ver() { apt-cache policy "$1" | awk '/Candidate:/{print $2}'; }
-inputs="$kpkg=$(ver "$kpkg") $xpkg=$(ver $xpkg) xen-utils-4.17=$(ver xen-utils-4.17) $(cat "$0" "$here/dom0-init.sh" "$here/linux-guest-init.sh" | sha256sum | cut -c1-16)"
+# The hypervisor from bookworm main, the same release as the toolstack debootstrap installs
+# (see below for why not bookworm-security's).
+xver=$(apt-cache madison $xpkg | awk -F'|' '$3 ~ /bookworm\/main/ && $3 !~ /security/ {gsub(/ /, "", $2); print $2; exit}')
+xver=${xver:-$(ver $xpkg)}
+inputs="$kpkg=$(ver "$kpkg") $xpkg=$xver xen-utils-4.17=$(ver xen-utils-4.17) $(cat "$0" "$here/dom0-init.sh" "$here/linux-guest-init.sh" | sha256sum | cut -c1-16)"
 if [ -f "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$inputs" ] && [ -f "$cache/dom0.cpio.gz" ]; then
   step "cached lab is current ($cache)"; cat "$cache/versions.txt"; exit 0
 fi
@@ -28,16 +32,18 @@ debootstrap --variant=minbase \
   --include=xen-utils-4.17,xen-utils-common,xenstore-utils,busybox-static,kmod,iproute2,procps \
   bookworm rootfs "$mirror" 2>&1 | grep -E '^I: (Retriev|Install|Configur|Base)' | awk 'NR%40==1' || true
 [ -x rootfs/usr/lib/xen-4.17/bin/xl ] || { echo "lab build: debootstrap did not install xl" >&2; exit 1; }
-# Versions: debootstrap installs the toolstack from bookworm main (4.17.5 here); the hypervisor
-# is apt's candidate (4.17.7 from bookworm-security). Measured in this lab: 4.17.5 + 4.17.5 hung
-# dom0 after restoring a Linux PV guest, and 4.17.7 tools aborted in `xl create` ("malloc():
-# unsorted double linked list corrupted") and failed to migrate the Linux guest; this pair
-# passed every step. versions.txt records what was used.
-xsel=$xpkg
+# Versions: debootstrap installs the toolstack from bookworm main (4.17.5 here), and the
+# hypervisor comes from bookworm main too. bookworm-security's 4.17.7 is built without
+# CONFIG_SHADOW_PAGING, and PV guests need shadow paging for log-dirty mode: `xl migrate` of
+# any PV guest failed there ("Failed to enable logdirty: 95"). (Earlier trouble blamed on the
+# 4.17.5 pair -- dom0 hangs and heap corruption -- was the XSAVE fault; see run-lab.sh.)
+xsel="$xpkg=$xver"
 step "downloading $kpkg and $xsel"
 ( cd debs && apt-get download -q "$kpkg" "$xsel" )
 mkdir -p x
 for d in debs/*.deb; do dpkg-deb -x "$d" x; done
+grep -q '^CONFIG_SHADOW_PAGING=y' x/boot/xen-4.17-amd64.config 2>/dev/null \
+  || echo "lab build: WARNING: this hypervisor has no shadow paging: PV guests cannot be migrated live"
 zcat x/boot/xen-4.17-amd64.gz > "$cache/xen.elf.new"
 cp x/boot/vmlinuz-"$kver" "$cache/vmlinuz.new"
 step "dom0 modules for $kver"

@@ -262,9 +262,6 @@ fn stage(o: &LabOpts, dir: &Path) -> Result<(), String> {
 }
 
 pub fn run(o: &LabOpts, echo: bool) -> Result<LabResult, String> {
-    if o.mode == Mode::Pv && !matches!(o.scenario, Scenario::LinuxBaseline | Scenario::Boot) {
-        return Err("--mode pv: xshim boots as a classic PV guest, but its save/restore is not implemented yet; use --mode pvh".into());
-    }
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let dir = util::root().join("target/lab-runs").join(format!("{:?}-{}-{stamp}", o.scenario, o.payload).to_lowercase());
     let files = dir.join("xlab");

@@ -140,6 +140,85 @@ trap_common:
     add     $16, %rsp
     iretq
 
+/* PV traps and the event callback. Xen enters a 64-bit PV guest with %rcx and %r11 of the
+ * interrupted context pushed above the usual frame ([rcx, r11, (error code), rip, cs, rflags,
+ * rsp, ss]): restore them, then build the same TrapFrame as above. A PV guest cannot `iretq`
+ * to itself: it returns through HYPERVISOR_iret, which also restores the event mask from the
+ * saved rflags.IF (Xen sets IF there to "events were unmasked"). */
+    .macro PV_TRAP_NOERR n
+    .globl pv_trap_stub_\n
+pv_trap_stub_\n:
+    mov     (%rsp), %rcx
+    mov     8(%rsp), %r11
+    add     $16, %rsp
+    push    $0
+    push    $\n
+    jmp     pv_trap_common
+    .endm
+    .macro PV_TRAP_ERR n
+    .globl pv_trap_stub_\n
+pv_trap_stub_\n:
+    mov     (%rsp), %rcx
+    mov     8(%rsp), %r11
+    add     $16, %rsp
+    push    $\n
+    jmp     pv_trap_common
+    .endm
+
+    .irp n, 0,1,2,3,4,5,6,7,9,16,18,19,243
+    PV_TRAP_NOERR \n
+    .endr
+    .irp n, 8,10,11,12,13,14,17
+    PV_TRAP_ERR \n
+    .endr
+
+pv_trap_common:
+    push    %rax
+    push    %rbx
+    push    %rcx
+    push    %rdx
+    push    %rsi
+    push    %rdi
+    push    %rbp
+    push    %r8
+    push    %r9
+    push    %r10
+    push    %r11
+    push    %r12
+    push    %r13
+    push    %r14
+    push    %r15
+    mov     %rsp, %rdi
+    cld
+    call    trap_dispatch
+    pop     %r15
+    pop     %r14
+    pop     %r13
+    pop     %r12
+    pop     %r11
+    pop     %r10
+    pop     %r9
+    pop     %r8
+    pop     %rbp
+    pop     %rdi
+    pop     %rsi
+    pop     %rdx
+    pop     %rcx
+    pop     %rbx
+    pop     %rax
+    add     $16, %rsp
+    push    $0                              /* iret flags: not returning from a syscall */
+    jmp     hypercall_page + 23 * 32        /* __HYPERVISOR_iret */
+
+/* Xen calls this when it cannot load the guest's segment registers on the way back to it:
+ * [rcx, r11, ds, es, fs, gs, rip, cs, rflags, rsp, ss]. Nothing to repair: report and crash. */
+    .globl pv_failsafe_callback
+pv_failsafe_callback:
+    mov     %rsp, %rdi
+    and     $-16, %rsp
+    call    pv_failsafe
+    ud2
+
     .section .rodata.trap_stubs, "a"
     .balign 8
     .globl trap_stub_table

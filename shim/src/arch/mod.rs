@@ -151,9 +151,15 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
 }
 
 fn exception(f: &TrapFrame) -> ! {
-    let cr2: u64;
-    // SAFETY: reading CR2 has no side effects.
-    unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) };
+    let cr2: u64 = if crate::platform::is_pv() {
+        // PV: the kernel runs in ring 3; Xen reports the fault address in vcpu_info.
+        crate::platform::xen::events::vcpu_info().map_or(0, |vi| vi.arch.cr2)
+    } else {
+        let cr2: u64;
+        // SAFETY: reading CR2 has no side effects.
+        unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) };
+        cr2
+    };
     let name = EXCEPTION_NAMES[f.vector as usize];
     let in_payload = (layout::PAYLOAD_WINDOW_BASE..layout::PAYLOAD_WINDOW_LIMIT).contains(&f.rip);
     crate::console::emergency(format_args!(
@@ -177,6 +183,8 @@ pub fn jump_to_payload(entry: u64, stack_top: u64, boot_info: u64) -> ! {
     // `stack_top` is the top of the payload stack, and `boot_info` points at a static.
     unsafe {
         if crate::platform::is_pv() {
+            // The payload runs with events on; they arrive through the event callback.
+            crate::platform::xen::events::pv_unmask_and_deliver();
             enter_payload_pv(entry, stack_top, boot_info)
         } else {
             enter_payload(entry, stack_top, boot_info)

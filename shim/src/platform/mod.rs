@@ -18,8 +18,28 @@ pub fn set_pv() {
     XEN_PV.store(true, Ordering::Relaxed);
 }
 
-/// Sleeps until an event or the armed timer: `hlt` with interrupts on (PVH, native), or
-/// SCHEDOP_poll on the shim's ports followed by event processing (PV).
+/// Turns event delivery off (interrupts; PV: the vCPU's upcall mask); returns whether it was on.
+pub fn events_disable() -> bool {
+    if is_pv() {
+        !xen::events::set_upcall_mask(true)
+    } else {
+        let were = x86_64::instructions::interrupts::are_enabled();
+        x86_64::instructions::interrupts::disable();
+        were
+    }
+}
+
+/// Turns event delivery on; PV: delivers what arrived while it was off.
+pub fn events_enable() {
+    if is_pv() {
+        xen::events::pv_unmask_and_deliver();
+    } else {
+        x86_64::instructions::interrupts::enable();
+    }
+}
+
+/// Sleeps until an event or the armed timer, with events off on entry and exit: `sti; hlt`
+/// (PVH, native), or SCHEDOP_block, which unmasks atomically, then the upcall runs (PV).
 pub fn idle() {
     if is_pv() {
         xen::pv_idle();

@@ -20,6 +20,26 @@ pub fn set_shared_info_mapped() {
     SHARED_INFO.store(&raw mut SHARED_INFO_PAGE as *mut SharedInfo, Ordering::Release);
 }
 
+/// PV, before suspending: the page under SHARED_INFO_PAGE is about to be our own RAM again.
+pub fn set_shared_info_unmapped() {
+    SHARED_INFO.store(core::ptr::null_mut(), Ordering::Release);
+}
+
+/// PV: where the toolstack finds our p2m (shared_info's arch area): its length, the frame
+/// list list's mfn, and no virtually-mapped linear p2m (p2m_cr3 = 0).
+pub fn set_p2m_info(max_pfn: u64, frame_list_list_mfn: u64) {
+    let p = SHARED_INFO.load(Ordering::Acquire);
+    assert!(!p.is_null(), "set_p2m_info before shared_info is mapped");
+    // SAFETY: p is the mapped shared_info page; these arch fields are the guest's to write
+    // (Xen only reads them, for the toolstack).
+    unsafe {
+        core::ptr::write_volatile(&raw mut (*p).arch.max_pfn, max_pfn);
+        core::ptr::write_volatile(&raw mut (*p).arch.pfn_to_mfn_frame_list_list, frame_list_list_mfn);
+        core::ptr::write_volatile(&raw mut (*p).arch.p2m_cr3, 0);
+        core::ptr::write_volatile(&raw mut (*p).arch.p2m_vaddr, 0);
+    }
+}
+
 #[repr(C, align(64))]
 struct VcpuInfoArea(VcpuInfo);
 
@@ -40,7 +60,9 @@ static VCPU_INFO: AtomicPtr<VcpuInfo> = AtomicPtr::new(core::ptr::null_mut());
 pub fn register_vcpu_info() -> i64 {
     VCPU_INFO.store(core::ptr::null_mut(), Ordering::SeqCst);
     let addr = &raw mut VCPU_INFO_AREA as u64;
-    let rc = hypercall::register_vcpu_info(addr >> 12, (addr & 0xfff) as u32);
+    // PVH names the frame by gfn (= our physical address), PV by mfn.
+    let frame = if crate::platform::is_pv() { super::pv::mfn_of_va(addr).0 } else { addr >> 12 };
+    let rc = hypercall::register_vcpu_info(frame, (addr & 0xfff) as u32);
     if rc == 0 {
         VCPU_INFO.store(addr as *mut VcpuInfo, Ordering::SeqCst);
     }
@@ -109,10 +131,21 @@ pub fn drain_pending(mut f: impl FnMut(u32)) {
     }
 }
 
-/// Masks or unmasks upcalls for vCPU0 (the suspend path runs with them masked).
-pub fn set_upcall_mask(masked: bool) {
-    if let Some(vi) = vcpu_info() {
-        atomic_u8(&vi.evtchn_upcall_mask).store(masked as u8, Ordering::SeqCst);
+/// Masks or unmasks upcalls for vCPU0 (the suspend path runs with them masked); returns
+/// whether they were masked before.
+pub fn set_upcall_mask(masked: bool) -> bool {
+    match vcpu_info() {
+        Some(vi) => atomic_u8(&vi.evtchn_upcall_mask).swap(masked as u8, Ordering::SeqCst) != 0,
+        None => true,
+    }
+}
+
+/// PV "interrupt enable": unmask, and if an event arrived while masked, make Xen deliver it
+/// now (it only checks on the way back from a hypercall), as Linux's xen_irq_enable does.
+pub fn pv_unmask_and_deliver() {
+    set_upcall_mask(false);
+    if vcpu_info().is_some_and(|vi| atomic_u8(&vi.evtchn_upcall_pending).load(Ordering::SeqCst) != 0) {
+        hypercall::xen_version();
     }
 }
 

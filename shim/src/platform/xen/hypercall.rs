@@ -2,7 +2,7 @@
 //! Xen when we write its address to the MSR that CPUID leaf base+2 names.
 use crate::arch;
 use core::arch::asm;
-use xshim_shim::xen::abi::{event_channel as ec, hvm_params as hp, memory as mem, sched, vcpu, xen::hypercall as nr};
+use xshim_shim::xen::abi::{callback as cb, event_channel as ec, grant_table as gt, hvm_params as hp, memory as mem, sched, vcpu, xen::hypercall as nr, xen::TrapInfo};
 use zerocopy::IntoBytes;
 
 extern "C" {
@@ -152,8 +152,30 @@ pub fn stop_periodic_timer() -> i64 {
     hypercall(nr::VCPU_OP, vcpu::VCPUOP_STOP_PERIODIC_TIMER as u64, 0, 0)
 }
 
-/// Blocks until any of `ports` is pending or Xen system time reaches `timeout_ns`.
-pub fn sched_poll_many(ports: &[u32], timeout_ns: u64) -> i64 {
-    let p = sched::SchedPoll { ports: ports.as_ptr() as u64, nr_ports: ports.len() as u32, pad: 0, timeout: timeout_ns };
-    hypercall(nr::SCHED_OP, sched::SCHEDOP_POLL as u64, ptr(&p), 0)
+/// PV: install the trap table (`table` ends with a zero-address entry).
+pub fn set_trap_table(table: &[TrapInfo]) -> i64 {
+    debug_assert!(table.last().is_some_and(|t| t.address == 0));
+    hypercall(nr::SET_TRAP_TABLE, table.as_ptr() as u64, 0, 0)
+}
+
+/// PV: register an event or failsafe entry point.
+pub fn register_callback(type_: u16, address: u64, flags: u16) -> i64 {
+    let r = cb::CallbackRegister { type_, flags, pad: 0, address };
+    hypercall(nr::CALLBACK_OP, cb::CALLBACKOP_REGISTER as u64, ptr(&r), 0)
+}
+
+/// PV: the machine frames of the first `frames.len()` grant-table frames.
+pub fn gnttab_setup_table(frames: &mut [u64]) -> Result<(), i64> {
+    let mut t = gt::GnttabSetupTable { dom: mem::DOMID_SELF, pad0: 0, nr_frames: frames.len() as u32, status: 0, pad1: [0; 6], frame_list: frames.as_mut_ptr() as u64 };
+    let rc = hypercall(nr::GRANT_TABLE_OP, gt::GNTTABOP_SETUP_TABLE as u64, t.as_mut_bytes().as_mut_ptr() as u64, 1);
+    match (rc, t.status) {
+        (0, 0) => Ok(()),
+        (0, st) => Err(st as i64),
+        (rc, _) => Err(rc),
+    }
+}
+
+/// `SCHEDOP_block`: re-enables event delivery atomically and sleeps until an event.
+pub fn sched_block() -> i64 {
+    hypercall(nr::SCHED_OP, sched::SCHEDOP_BLOCK as u64, 0, 0)
 }

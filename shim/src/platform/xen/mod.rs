@@ -1,6 +1,7 @@
-//! The shim as a Xen PVH guest: bring-up (hypercall page, shared_info, grant frames, event
-//! channels, console, xenstore), the event upcall, the `control/shutdown` protocol, and the
-//! PVH steps of the suspend/resume sequence (`xshim_shim::suspend`).
+//! The shim as a Xen guest: PVH bring-up (hypercall page, shared_info, grant frames, event
+//! channels, console, xenstore) and PV bring-up after `pv::init`, the event upcall, the
+//! `control/shutdown` protocol, and the PVH and PV steps of the suspend/resume sequence
+//! (`xshim_shim::suspend` fixes their order).
 pub mod console_ring;
 pub mod events;
 pub mod hypercall;
@@ -54,8 +55,14 @@ fn map_shared_info() {
     }
 }
 
-fn map_grant_frame() -> Result<(), i64> {
-    hypercall::add_to_physmap(memory::XENMAPSPACE_GRANT_TABLE, 0, gpfn_of(&raw const GRANT_FRAME))
+/// Grant table v1, frame 0 at GRANT_FRAME: PVH adds it to the physmap, PV maps the mfn
+/// GNTTABOP_setup_table names.
+fn map_grant_frame() -> Result<(), alloc::string::String> {
+    if crate::platform::is_pv() {
+        pv::map_grant_frame(&raw const GRANT_FRAME as u64).map(|_| ())
+    } else {
+        hypercall::add_to_physmap(memory::XENMAPSPACE_GRANT_TABLE, 0, gpfn_of(&raw const GRANT_FRAME)).map_err(|rc| format!("XENMEM_add_to_physmap(grant table) failed: {rc}"))
+    }
 }
 
 fn set_callback_vector() {
@@ -91,8 +98,8 @@ pub fn init(cpuid_base: u32) {
     let ver = hypercall::xen_version();
     map_shared_info();
     clock::use_xen();
-    if let Err(rc) = map_grant_frame() {
-        log::warn!("grant table frame not mapped ({rc}): grants unavailable");
+    if let Err(e) = map_grant_frame() {
+        log::warn!("grant table frame not mapped ({e}): grants unavailable");
     }
     let (timer_port, console_port, store_port) = bind_ports();
     let console_pfn = param(hp::HVM_PARAM_CONSOLE_PFN, "CONSOLE_PFN");
@@ -112,35 +119,43 @@ pub fn init(cpuid_base: u32) {
     *XEN.lock() = Some(XenState { xenstore, timer_port, console_port, suspends: 0 });
 }
 
-/// PV bring-up after `pv::init`: console and xenstore rings found through the m2p, the ports
-/// from start_info, VIRQ_TIMER bound. Save/restore is not offered in PV mode yet.
+/// VIRQ_TIMER, and the console and xenstore ports from start_info, all unmasked (PV).
+fn bind_ports_pv(si: &xshim_shim::xen::abi::xen::StartInfo) -> (u32, u32, u32) {
+    let timer = hypercall::evtchn_bind_virq(VIRQ_TIMER, 0).unwrap_or_else(|rc| crate::platform::crash(&format!("EVTCHNOP_bind_virq(VIRQ_TIMER) failed: {rc}")));
+    for port in [timer, si.console.evtchn, si.store_evtchn] {
+        hypercall::evtchn_unmask(port);
+    }
+    (timer, si.console.evtchn, si.store_evtchn)
+}
+
+/// PV bring-up after `pv::init`: grant frame, ports, and the console and xenstore rings found
+/// through the m2p.
 pub fn init_pv(si: &xshim_shim::xen::abi::xen::StartInfo) {
-    let timer_port = hypercall::evtchn_bind_virq(VIRQ_TIMER, 0).unwrap_or_else(|rc| crate::platform::crash(&format!("EVTCHNOP_bind_virq(VIRQ_TIMER) failed: {rc}")));
-    let console_port = si.console.evtchn;
+    if let Err(e) = map_grant_frame() {
+        log::warn!("grant table frame not mapped ({e}): grants unavailable");
+    }
+    let (timer_port, console_port, store_port) = bind_ports_pv(si);
     // SAFETY: the console ring page the domain builder set up, mapped 1:1 in the bootstrap area.
     console::attach_ring(unsafe { console_ring::ConsoleRing::new(pv::ring_va(si.console.mfn), console_port) });
     // SAFETY: as above, for the xenstore ring page.
-    let mut xenstore = unsafe { Xenstore::new(pv::ring_va(si.store_mfn), si.store_evtchn) };
-    let watch = xenstore.write(0, "control/feature-poweroff", "1").and_then(|_| xenstore.write(0, "control/feature-reboot", "1")).and_then(|_| xenstore.watch("control/shutdown", "shutdown"));
-    if let Err(e) = watch {
-        log::error!("xenstore: cannot watch control/shutdown: {e}");
+    let mut xenstore = unsafe { Xenstore::new(pv::ring_va(si.store_mfn), store_port) };
+    if let Err(e) = advertise_features(&mut xenstore) {
+        log::error!("xenstore: cannot advertise features/watch control/shutdown: {e}; save/restore will not work");
     }
     let ver = hypercall::xen_version();
     log::info!(
-        "Xen {}.{} PV: {} pages, shared_info at maddr {:#x}, console mfn {:#x} port {}, xenstore mfn {:#x} port {}, timer port {}",
-        ver >> 16, ver & 0xffff, si.nr_pages, si.shared_info, si.console.mfn, console_port, si.store_mfn, si.store_evtchn, timer_port
+        "Xen {}.{} PV: {} pages, shared_info at maddr {:#x}, console mfn {:#x} port {}, xenstore mfn {:#x} port {}, timer port {}, start_info mfn {:#x}",
+        ver >> 16, ver & 0xffff, si.nr_pages, si.shared_info, si.console.mfn, console_port, si.store_mfn, store_port, timer_port, pv::start_info_mfn().0
     );
     *XEN.lock() = Some(XenState { xenstore, timer_port, console_port, suspends: 0 });
 }
 
-/// PV idle: block in SCHEDOP_poll on the shim's ports, then handle what arrived.
+/// PV idle, called with events masked: SCHEDOP_block unmasks them atomically and sleeps until
+/// one is pending; Xen runs the event callback on the way back; then mask them again.
 pub fn pv_idle() {
-    let ports = match XEN.lock().as_ref() {
-        Some(st) => [st.timer_port, st.console_port, st.xenstore.port],
-        None => return,
-    };
-    hypercall::sched_poll_many(&ports, 0);
-    on_upcall();
+    hypercall::sched_block();
+    events::pv_unmask_and_deliver();
+    events::set_upcall_mask(true);
 }
 
 pub fn arm_timer(xen_time_ns: u64) {
@@ -216,12 +231,9 @@ fn handle_shutdown_request(st: &mut XenState) {
             log::info!("control/shutdown: reboot");
             exit(Exit::Reboot);
         }
-        "suspend" if crate::platform::is_pv() => {
-            log::error!("control/shutdown: suspend is not supported in PV mode yet; ignored");
-        }
         "suspend" => {
             log::info!("control/shutdown: suspend (generation {})", services::generation());
-            let mut steps = PvhSuspend { st, t_request, t_hypercall: 0, t_return: 0, mono_at_suspend: 0 };
+            let mut steps = XenSuspend { st, pv: crate::platform::is_pv(), t_request, t_hypercall: 0, t_return: 0, mono_at_suspend: 0 };
             let outcome = suspend_and_resume(&mut steps);
             let st = steps.st;
             st.suspends += 1;
@@ -234,24 +246,38 @@ fn handle_shutdown_request(st: &mut XenState) {
     }
 }
 
-/// The PVH steps of the suspend/resume sequence.
-struct PvhSuspend<'a> {
+/// The PVH and PV steps of the suspend/resume sequence. PVH is auto-translated: Xen keeps
+/// our physmap and only shared_info and the grant frame must be added again. PV owns machine
+/// frames: frames that are not ours are unmapped first, start_info's frames are turned into
+/// pfns for the toolstack, and in the new domain every mfn (shared_info, rings, the p2m
+/// frames) is looked up again (Linux's xen_pre_suspend / xen_post_suspend).
+struct XenSuspend<'a> {
     st: &'a mut XenState,
+    pv: bool,
     t_request: u64,
     t_hypercall: u64,
     t_return: u64,
     mono_at_suspend: u64,
 }
 
-impl SuspendSteps for PvhSuspend<'_> {
+impl XenSuspend<'_> {
+    fn console_pfn(&self) -> u64 {
+        if self.pv { pv::m2p(pv::Mfn(pv::start_info().console.mfn)).0 } else { param(hp::HVM_PARAM_CONSOLE_PFN, "CONSOLE_PFN") }
+    }
+    fn store_pfn(&self) -> u64 {
+        if self.pv { pv::m2p(pv::Mfn(pv::start_info().store_mfn)).0 } else { param(hp::HVM_PARAM_STORE_PFN, "STORE_PFN") }
+    }
+}
+
+impl SuspendSteps for XenSuspend<'_> {
     fn quiesce(&mut self) {
-        // We run in the upcall handler with interrupts off: the payload is frozen where it
-        // was. Masking upcalls keeps Xen from queueing the vector while we suspend.
+        // We run in the event handler with events masked: the payload is frozen where it was.
+        // Keeping them masked stops Xen from delivering anything while we suspend.
         events::set_upcall_mask(true);
     }
     fn console_flush(&mut self) {
         let left = console::with_ring(|r| r.flush(5_000_000_000)).unwrap_or(0);
-        if left != 0 {
+        if left != 0 && !self.pv {
             crate::console::debug_port_write(format_args!("xshim: console backend left {left} bytes unread before suspend"));
         }
     }
@@ -260,25 +286,55 @@ impl SuspendSteps for PvhSuspend<'_> {
         self.st.xenstore.poll_watches();
     }
     fn gnttab_suspend(&mut self) {
-        // PVH: the grant frame is in our physmap; nothing to unmap.
+        // PVH: the grant frame is in our physmap and goes with it. PV: it is Xen's frame,
+        // mapped in our page tables: unmap it before the toolstack reads them.
+        if self.pv {
+            pv::unmap_grant_frame(&raw const GRANT_FRAME as u64);
+        }
     }
     fn time_suspend(&mut self) {
         self.mono_at_suspend = clock::now_ns();
     }
     fn arch_pre_suspend(&mut self) {
-        // PVH: no pagetable pinning and no mfn->pfn canonicalisation (auto-translated).
+        // PV: our only top-level page table is the one the domain builder pinned, and every
+        // L1 we added hangs below it, so every page table is pinned or reachable from a
+        // pinned one: the toolstack canonicalises them all. Rings as pfns; shared_info out.
+        if self.pv {
+            pv::canonicalise_start_info();
+            pv::unmap_shared_info();
+        }
         self.t_hypercall = clock::now_ns();
     }
     fn hypercall_suspend(&mut self) -> i64 {
         // Nothing may read shared_info between here and arch_post_suspend: in a new domain
-        // its frame is not mapped until we add it to the physmap again.
-        hypercall::sched_shutdown(ShutdownReason::Suspend, 0)
+        // its frame is not mapped until we map it again.
+        let record = if self.pv { pv::start_info_mfn().0 } else { 0 };
+        hypercall::sched_shutdown(ShutdownReason::Suspend, record)
     }
     fn arch_post_suspend(&mut self, outcome: Outcome) {
-        if outcome == Outcome::NewDomain {
-            map_shared_info();
+        if self.pv {
+            match outcome {
+                // start_info now names the new domain's shared_info and rings.
+                Outcome::NewDomain => {
+                    pv::map_shared_info(pv::start_info().shared_info);
+                    events::set_upcall_mask(true);
+                    if events::register_vcpu_info() != 0 {
+                        log::warn!("VCPUOP_register_vcpu_info failed after resume: using shared_info's slot");
+                    }
+                    hypercall::stop_periodic_timer();
+                    pv::publish_p2m_frame_list_list();
+                }
+                Outcome::Cancelled => {
+                    pv::uncanonicalise_start_info();
+                    pv::map_shared_info(pv::start_info().shared_info);
+                }
+            }
+        } else {
+            if outcome == Outcome::NewDomain {
+                map_shared_info();
+            }
+            set_callback_vector();
         }
-        set_callback_vector();
     }
     fn time_resume(&mut self, _outcome: Outcome) {
         // Either way the guest stood still (saved, or paused while checkpointed): the
@@ -287,30 +343,30 @@ impl SuspendSteps for PvhSuspend<'_> {
         self.t_return = clock::now_ns();
     }
     fn gnttab_resume(&mut self, outcome: Outcome) {
-        if outcome == Outcome::NewDomain {
-            if let Err(rc) = map_grant_frame() {
-                log::warn!("grant table frame not re-mapped after resume ({rc})");
+        if outcome == Outcome::NewDomain || self.pv {
+            if let Err(e) = map_grant_frame() {
+                log::warn!("grant table frame not re-mapped after resume ({e})");
             }
         }
     }
     fn events_resume(&mut self) {
-        let (timer, console_port, store) = bind_ports();
+        let (timer, console_port, store) = if self.pv { bind_ports_pv(&pv::start_info()) } else { bind_ports() };
         self.st.timer_port = timer;
         self.st.console_port = console_port;
         self.st.xenstore.port = store;
     }
     fn console_resume(&mut self, outcome: Outcome) {
         if outcome == Outcome::NewDomain {
-            let pfn = param(hp::HVM_PARAM_CONSOLE_PFN, "CONSOLE_PFN");
-            // SAFETY: the new domain's console ring page, identity-mapped.
+            let pfn = self.console_pfn();
+            // SAFETY: the new domain's console ring page, mapped 1:1.
             console::attach_ring(unsafe { console_ring::ConsoleRing::new(pfn << 12, self.st.console_port) });
         }
     }
     fn xenstore_resume(&mut self, outcome: Outcome) {
         if outcome == Outcome::NewDomain {
             let port = self.st.xenstore.port;
-            let pfn = param(hp::HVM_PARAM_STORE_PFN, "STORE_PFN");
-            // SAFETY: the new domain's xenstore ring page, identity-mapped.
+            let pfn = self.store_pfn();
+            // SAFETY: the new domain's xenstore ring page, mapped 1:1.
             self.st.xenstore = unsafe { Xenstore::new(pfn << 12, port) };
             self.st.xenstore.reconnect(port);
             if let Err(e) = advertise_features(&mut self.st.xenstore) {
@@ -322,7 +378,12 @@ impl SuspendSteps for PvhSuspend<'_> {
         if outcome == Outcome::NewDomain {
             services::note_resumed();
         }
-        events::set_upcall_mask(false);
+        // PVH: unmask (delivery itself is still off: we are in the interrupt handler, and
+        // its iretq restores the payload's IF). PV: HYPERVISOR_iret restores the mask from
+        // the saved rflags.IF when the event callback returns.
+        if !self.pv {
+            events::set_upcall_mask(false);
+        }
         let now = clock::now_ns();
         log::debug!(
             "suspend timing: request->hypercall {} us, hypercall->payload {} us ({:?})",

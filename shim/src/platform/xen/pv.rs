@@ -1,12 +1,15 @@
 //! The shim as a classic 64-bit PV guest: start_info, the p2m and m2p, shared_info mapped by
 //! machine address, rings found through the m2p, and the shim's own extra page tables for the
 //! payload window and free memory (every update through mmu_update/update_va_mapping).
-//! Events are not delivered by upcall in this mode: the shim polls its ports (SCHEDOP_poll)
-//! whenever the payload waits, and handles xenstore traffic there.
+//! Also the PV-only pieces of event delivery (trap table, event and failsafe callbacks), the
+//! grant-table frame, the p2m frame-list-list the toolstack saves us by, and the start_info
+//! and shared_info handling around a suspend.
 use super::{events, hypercall};
 use alloc::format;
+use core::sync::atomic::{AtomicU64, Ordering};
 use xshim_shim::layout;
-use xshim_shim::xen::abi::xen::{MmuUpdate, StartInfo, MACH2PHYS_VIRT_START, MMU_NORMAL_PT_UPDATE, SIF_MOD_START_PFN};
+use xshim_shim::xen::abi::callback::{CALLBACKF_MASK_EVENTS, CALLBACKTYPE_EVENT, CALLBACKTYPE_FAILSAFE};
+use xshim_shim::xen::abi::xen::{MmuUpdate, StartInfo, TrapInfo, FLAT_KERNEL_CS64, MACH2PHYS_VIRT_START, MMU_NORMAL_PT_UPDATE, SIF_MOD_START_PFN};
 
 const PTE_PRESENT: u64 = 1;
 const PTE_RW: u64 = 2;
@@ -33,6 +36,12 @@ pub struct PvInfo {
     pub mapped_end: u64,
 }
 
+/// start_info's virtual address (Xen's %rsi; a page of our RAM, rewritten by the toolstack
+/// on restore), the p2m array's address and its length in entries.
+static START_INFO_VA: AtomicU64 = AtomicU64::new(0);
+static P2M_VA: AtomicU64 = AtomicU64::new(0);
+static P2M_LEN: AtomicU64 = AtomicU64::new(0);
+
 fn p2m_table(si: &StartInfo) -> *const u64 {
     si.mfn_list as *const u64
 }
@@ -41,6 +50,194 @@ pub fn p2m(si: &StartInfo, pfn: Pfn) -> Mfn {
     // SAFETY: mfn_list is Xen's p2m array of nr_pages entries, mapped by the bootstrap
     // tables; callers pass pfn < nr_pages.
     Mfn(unsafe { core::ptr::read_volatile(p2m_table(si).add(pfn.0 as usize)) })
+}
+
+/// The machine frame behind one of our own (1:1 mapped) virtual addresses.
+pub fn mfn_of_va(va: u64) -> Mfn {
+    let pfn = va / PAGE;
+    assert!(pfn < P2M_LEN.load(Ordering::Relaxed), "mfn_of_va({va:#x}): beyond the p2m");
+    // SAFETY: P2M_VA is Xen's p2m array of P2M_LEN entries (set at bring-up, mapped by the
+    // bootstrap tables, rewritten in place by the toolstack on restore); pfn is in range.
+    Mfn(unsafe { core::ptr::read_volatile((P2M_VA.load(Ordering::Relaxed) as *const u64).add(pfn as usize)) })
+}
+
+/// A fresh copy of start_info (after a restore the toolstack has rewritten its frames/ports).
+pub fn start_info() -> StartInfo {
+    // SAFETY: START_INFO_VA is Xen's start_info page, mapped in the bootstrap area.
+    unsafe { core::ptr::read_volatile(START_INFO_VA.load(Ordering::Relaxed) as *const StartInfo) }
+}
+
+fn write_start_info(si: &StartInfo) {
+    // SAFETY: as start_info(); the page is writable and only the shim uses it.
+    unsafe { core::ptr::write_volatile(START_INFO_VA.load(Ordering::Relaxed) as *mut StartInfo, *si) }
+}
+
+/// The suspend record `SCHEDOP_shutdown(SHUTDOWN_suspend)` passes: start_info's mfn.
+pub fn start_info_mfn() -> Mfn {
+    mfn_of_va(START_INFO_VA.load(Ordering::Relaxed))
+}
+
+/// Before suspending: the toolstack expects the store and console frames as pfns (it turns
+/// them back into the new domain's mfns when it restores), as in Linux's xen_pre_suspend.
+pub fn canonicalise_start_info() {
+    let mut si = start_info();
+    si.store_mfn = m2p(Mfn(si.store_mfn)).0;
+    si.console.mfn = m2p(Mfn(si.console.mfn)).0;
+    write_start_info(&si);
+}
+
+/// After a cancelled suspend: the same domain, so the pfns go back to its own mfns.
+pub fn uncanonicalise_start_info() {
+    let mut si = start_info();
+    si.store_mfn = mfn_of_va(si.store_mfn * PAGE).0;
+    si.console.mfn = mfn_of_va(si.console.mfn * PAGE).0;
+    write_start_info(&si);
+}
+
+const RAM_PTE: u64 = PTE_PRESENT | PTE_RW | PTE_USER | PTE_ACCESSED | PTE_DIRTY;
+
+/// Maps Xen's shared_info frame (machine address from start_info) over our reserved page.
+pub fn map_shared_info(maddr: u64) {
+    let rc = hypercall::update_va_mapping(events::shared_info_gpfn() << 12, (maddr & PTE_ADDR) | RAM_PTE);
+    if rc != 0 {
+        crate::platform::crash(&format!("mapping shared_info (maddr {maddr:#x}) failed: {rc}"));
+    }
+    events::set_shared_info_mapped();
+}
+
+/// Puts our own RAM frame back under `va`, dropping a mapping of a frame that is not ours
+/// (shared_info, grant frames): the toolstack refuses to save page tables that map frames
+/// outside the guest's p2m ("Bad mfn"), and such frames do not exist in the new domain.
+fn unmap_foreign(va: u64, what: &str) {
+    let rc = hypercall::update_va_mapping(va, (mfn_of_va(va).0 << 12) | RAM_PTE);
+    if rc != 0 {
+        crate::platform::crash(&format!("unmapping {what} at {va:#x} failed: {rc}"));
+    }
+}
+
+pub fn unmap_shared_info() {
+    events::set_shared_info_unmapped();
+    unmap_foreign(events::shared_info_gpfn() << 12, "shared_info");
+}
+
+/// Grant table v1: Xen tells a PV guest its grant frames' mfns; we map frame 0 at `va`.
+pub fn map_grant_frame(va: u64) -> Result<Mfn, alloc::string::String> {
+    let mut frames = [0u64; 1];
+    hypercall::gnttab_setup_table(&mut frames).map_err(|rc| format!("GNTTABOP_setup_table failed: {rc}"))?;
+    let rc = hypercall::update_va_mapping(va, (frames[0] << 12) | RAM_PTE);
+    if rc != 0 {
+        return Err(format!("mapping grant frame mfn {:#x} failed: {rc}", frames[0]));
+    }
+    Ok(Mfn(frames[0]))
+}
+
+pub fn unmap_grant_frame(va: u64) {
+    unmap_foreign(va, "the grant frame");
+}
+
+/// Frames of the p2m tree the toolstack walks to find our p2m: the top page (frame list
+/// list) holds the mfns of the middle pages, each of which holds the mfns of 512 p2m pages.
+const P2M_MID_PAGES: usize = 4; // 4 x 512 x 512 pfns: 4 GiB of guest memory
+#[repr(C, align(4096))]
+struct FrameListPages([[u64; 512]; 1 + P2M_MID_PAGES]);
+static mut P2M_FRAME_LISTS: FrameListPages = FrameListPages([[0; 512]; 1 + P2M_MID_PAGES]);
+
+/// Builds the p2m frame-list-list from the p2m array's current mfns and publishes it, with
+/// max_pfn, in shared_info's arch area (xc_sr_save_x86_pv.c: map_p2m_tree). Done at boot and
+/// again in every new domain: the mfns all change across a save.
+pub fn publish_p2m_frame_list_list() {
+    let entries = P2M_LEN.load(Ordering::Relaxed);
+    let p2m_va = P2M_VA.load(Ordering::Relaxed);
+    let p2m_pages = entries.div_ceil(512);
+    let mids = p2m_pages.div_ceil(512) as usize;
+    if mids > P2M_MID_PAGES {
+        crate::platform::crash(&format!("p2m of {entries} entries needs {mids} frame-list pages (max {P2M_MID_PAGES})"));
+    }
+    let base = &raw mut P2M_FRAME_LISTS as *mut [u64; 512];
+    for page in 0..p2m_pages {
+        let mfn = mfn_of_va(p2m_va + page * PAGE).0;
+        let (mid, slot) = (1 + page as usize / 512, page as usize % 512);
+        // SAFETY: our static frame-list pages; mid < 1 + P2M_MID_PAGES by the check above;
+        // only this function writes them, with events masked or before the payload runs.
+        unsafe { (*base.add(mid))[slot] = mfn };
+    }
+    for mid in 0..mids {
+        let mfn = mfn_of_va(base.wrapping_add(1 + mid) as u64).0;
+        // SAFETY: as above, page 0 is the frame list list.
+        unsafe { (*base)[mid] = mfn };
+    }
+    let fll = mfn_of_va(base as u64).0;
+    events::set_p2m_info(entries, fll);
+}
+
+/// Where the shim's PV entry points are (entry.S).
+mod stubs {
+    extern "C" {
+        pub fn pv_trap_stub_0();
+        pub fn pv_trap_stub_1();
+        pub fn pv_trap_stub_2();
+        pub fn pv_trap_stub_3();
+        pub fn pv_trap_stub_4();
+        pub fn pv_trap_stub_5();
+        pub fn pv_trap_stub_6();
+        pub fn pv_trap_stub_7();
+        pub fn pv_trap_stub_8();
+        pub fn pv_trap_stub_9();
+        pub fn pv_trap_stub_10();
+        pub fn pv_trap_stub_11();
+        pub fn pv_trap_stub_12();
+        pub fn pv_trap_stub_13();
+        pub fn pv_trap_stub_14();
+        pub fn pv_trap_stub_16();
+        pub fn pv_trap_stub_17();
+        pub fn pv_trap_stub_18();
+        pub fn pv_trap_stub_19();
+        pub fn pv_trap_stub_243();
+        pub fn pv_failsafe_callback();
+    }
+}
+
+/// Trap table (exceptions print a register dump and crash the domain, as under PVH), the event
+/// callback (the same dispatcher as PVH's callback vector) and the failsafe callback.
+fn install_traps_and_callbacks() {
+    use stubs::*;
+    const TI_CLEAR_EVENT_MASK: u8 = 4;
+    let handlers: [(u8, unsafe extern "C" fn()); 19] = [
+        (0, pv_trap_stub_0), (1, pv_trap_stub_1), (2, pv_trap_stub_2), (3, pv_trap_stub_3), (4, pv_trap_stub_4),
+        (5, pv_trap_stub_5), (6, pv_trap_stub_6), (7, pv_trap_stub_7), (8, pv_trap_stub_8), (9, pv_trap_stub_9),
+        (10, pv_trap_stub_10), (11, pv_trap_stub_11), (12, pv_trap_stub_12), (13, pv_trap_stub_13), (14, pv_trap_stub_14),
+        (16, pv_trap_stub_16), (17, pv_trap_stub_17), (18, pv_trap_stub_18), (19, pv_trap_stub_19),
+    ];
+    let mut table = [TrapInfo { vector: 0, flags: 0, cs: 0, pad: 0, address: 0 }; 20];
+    for (slot, (vector, f)) in table.iter_mut().zip(handlers) {
+        // #BP may be raised from any level (int3); the rest only by faults.
+        let dpl = if vector == 3 { 3 } else { 0 };
+        *slot = TrapInfo { vector, flags: dpl | TI_CLEAR_EVENT_MASK, cs: FLAT_KERNEL_CS64, pad: 0, address: f as *const () as u64 };
+    }
+    let rc = hypercall::set_trap_table(&table);
+    if rc != 0 {
+        crate::platform::crash(&format!("HYPERVISOR_set_trap_table failed: {rc}"));
+    }
+    let rc = hypercall::register_callback(CALLBACKTYPE_EVENT, pv_trap_stub_243 as *const () as u64, CALLBACKF_MASK_EVENTS);
+    if rc != 0 {
+        crate::platform::crash(&format!("registering the event callback failed: {rc}"));
+    }
+    let rc = hypercall::register_callback(CALLBACKTYPE_FAILSAFE, pv_failsafe_callback as *const () as u64, CALLBACKF_MASK_EVENTS);
+    if rc != 0 {
+        crate::platform::crash(&format!("registering the failsafe callback failed: {rc}"));
+    }
+}
+
+/// entry.S's failsafe callback: Xen could not restore our segment registers.
+#[no_mangle]
+extern "C" fn pv_failsafe(frame: *const u64) -> ! {
+    // SAFETY: Xen's failsafe frame: [rcx, r11, ds, es, fs, gs, rip, cs, rflags, rsp, ss].
+    let f = unsafe { core::slice::from_raw_parts(frame, 11) };
+    crate::console::emergency(format_args!(
+        "\nxshim: Xen failsafe callback: cannot load segments ds={:#x} es={:#x} fs={:#x} gs={:#x} at rip={:#x} cs={:#x} rsp={:#x}\n",
+        f[2], f[3], f[4], f[5], f[6], f[7], f[9]
+    ));
+    crate::platform::crash("failsafe callback")
 }
 
 pub fn m2p(mfn: Mfn) -> Pfn {
@@ -122,12 +319,17 @@ pub fn init(si_ptr: *const StartInfo) -> PvInfo {
     if !hypercall::page_filled() {
         crate::platform::crash("the domain builder did not fill the hypercall page");
     }
-    // shared_info: map its machine frame over our reserved page.
-    let rc = hypercall::update_va_mapping(events::shared_info_gpfn() << 12, (si.shared_info & PTE_ADDR) | PTE_PRESENT | PTE_RW | PTE_USER | PTE_ACCESSED | PTE_DIRTY);
+    START_INFO_VA.store(si_ptr as u64, Ordering::Relaxed);
+    P2M_VA.store(si.mfn_list, Ordering::Relaxed);
+    P2M_LEN.store(si.nr_pages, Ordering::Relaxed);
+    map_shared_info(si.shared_info);
+    // Events stay masked until the payload runs; then they arrive by the event callback.
+    events::set_upcall_mask(true);
+    install_traps_and_callbacks();
+    let rc = events::register_vcpu_info();
     if rc != 0 {
-        crate::platform::crash(&format!("mapping shared_info failed: {rc}"));
+        log::warn!("VCPUOP_register_vcpu_info failed ({rc}): using shared_info's vcpu_info slot");
     }
-    events::set_shared_info_mapped();
     crate::platform::clock::use_xen();
     hypercall::stop_periodic_timer();
     let end = si.cmd_line.iter().position(|&b| b == 0).unwrap_or(si.cmd_line.len());
@@ -137,6 +339,7 @@ pub fn init(si_ptr: *const StartInfo) -> PvInfo {
         xshim_shim::start_info::Module { paddr: va, size: si.mod_len }
     });
     let mapped_end = map_ram(&si).unwrap_or_else(|e| crate::platform::crash(&format!("PV memory map: {e}")));
+    publish_p2m_frame_list_list();
     PvInfo { start_info: si, cmdline, module, mapped_end }
 }
 

@@ -1,5 +1,6 @@
 //! Xen's public ABI, one file per public header (xen/include/public/...). Layouts are asserted
 //! here and checked against Debian's libxen-dev headers by tests/tests/xen_abi_layout.rs.
+pub mod callback;
 pub mod console;
 pub mod event_channel;
 pub mod grant_table;
@@ -92,6 +93,20 @@ pub fn layout_table() -> alloc::vec::Vec<(&'static str, &'static str, usize)> {
     size!("struct xsd_sockmsg", xs_wire::XsdSockmsg);
     size!("struct grant_entry_v1", grant_table::GrantEntryV1);
     off!("struct grant_entry_v1", grant_table::GrantEntryV1, frame);
+    size!("struct trap_info", xen::TrapInfo);
+    off!("struct trap_info", xen::TrapInfo, flags);
+    off!("struct trap_info", xen::TrapInfo, cs);
+    off!("struct trap_info", xen::TrapInfo, address);
+    size!("struct mmuext_op", xen::MmuextOp);
+    off!("struct mmuext_op", xen::MmuextOp, arg1);
+    off!("struct mmuext_op", xen::MmuextOp, arg2);
+    size!("struct callback_register", callback::CallbackRegister);
+    off!("struct callback_register", callback::CallbackRegister, flags);
+    off!("struct callback_register", callback::CallbackRegister, address);
+    size!("struct gnttab_setup_table", grant_table::GnttabSetupTable);
+    off!("struct gnttab_setup_table", grant_table::GnttabSetupTable, nr_frames);
+    off!("struct gnttab_setup_table", grant_table::GnttabSetupTable, status);
+    off!("struct gnttab_setup_table", grant_table::GnttabSetupTable, frame_list);
     t
 }
 
@@ -99,6 +114,19 @@ pub fn layout_table() -> alloc::vec::Vec<(&'static str, &'static str, usize)> {
 pub fn constant_table() -> alloc::vec::Vec<(&'static str, u64)> {
     alloc::vec![
         ("__HYPERVISOR_mmu_update", xen::hypercall::MMU_UPDATE as u64),
+        ("__HYPERVISOR_set_trap_table", xen::hypercall::SET_TRAP_TABLE as u64),
+        ("__HYPERVISOR_iret", xen::hypercall::IRET as u64),
+        ("__HYPERVISOR_mmuext_op", xen::hypercall::MMUEXT_OP as u64),
+        ("__HYPERVISOR_callback_op", xen::hypercall::CALLBACK_OP as u64),
+        ("FLAT_KERNEL_CS64", xen::FLAT_KERNEL_CS64 as u64),
+        ("FLAT_KERNEL_SS64", xen::FLAT_KERNEL_SS64 as u64),
+        ("MMUEXT_PIN_L4_TABLE", xen::MMUEXT_PIN_L4_TABLE as u64),
+        ("MMUEXT_UNPIN_TABLE", xen::MMUEXT_UNPIN_TABLE as u64),
+        ("CALLBACKOP_register", callback::CALLBACKOP_REGISTER as u64),
+        ("CALLBACKTYPE_event", callback::CALLBACKTYPE_EVENT as u64),
+        ("CALLBACKTYPE_failsafe", callback::CALLBACKTYPE_FAILSAFE as u64),
+        ("CALLBACKF_mask_events", callback::CALLBACKF_MASK_EVENTS as u64),
+        ("GNTTABOP_setup_table", grant_table::GNTTABOP_SETUP_TABLE as u64),
         ("__HYPERVISOR_update_va_mapping", xen::hypercall::UPDATE_VA_MAPPING as u64),
         ("__HYPERVISOR_memory_op", xen::hypercall::MEMORY_OP as u64),
         ("MACH2PHYS_VIRT_START", xen::MACH2PHYS_VIRT_START),

@@ -3,7 +3,11 @@
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 pub mod hypercall {
+    pub const SET_TRAP_TABLE: usize = 0;
     pub const MMU_UPDATE: usize = 1;
+    pub const IRET: usize = 23;
+    pub const MMUEXT_OP: usize = 26;
+    pub const CALLBACK_OP: usize = 30;
     pub const UPDATE_VA_MAPPING: usize = 14;
     pub const MEMORY_OP: usize = 12;
     pub const XEN_VERSION: usize = 17;
@@ -143,3 +147,37 @@ pub struct StartInfo {
     pub nr_p2m_frames: u64,
 }
 const _: () = assert!(core::mem::size_of::<StartInfo>() == 1168);
+
+/// arch-x86/xen.h `struct trap_info`: one entry of the PV trap table (HYPERVISOR_set_trap_table;
+/// the table ends with an entry whose address is 0).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct TrapInfo {
+    pub vector: u8,
+    /// Bits 0-1: the lowest privilege level allowed to raise it with `int`; bit 2
+    /// (`TI_CLEAR_EVENT_MASK`): mask events on entry, like an interrupt gate.
+    pub flags: u8,
+    pub cs: u16,
+    pub pad: u32,
+    pub address: u64,
+}
+const _: () = assert!(core::mem::size_of::<TrapInfo>() == 16);
+/// arch-x86/xen-x86_64.h: the ring-3 kernel code selector of a 64-bit PV guest.
+pub const FLAT_KERNEL_CS64: u16 = 0xe033;
+pub const FLAT_KERNEL_SS64: u16 = 0xe02b;
+
+/// MMUEXT_OP commands (xen.h) the PV shim uses.
+pub const MMUEXT_PIN_L4_TABLE: u32 = 3;
+pub const MMUEXT_UNPIN_TABLE: u32 = 4;
+
+/// xen.h `struct mmuext_op` (64-bit): cmd, then one machine frame / linear address, then a
+/// second argument we never use.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct MmuextOp {
+    pub cmd: u32,
+    pub pad: u32,
+    pub arg1: u64,
+    pub arg2: u64,
+}
+const _: () = assert!(core::mem::size_of::<MmuextOp>() == 24);
