@@ -70,6 +70,36 @@ migrate() { # NAME CHECKPREFIX WORD
   step "$2migrate" 240 xl migrate -s "" "$1" "xl migrate-receive" || return 1
   progress "$1" "$3" 30 "$2continues"
 }
+# control_misuse NAME WORD: see Scenario::Control.
+control_misuse() {
+  _dom=$(xl domid "$1"); _node=/local/domain/$_dom/control
+  _t0=$(now)
+  [ "$(xenstore-read $_node/feature-suspend 2>/dev/null)" = 1 ] && check feature-suspend PASS 0 "$_node/feature-suspend = 1" \
+    || check feature-suspend FAIL 0 "$_node/feature-suspend missing"
+  xenstore-write $_node/shutdown bogus-request
+  if wait_grep "$1" 'unknown request "bogus-request" ignored' 20; then check unknown-request PASS "$(dt "$_t0" "$(now)")" "logged and ignored"
+  else check unknown-request FAIL "$(dt "$_t0" "$(now)")" "no sign the guest saw it"; fi
+  _left=$(xenstore-read $_node/shutdown 2>/dev/null)
+  [ -z "$_left" ] && check request-acknowledged PASS 0 "control/shutdown cleared" || check request-acknowledged FAIL 0 "control/shutdown still '$_left'"
+  progress "$1" "$2" 30 keeps-running || return 1
+  # Two operators save the same guest at once.
+  rm -f $SAVE_DIR/a.img $SAVE_DIR/b.img
+  _t0=$(now)
+  ( timeout 180 xl save "$1" $SAVE_DIR/a.img > /tmp/sa.out 2>&1; echo $? > /tmp/sa.rc ) &
+  ( sleep 0.2; timeout 180 xl save "$1" $SAVE_DIR/b.img > /tmp/sb.out 2>&1; echo $? > /tmp/sb.rc ) &
+  wait
+  _ra=$(cat /tmp/sa.rc); _rb=$(cat /tmp/sb.rc)
+  echo "XLAB-INFO concurrent saves: rc $_ra and $_rb; loser said: $(cat /tmp/sa.out /tmp/sb.out | grep -iE 'error|fail' | head -2 | tr '\n' ' ')"
+  if [ "$_ra" = 0 ] && [ "$_rb" != 0 ]; then _img=$SAVE_DIR/a.img
+  elif [ "$_rb" = 0 ] && [ "$_ra" != 0 ]; then _img=$SAVE_DIR/b.img
+  else check concurrent-saves FAIL "$(dt "$_t0" "$(now)")" "rc $_ra and $_rb: expected exactly one to succeed"; return 1; fi
+  check concurrent-saves PASS "$(dt "$_t0" "$(now)")" "one succeeded, the other failed cleanly (rc $_ra, $_rb)"
+  exists "$1" && { check saved-guest-gone FAIL 0 "the guest still exists after a successful save"; return 1; }
+  step restore-winner 180 xl restore "$_img" || return 1
+  rm -f $SAVE_DIR/a.img $SAVE_DIR/b.img
+  progress "$1" "$2" 30 continues || return 1
+  save_restore "$1" again- "$2"
+}
 # dom0_integrity N: two workers run N checksummed pipelines each (sort, gzip, md5sum) and N
 # toolstack queries while the guest runs; any wrong result or crashed tool fails the check.
 dom0_integrity() {

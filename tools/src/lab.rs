@@ -26,6 +26,10 @@ pub enum Scenario {
     LinuxBaseline,
     /// The demo: boot, a few ticks, save, restore, a few ticks.
     Demo,
+    /// The control/shutdown protocol under misuse: an unknown request (ignored, acknowledged,
+    /// the guest keeps running), then two `xl save` of the guest at once (one wins, the other
+    /// fails cleanly), a restore of the winner's image and one more save/restore.
+    Control,
     /// The lab's own health: dom0's user processes compute correctly while a busy guest runs
     /// (with XSAVE under TCG they did not; see tools/lab/run-lab.sh).
     Dom0Check,
@@ -185,6 +189,9 @@ fn script(o: &LabOpts) -> String {
             s.push_str(&format!("migrate {GUEST} '' {word}; save_restore {GUEST} '' {word}; checkpoint {GUEST} '' {word}\n"));
         }
         Scenario::Compare => unreachable!("compare_script"),
+        Scenario::Control => {
+            let _ = writeln!(s, "control_misuse {GUEST} {word}");
+        }
         Scenario::Dom0Check => {
             let _ = writeln!(s, "dom0_integrity {}", o.cycles.max(1) * 10);
         }
@@ -201,6 +208,7 @@ fn time_limit(o: &LabOpts) -> u64 {
     let per_op = match o.scenario {
         Scenario::Boot => 0,
         Scenario::Dom0Check => 30,
+        Scenario::Control => 120,
         Scenario::Migrate | Scenario::Soak => 60,
         Scenario::Compare => 120,
         _ => 45,

@@ -195,13 +195,22 @@ fn lab_tier(t: &mut Tally, soak: bool) {
     lab_check(t, "lab-checkpoint-pvh-x5", base(Scenario::Checkpoint, "ticker", 5));
     lab_check(t, "lab-migrate-pvh-x5", base(Scenario::Migrate, "ticker", 5));
     lab_check(t, "lab-saverestore-pvh-busy", LabOpts { payload_args: "spin=1".into(), ..base(Scenario::Saverestore, "ticker", 2) });
-    // Opt-in: the long soak, and the Linux PV baseline, which is flaky in this lab (dom0 hung
-    // after some restores of the Linux guest, and its migration failed; see README).
+    lab_check(t, "lab-control-pvh", base(Scenario::Control, "ticker", 1));
+    // The same operations on the classic PV guest.
+    let pv = |scenario, cycles| LabOpts { mode: Mode::Pv, ..base(scenario, "ticker", cycles) };
+    lab_check(t, "lab-saverestore-pv-x5", pv(Scenario::Saverestore, 5));
+    lab_check(t, "lab-checkpoint-pv-x3", pv(Scenario::Checkpoint, 3));
+    lab_check(t, "lab-migrate-pv-x3", pv(Scenario::Migrate, 3));
+    lab_check(t, "lab-saverestore-pv-busy", LabOpts { payload_args: "spin=1".into(), ..pv(Scenario::Saverestore, 2) });
+    lab_check(t, "lab-saverestore-pv-512m", LabOpts { memory: 512, ..pv(Scenario::Saverestore, 2) });
+    lab_check(t, "lab-control-pv", pv(Scenario::Control, 1));
+    // The Linux PV guest through the same steps, for comparison.
+    lab_check(t, "lab-linux-baseline-pv", LabOpts { mode: Mode::Pv, ..base(Scenario::LinuxBaseline, "linux", 1) });
+    // Opt-in: the long soaks and the large PVH guest.
     if soak {
         lab_check(t, "lab-soak-pvh-x50", base(Scenario::Soak, "ticker", 50));
-        // Saved, verified and restored fine, then dom0 hung once (lab instability, see README).
+        lab_check(t, "lab-soak-pv-x50", pv(Scenario::Soak, 50));
         lab_check(t, "lab-saverestore-pvh-512m", LabOpts { memory: 512, ..base(Scenario::Saverestore, "ticker", 2) });
-        lab_check(t, "lab-linux-baseline-pv", LabOpts { mode: Mode::Pv, ..base(Scenario::LinuxBaseline, "linux", 1) });
     }
 }
 
