@@ -30,6 +30,9 @@ pub enum Scenario {
     /// the guest keeps running), then two `xl save` of the guest at once (one wins, the other
     /// fails cleanly), a restore of the winner's image and one more save/restore.
     Control,
+    /// A payload that faults (`--payload hello --args fault=pf|ud`): the shim prints the
+    /// exception and crashes the domain, which `on_crash="preserve"` keeps for inspection.
+    Crash,
     /// The lab's own health: dom0's user processes compute correctly while a busy guest runs
     /// (with XSAVE under TCG they did not; see tools/lab/run-lab.sh).
     Dom0Check,
@@ -122,7 +125,8 @@ fn readiness(payload: &str, linux: bool) -> (&'static str, String) {
 fn compare_script(o: &LabOpts) -> String {
     let mut s = String::from(". /xlab/xlab-lib.sh\n");
     let common = format!("memory={}\nvcpus=1\non_crash=\"preserve\"\non_poweroff=\"destroy\"\non_reboot=\"destroy\"", o.memory);
-    let _ = writeln!(s, "cat > /xlab/xa.cfg <<'CFG'\nname=\"xa\"\ntype=\"pvh\"\nkernel=\"/xlab/kernel\"\nramdisk=\"/xlab/payload\"\ncmdline=\"xshim.log=debug\"\n{common}\nCFG");
+    let ty = if o.mode == Mode::Pv { "pv" } else { "pvh" };
+    let _ = writeln!(s, "cat > /xlab/xa.cfg <<'CFG'\nname=\"xa\"\ntype=\"{ty}\"\nkernel=\"/xlab/kernel\"\nramdisk=\"/xlab/payload\"\ncmdline=\"xshim.log=debug\"\n{common}\nCFG");
     let _ = writeln!(s, "cat > /xlab/xb.cfg <<'CFG'\nname=\"xb\"\ntype=\"pv\"\nkernel=\"/xlab/vmlinuz\"\nramdisk=\"/xlab/guest.cpio.gz\"\nextra=\"console=hvc0 quiet\"\n{common}\nCFG");
     for (g, who, word, ready) in [("xa", "xshim", "TICK", 2), ("xb", "linux", "COUNTER", 3)] {
         let _ = writeln!(s, "step {who}-create 120 xl create /xlab/{g}.cfg && {{ t0=$(now); if wait_count {g} {word} {ready} 240; then check {who}-reach-payload PASS \"$(dt $t0 $(now))\" ready; else check {who}-reach-payload FAIL 240 'no output'; fi; }}");
@@ -191,6 +195,10 @@ fn script(o: &LabOpts) -> String {
         Scenario::Compare => unreachable!("compare_script"),
         Scenario::Control => {
             let _ = writeln!(s, "control_misuse {GUEST} {word}");
+        }
+        Scenario::Crash => {
+            let _ = writeln!(s, "t0=$(now); if wait_grep {GUEST} 'payload exception #' 60; then check exception-reported PASS \"$(dt $t0 $(now))\" \"$(cat $(logs_of {GUEST}) | tr -d '\\r' | grep -a 'payload exception #' | head -1)\"; else check exception-reported FAIL 60 'no exception report'; fi");
+            let _ = writeln!(s, "sleep 1; st=$(xl list {GUEST} 2>/dev/null | awk 'NR==2{{print $5}}'); case \"$st\" in *c*) check domain-crashed PASS 0 \"state $st (on_crash=preserve)\";; *) check domain-crashed FAIL 0 \"state '$st'\";; esac");
         }
         Scenario::Dom0Check => {
             let _ = writeln!(s, "dom0_integrity {}", o.cycles.max(1) * 10);
@@ -350,6 +358,11 @@ fn host_checks(o: &LabOpts, res: &mut LabResult) {
     let console = res.console_of(guest).join("\n");
     let crashed = console.contains("xshim: crashing") || console.contains("PANIC");
     let mut add = |name: &str, pass: bool, detail: String| res.checks.push(Check { name: name.into(), pass, secs: 0.0, detail });
+    if o.scenario == Scenario::Crash {
+        let dump = console.contains("rax=") && console.contains("xshim: crashing the domain: payload exception");
+        add("register-dump", dump, if dump { "register dump, then the domain crashed".into() } else { "no register dump / crash line".into() });
+        return;
+    }
     add("no-shim-crash", !crashed, if crashed { "the shim crashed (see the console)".into() } else { "no crash or panic on the console".into() });
     let is_ticker = o.payload == "ticker" || o.image.as_ref().is_some_and(|_| console.contains("TICKER start"));
     if is_ticker && o.scenario != Scenario::Boot || (is_ticker && console.contains("TICK ")) {
@@ -398,15 +411,16 @@ pub fn report(res: &LabResult) {
 
 /// `xshim bench saverestore`: the xshim guest against the Linux PV baseline of the same memory
 /// size, in the same lab boot; figures as ratios (xshim / Linux).
-pub fn bench(memory: u32, cycles: u32) -> Result<bool, String> {
-    let o = LabOpts { scenario: Scenario::Compare, mode: Mode::Pvh, payload: "ticker".into(), image: None, cycles, memory, payload_args: String::new() };
+pub fn bench(memory: u32, cycles: u32, mode: Mode) -> Result<bool, String> {
+    let o = LabOpts { scenario: Scenario::Compare, mode, payload: "ticker".into(), image: None, cycles, memory, payload_args: String::new() };
     let res = run(&o, true)?;
     let stats = |who: &str, op: &str| -> Option<(usize, f64)> {
         let v: Vec<f64> = res.checks.iter().filter(|c| c.pass && c.name.starts_with(who) && c.name.ends_with(op)).map(|c| c.secs).collect();
         (!v.is_empty()).then(|| (v.len(), v.iter().sum::<f64>() / v.len() as f64))
     };
     println!("\nbench: {memory} MiB guests, one lab boot; mean seconds per operation");
-    println!("{:<14} {:>14} {:>14} {:>8}", "operation", "xshim (PVH)", "Linux (PV)", "ratio");
+    let who = if mode == Mode::Pv { "xshim (PV)" } else { "xshim (PVH)" };
+    println!("{:<14} {:>14} {:>14} {:>8}", "operation", who, "Linux (PV)", "ratio");
     for op in ["create", "reach-payload", "save", "restore", "checkpoint", "migrate"] {
         let (x, l) = (stats("xshim", op), stats("linux", op));
         let f = |v: Option<(usize, f64)>| v.map(|(n, m)| format!("{m:.2} (n={n})")).unwrap_or_else(|| "-".into());

@@ -85,6 +85,9 @@ enum Cmd {
         memory: u32,
         #[arg(long, default_value_t = 3)]
         cycles: u32,
+        /// How the xshim guest runs (the Linux baseline is always PV).
+        #[arg(long, value_enum, default_value_t = lab::Mode::Pvh)]
+        mode: lab::Mode,
     },
     /// The main demo: wrap ticker, boot it under real Xen, save it, restore it, show it continue.
     Demo,
@@ -197,11 +200,11 @@ fn main() -> ExitCode {
             let lab = !no_lab && std::env::var_os("XSHIM_NO_LAB").is_none();
             ExitCode::from(testrun::run(testrun::TestOpts { lab, soak }) as u8)
         }
-        Cmd::Bench { what: _, memory, cycles } => {
+        Cmd::Bench { what: _, memory, cycles, mode } => {
             if let Err(e) = build::setup().and_then(|_| build::build()).and_then(|_| lab::build()) {
                 return fail(e);
             }
-            match lab::bench(memory, cycles) {
+            match lab::bench(memory, cycles, mode) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::from(1),
                 Err(e) => fail(e),

@@ -106,6 +106,15 @@ fn qemu_tier(t: &mut Tally) {
         let rep = ticker_check::check(r.output.lines());
         (rep.ok() && rep.ticks == 3 && r.payload_code == Some(0)).then(|| rep.summary()).ok_or(format!("{}; exit {:?}", rep.summary(), r.payload_code))
     });
+    // A payload that faults: register dump, "crashing the domain", exit code 0x7f.
+    for (kind, vector, needle) in [("pf", 14, "cr2=0x000001dead000000"), ("ud", 6, "invalid opcode")] {
+        qemu_boot(t, &format!("qemu-payload-fault-{kind}"), &shim, Some(&util::payload_elf("hello")), &format!("fault={kind}"), move |r| {
+            let report = r.output.lines().find(|l| l.contains("payload exception #")).unwrap_or("").trim().to_string();
+            let ok = report.contains(&format!("exception #{vector} ")) && r.output.contains(needle) && r.output.contains("rax=")
+                && r.output.contains("crashing the domain: payload exception") && r.payload_code == Some(0x7f);
+            ok.then(|| format!("{report}; exit 0x7f")).ok_or(format!("report \"{report}\", exit {:?}", r.payload_code))
+        });
+    }
     // A wrapped image boots without a module.
     let image = util::artifacts().join("hello.xshim");
     let wrapped = util::read_file(&shim).and_then(|s| Ok((s, util::read_file(&util::payload_elf("hello"))?))).and_then(|(s, p)| wrap::wrap(&s, &p));
@@ -186,6 +195,11 @@ fn lab_tier(t: &mut Tally, soak: bool) {
         lab_check(t, &format!("lab-boot-pvh-{p}"), LabOpts { payload_args: args.clone(), ..base(Scenario::Boot, p, 1) });
         // The same payload ELF as a classic PV guest.
         lab_check(t, &format!("lab-boot-pv-{p}"), LabOpts { mode: Mode::Pv, payload_args: args, ..base(Scenario::Boot, p, 1) });
+    }
+    // A faulting payload is reported and crashes the domain (on_crash applies), in both modes.
+    for mode in [Mode::Pvh, Mode::Pv] {
+        let name = format!("lab-crash-{}-pf", if mode == Mode::Pv { "pv" } else { "pvh" });
+        lab_check(t, &name, LabOpts { mode, payload_args: "fault=pf".into(), ..base(Scenario::Crash, "hello", 1) });
     }
     // Memory sizes: the smallest guest the layout allows, and a large one (PV maps 256 MiB).
     lab_check(t, "lab-boot-pv-ticker-32m", LabOpts { mode: Mode::Pv, memory: 32, ..base(Scenario::Boot, "ticker", 1) });
