@@ -179,3 +179,8 @@ pub fn gnttab_setup_table(frames: &mut [u64]) -> Result<(), i64> {
 pub fn sched_block() -> i64 {
     hypercall(nr::SCHED_OP, sched::SCHEDOP_BLOCK as u64, 0, 0)
 }
+
+/// PV: load a GDT of `entries` descriptors from these (read-only mapped) machine frames.
+pub fn set_gdt(frames: &[u64], entries: u32) -> i64 {
+    hypercall(nr::SET_GDT, frames.as_ptr() as u64, entries as u64, 0)
+}

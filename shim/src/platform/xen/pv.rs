@@ -228,6 +228,31 @@ fn install_traps_and_callbacks() {
     }
 }
 
+#[repr(C, align(4096))]
+struct GdtPage([u64; 512]);
+/// The shim's own GDT page: a null descriptor and nothing else. The shim runs on the flat
+/// selectors Xen keeps in its reserved entries (FLAT_KERNEL_CS64 ...), so this table only
+/// replaces Xen's empty default with one the guest owns, as a PV kernel does; the toolstack
+/// saves and restores it with the vCPU (its frames canonicalised like page tables).
+static mut PV_GDT: GdtPage = GdtPage([0; 512]);
+
+/// Registers PV_GDT with HYPERVISOR_set_gdt. Xen refuses a GDT frame that is mapped
+/// writable anywhere, so its only mapping (the bootstrap area's) becomes read-only first.
+fn load_gdt() -> Result<(), alloc::string::String> {
+    let va = &raw const PV_GDT as u64;
+    let mfn = mfn_of_va(va);
+    let rc = hypercall::update_va_mapping(va, (mfn.0 << 12) | (RAM_PTE & !PTE_RW));
+    if rc != 0 {
+        return Err(format!("making the GDT page read-only failed: {rc}"));
+    }
+    let entries = 512u32.min(xshim_shim::xen::abi::xen::FIRST_RESERVED_GDT_ENTRY);
+    let rc = hypercall::set_gdt(&[mfn.0], entries);
+    if rc != 0 {
+        return Err(format!("HYPERVISOR_set_gdt(mfn {:#x}, {entries} entries) failed: {rc}", mfn.0));
+    }
+    Ok(())
+}
+
 /// entry.S's failsafe callback: Xen could not restore our segment registers.
 #[no_mangle]
 extern "C" fn pv_failsafe(frame: *const u64) -> ! {
@@ -326,6 +351,7 @@ pub fn init(si_ptr: *const StartInfo) -> PvInfo {
     // Events stay masked until the payload runs; then they arrive by the event callback.
     events::set_upcall_mask(true);
     install_traps_and_callbacks();
+    load_gdt().unwrap_or_else(|e| crate::platform::crash(&format!("PV GDT: {e}")));
     let rc = events::register_vcpu_info();
     if rc != 0 {
         log::warn!("VCPUOP_register_vcpu_info failed ({rc}): using shared_info's vcpu_info slot");

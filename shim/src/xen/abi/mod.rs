@@ -115,6 +115,8 @@ pub fn constant_table() -> alloc::vec::Vec<(&'static str, u64)> {
     alloc::vec![
         ("__HYPERVISOR_mmu_update", xen::hypercall::MMU_UPDATE as u64),
         ("__HYPERVISOR_set_trap_table", xen::hypercall::SET_TRAP_TABLE as u64),
+        ("__HYPERVISOR_set_gdt", xen::hypercall::SET_GDT as u64),
+        ("FIRST_RESERVED_GDT_ENTRY", xen::FIRST_RESERVED_GDT_ENTRY as u64),
         ("__HYPERVISOR_iret", xen::hypercall::IRET as u64),
         ("__HYPERVISOR_mmuext_op", xen::hypercall::MMUEXT_OP as u64),
         ("__HYPERVISOR_callback_op", xen::hypercall::CALLBACK_OP as u64),

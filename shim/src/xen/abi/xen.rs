@@ -5,6 +5,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 pub mod hypercall {
     pub const SET_TRAP_TABLE: usize = 0;
     pub const MMU_UPDATE: usize = 1;
+    pub const SET_GDT: usize = 2;
     pub const IRET: usize = 23;
     pub const MMUEXT_OP: usize = 26;
     pub const CALLBACK_OP: usize = 30;
@@ -181,3 +182,7 @@ pub struct MmuextOp {
     pub arg2: u64,
 }
 const _: () = assert!(core::mem::size_of::<MmuextOp>() == 24);
+
+/// arch-x86/xen.h: GDT entries from here on are Xen's (the flat selectors above); a guest's
+/// own GDT (HYPERVISOR_set_gdt) may have at most this many.
+pub const FIRST_RESERVED_GDT_ENTRY: u32 = 14 * 512;
