@@ -82,28 +82,9 @@ enter_payload:
     sti
     jmp     *%rax
 
-/* Trap stubs: push a zero error code where the CPU pushes none, then the vector number,
- * save the general registers in `TrapFrame` order, and call trap_dispatch(&mut TrapFrame). */
-    .macro TRAP_NOERR n
-trap_stub_\n:
-    push    $0
-    push    $\n
-    jmp     trap_common
-    .endm
-    .macro TRAP_ERR n
-trap_stub_\n:
-    push    $\n
-    jmp     trap_common
-    .endm
-
-    .irp n, 0,1,2,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31,64,80,81,82,83,84,85,86,87,88,89,90,91,92,93,94,95,243,255
-    TRAP_NOERR \n
-    .endr
-    .irp n, 8,10,11,12,13,14,17,21,29,30
-    TRAP_ERR \n
-    .endr
-
-trap_common:
+/* Both trap paths: save the general registers in `TrapFrame` order, call
+ * trap_dispatch(&mut TrapFrame), restore them and drop the vector and error code. */
+    .macro DISPATCH_TRAP
     push    %rax
     push    %rbx
     push    %rcx
@@ -138,6 +119,31 @@ trap_common:
     pop     %rbx
     pop     %rax
     add     $16, %rsp
+    .endm
+
+/* Trap stubs: push a zero error code where the CPU pushes none, then the vector number,
+ * save the general registers in `TrapFrame` order, and call trap_dispatch(&mut TrapFrame). */
+    .macro TRAP_NOERR n
+trap_stub_\n:
+    push    $0
+    push    $\n
+    jmp     trap_common
+    .endm
+    .macro TRAP_ERR n
+trap_stub_\n:
+    push    $\n
+    jmp     trap_common
+    .endm
+
+    .irp n, 0,1,2,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31,64,80,81,82,83,84,85,86,87,88,89,90,91,92,93,94,95,243,255
+    TRAP_NOERR \n
+    .endr
+    .irp n, 8,10,11,12,13,14,17,21,29,30
+    TRAP_ERR \n
+    .endr
+
+trap_common:
+    DISPATCH_TRAP
     iretq
 
 /* PV traps and the event callback. Xen enters a 64-bit PV guest with %rcx and %r11 of the
@@ -173,40 +179,7 @@ pv_trap_stub_\n:
     .endr
 
 pv_trap_common:
-    push    %rax
-    push    %rbx
-    push    %rcx
-    push    %rdx
-    push    %rsi
-    push    %rdi
-    push    %rbp
-    push    %r8
-    push    %r9
-    push    %r10
-    push    %r11
-    push    %r12
-    push    %r13
-    push    %r14
-    push    %r15
-    mov     %rsp, %rdi
-    cld
-    call    trap_dispatch
-    pop     %r15
-    pop     %r14
-    pop     %r13
-    pop     %r12
-    pop     %r11
-    pop     %r10
-    pop     %r9
-    pop     %r8
-    pop     %rbp
-    pop     %rdi
-    pop     %rsi
-    pop     %rdx
-    pop     %rcx
-    pop     %rbx
-    pop     %rax
-    add     $16, %rsp
+    DISPATCH_TRAP
     push    $0                              /* iret flags: not returning from a syscall */
     jmp     hypercall_page + 23 * 32        /* __HYPERVISOR_iret */
 
