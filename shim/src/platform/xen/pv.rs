@@ -324,7 +324,7 @@ fn map_ram(si: &StartInfo) -> Result<u64, alloc::string::String> {
         if rc != 0 {
             return Err(format!("update_va_mapping(read-only L1 {page:#x}) failed: {rc}"));
         }
-        let req = MmuUpdate { ptr: (l2_mfn << 12) + slot * 8 | MMU_NORMAL_PT_UPDATE, val: (page_mfn.0 << 12) | PTE_PRESENT | PTE_RW | PTE_USER | PTE_ACCESSED };
+        let req = MmuUpdate { ptr: ((l2_mfn << 12) + slot * 8) | MMU_NORMAL_PT_UPDATE, val: (page_mfn.0 << 12) | PTE_PRESENT | PTE_RW | PTE_USER | PTE_ACCESSED };
         let rc = hypercall::mmu_update(core::slice::from_ref(&req));
         if rc != 0 {
             return Err(format!("mmu_update(L2 slot {slot}) failed: {rc}"));
