@@ -365,7 +365,7 @@ fn host_checks(o: &LabOpts, res: &mut LabResult) {
     }
     add("no-shim-crash", !crashed, if crashed { "the shim crashed (see the console)".into() } else { "no crash or panic on the console".into() });
     let is_ticker = o.payload == "ticker" || o.image.as_ref().is_some_and(|_| console.contains("TICKER start"));
-    if is_ticker && o.scenario != Scenario::Boot || (is_ticker && console.contains("TICK ")) {
+    if is_ticker && (o.scenario != Scenario::Boot || console.contains("TICK ")) {
         let r = ticker_check::check(console.lines());
         add("ticker-continuity", r.ok(), r.summary());
     }

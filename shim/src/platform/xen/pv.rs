@@ -295,6 +295,8 @@ fn map_ram(si: &StartInfo) -> Result<u64, alloc::string::String> {
     let want = si.nr_pages.min(1 << 18); // the low 1 GiB: one L2 table
     let mut used = 0usize;
     let mut end = 0u64;
+    // The L2 entries go to Xen in one batch at the end, once every new L1 is read-only.
+    let mut l2_updates = alloc::vec::Vec::new();
     for slot in 0..want.div_ceil(512) {
         let entry = read_pte(l2, slot);
         if entry & PTE_PRESENT != 0 {
@@ -324,12 +326,12 @@ fn map_ram(si: &StartInfo) -> Result<u64, alloc::string::String> {
         if rc != 0 {
             return Err(format!("update_va_mapping(read-only L1 {page:#x}) failed: {rc}"));
         }
-        let req = MmuUpdate { ptr: ((l2_mfn << 12) + slot * 8) | MMU_NORMAL_PT_UPDATE, val: (page_mfn.0 << 12) | PTE_PRESENT | PTE_RW | PTE_USER | PTE_ACCESSED };
-        let rc = hypercall::mmu_update(core::slice::from_ref(&req));
-        if rc != 0 {
-            return Err(format!("mmu_update(L2 slot {slot}) failed: {rc}"));
-        }
+        l2_updates.push(MmuUpdate { ptr: ((l2_mfn << 12) + slot * 8) | MMU_NORMAL_PT_UPDATE, val: (page_mfn.0 << 12) | PTE_PRESENT | PTE_RW | PTE_USER | PTE_ACCESSED });
         end = last * PAGE;
+    }
+    let rc = hypercall::mmu_update(&l2_updates);
+    if rc != 0 {
+        return Err(format!("mmu_update of {} L2 entries failed: {rc}", l2_updates.len()));
     }
     Ok(end)
 }
