@@ -151,31 +151,24 @@ trap_common:
  * rsp, ss]): restore them, then build the same TrapFrame as above. A PV guest cannot `iretq`
  * to itself: it returns through HYPERVISOR_iret, which also restores the event mask from the
  * saved rflags.IF (Xen sets IF there to "events were unmasked"). */
-    .macro PV_TRAP_NOERR n
+    .macro PV_TRAP n, has_error_code
     .globl pv_trap_stub_\n
 pv_trap_stub_\n:
     mov     (%rsp), %rcx
     mov     8(%rsp), %r11
     add     $16, %rsp
+    .if \has_error_code == 0
     push    $0
-    push    $\n
-    jmp     pv_trap_common
-    .endm
-    .macro PV_TRAP_ERR n
-    .globl pv_trap_stub_\n
-pv_trap_stub_\n:
-    mov     (%rsp), %rcx
-    mov     8(%rsp), %r11
-    add     $16, %rsp
+    .endif
     push    $\n
     jmp     pv_trap_common
     .endm
 
     .irp n, 0,1,2,3,4,5,6,7,9,16,18,19,243
-    PV_TRAP_NOERR \n
+    PV_TRAP \n, 0
     .endr
     .irp n, 8,10,11,12,13,14,17
-    PV_TRAP_ERR \n
+    PV_TRAP \n, 1
     .endr
 
 pv_trap_common:
