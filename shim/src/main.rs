@@ -144,10 +144,17 @@ mod kernel {
         let (shim_opts, payload_cmdline) = start_info::split_cmdline(&info.cmdline);
         console::init_logger(log_level(&shim_opts));
         platform::xen::init_pv(&info.start_info);
-        log::info!("xshim {} booted (Xen PV), {} MiB mapped 1:1", env!("CARGO_PKG_VERSION"), info.mapped_end >> 20);
-        let memmap = [start_info::MemmapEntry { addr: 0, size: info.mapped_end, ty: xshim_shim::xen::abi::start_info::XEN_HVM_MEMMAP_TYPE_RAM }];
+        log::info!(
+            "xshim {} booted (Xen PV), {} MiB mapped 1:1{}",
+            env!("CARGO_PKG_VERSION"),
+            info.ram.end >> 20,
+            info.ram.l1_pages_in_ram.as_ref().map_or(alloc::string::String::new(), |m| alloc::format!(", {} KiB of page tables in RAM at {:#x}", m.size >> 10, m.paddr))
+        );
+        let memmap = [start_info::MemmapEntry { addr: 0, size: info.ram.end, ty: xshim_shim::xen::abi::start_info::XEN_HVM_MEMMAP_TYPE_RAM }];
         let modules: Vec<start_info::Module> = info.module.into_iter().collect();
-        let regions = start_info::payload_regions(&memmap, &modules);
+        // The payload gets neither the boot module nor the page tables taken from RAM.
+        let reserved: Vec<start_info::Module> = modules.iter().copied().chain(info.ram.l1_pages_in_ram).collect();
+        let regions = start_info::payload_regions(&memmap, &reserved);
         load_and_enter(&modules, regions, payload_cmdline, Features::XEN | Features::SAVE_RESTORE | Features::CONSOLE_INPUT | Features::WALLCLOCK)
     }
 

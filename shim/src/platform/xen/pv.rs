@@ -32,8 +32,8 @@ pub struct PvInfo {
     pub start_info: StartInfo,
     pub cmdline: alloc::string::String,
     pub module: Option<xshim_shim::start_info::Module>,
-    /// Pseudo-physical bytes mapped 1:1 at the end of bring-up.
-    pub mapped_end: u64,
+    /// Pseudo-physical RAM mapped 1:1 at the end of bring-up.
+    pub ram: RamMap,
 }
 
 /// start_info's virtual address (Xen's %rsi; a page of our RAM, rewritten by the toolstack
@@ -285,55 +285,92 @@ struct PtPages([[u8; 4096]; layout::PV_EXTRA_L1_PAGES]);
 /// Pages the shim turns into L1 tables (in its bss, inside Xen's bootstrap mapping).
 static mut EXTRA_L1: PtPages = PtPages([[0; 4096]; layout::PV_EXTRA_L1_PAGES]);
 
-/// Maps RAM 1:1 (vaddr = pfn * 4096) up to `nr_pages`, adding L1 tables under the existing
-/// L2 for every 2 MiB slot Xen's bootstrap tables left empty. Returns the mapped end.
-fn map_ram(si: &StartInfo) -> Result<u64, alloc::string::String> {
+/// Fills `page` (mapped writable) as the L1 table for L2 slot `slot`, turns its own mapping
+/// read-only (Xen will not take a page with a writable mapping as a page table), and returns
+/// the L2 entry that installs it.
+fn prepare_l1(si: &StartInfo, l2_mfn: u64, slot: u64, page: u64) -> Result<MmuUpdate, alloc::string::String> {
+    let first = slot * 512;
+    let last = (first + 512).min(si.nr_pages);
+    for i in 0..512u64 {
+        let pte = if first + i < last { (p2m(si, Pfn(first + i)).0 << 12) | RAM_PTE } else { 0 };
+        // SAFETY: `page` is a page the caller owns and has mapped writable; entry i of 512.
+        unsafe { core::ptr::write_volatile((page + i * 8) as *mut u64, pte) };
+    }
+    let page_mfn = p2m(si, Pfn(page / PAGE));
+    let rc = hypercall::update_va_mapping(page, (page_mfn.0 << 12) | (RAM_PTE & !PTE_RW));
+    if rc != 0 {
+        return Err(format!("update_va_mapping(read-only L1 {page:#x}) failed: {rc}"));
+    }
+    Ok(MmuUpdate { ptr: ((l2_mfn << 12) + slot * 8) | MMU_NORMAL_PT_UPDATE, val: (page_mfn.0 << 12) | PTE_PRESENT | PTE_RW | PTE_USER | PTE_ACCESSED })
+}
+
+/// What `map_ram` mapped: RAM 1:1 up to `end`, and the RAM pages it took for L1 tables once
+/// the static pool ran out (the payload must not get them).
+pub struct RamMap {
+    pub end: u64,
+    pub l1_pages_in_ram: Option<xshim_shim::start_info::Module>,
+}
+
+/// Maps RAM 1:1 (vaddr = pfn * 4096) up to `nr_pages` (at most the low 1 GiB: one L2 table),
+/// adding an L1 table under the existing L2 for every 2 MiB slot Xen's bootstrap tables left
+/// empty. L1 pages come from the shim's static pool first; when it runs out, from the top of
+/// the RAM mapped so far (already writable, so they can be filled in place). The L2 entries
+/// go to Xen in one batched mmu_update per phase, once every new L1 is read-only.
+fn map_ram(si: &StartInfo) -> Result<RamMap, alloc::string::String> {
     let l4 = si.pt_base;
     let l3 = next_table(read_pte(l4, 0)).ok_or("no L3 for the low 512 GiB")?;
     let l2 = next_table(read_pte(l3, 0)).ok_or("no L2 for the low 1 GiB")?;
     let l2_mfn = (read_pte(l3, 0) & PTE_ADDR) >> 12;
-    let want = si.nr_pages.min(1 << 18); // the low 1 GiB: one L2 table
-    let mut used = 0usize;
+    let slots = si.nr_pages.min(1 << 18).div_ceil(512);
+    let install = |updates: &[MmuUpdate]| -> Result<(), alloc::string::String> {
+        let rc = hypercall::mmu_update(updates);
+        if rc != 0 {
+            return Err(format!("mmu_update of {} L2 entries failed: {rc}", updates.len()));
+        }
+        Ok(())
+    };
+    let slot_end = |slot: u64| ((slot + 1) * 512).min(si.nr_pages) * PAGE;
+
+    // Phase 1: the static pool.
+    let mut updates = alloc::vec::Vec::new();
     let mut end = 0u64;
-    // The L2 entries go to Xen in one batch at the end, once every new L1 is read-only.
-    let mut l2_updates = alloc::vec::Vec::new();
-    for slot in 0..want.div_ceil(512) {
+    let mut slot = 0;
+    while slot < slots {
         let entry = read_pte(l2, slot);
         if entry & PTE_PRESENT != 0 {
             if entry & PTE_PSE != 0 {
                 return Err(format!("Xen mapped a superpage at L2 slot {slot}"));
             }
-            end = (slot + 1) * 512 * PAGE;
-            continue;
+        } else {
+            if updates.len() == layout::PV_EXTRA_L1_PAGES {
+                break;
+            }
+            // SAFETY: EXTRA_L1 is our static pool; each page is handed out once.
+            let page = unsafe { (&raw mut EXTRA_L1 as *mut [u8; 4096]).add(updates.len()) } as u64;
+            updates.push(prepare_l1(si, l2_mfn, slot, page)?);
         }
-        if used == layout::PV_EXTRA_L1_PAGES {
-            log::warn!("PV: mapped {} MiB of {} MiB (out of extra page-table pages)", end >> 20, (si.nr_pages * PAGE) >> 20);
-            break;
-        }
-        // SAFETY: EXTRA_L1 is our static pool; each page is handed out once, filled while it is
-        // still an ordinary writable page, then turned read-only before Xen sees it as an L1.
-        let page = unsafe { (&raw mut EXTRA_L1 as *mut [u8; 4096]).add(used) } as u64;
-        used += 1;
-        let first = slot * 512;
-        let last = (first + 512).min(si.nr_pages);
-        for i in 0..512u64 {
-            let pte = if first + i < last { (p2m(si, Pfn(first + i)).0 << 12) | PTE_PRESENT | PTE_RW | PTE_USER | PTE_ACCESSED | PTE_DIRTY } else { 0 };
-            // SAFETY: writing the i-th entry of the page we own.
-            unsafe { core::ptr::write_volatile((page + i * 8) as *mut u64, pte) };
-        }
-        let page_mfn = p2m(si, Pfn(page / PAGE));
-        let rc = hypercall::update_va_mapping(page, (page_mfn.0 << 12) | PTE_PRESENT | PTE_USER | PTE_ACCESSED | PTE_DIRTY);
-        if rc != 0 {
-            return Err(format!("update_va_mapping(read-only L1 {page:#x}) failed: {rc}"));
-        }
-        l2_updates.push(MmuUpdate { ptr: ((l2_mfn << 12) + slot * 8) | MMU_NORMAL_PT_UPDATE, val: (page_mfn.0 << 12) | PTE_PRESENT | PTE_RW | PTE_USER | PTE_ACCESSED });
-        end = last * PAGE;
+        end = slot_end(slot);
+        slot += 1;
     }
-    let rc = hypercall::mmu_update(&l2_updates);
-    if rc != 0 {
-        return Err(format!("mmu_update of {} L2 entries failed: {rc}", l2_updates.len()));
+    install(&updates)?;
+    if slot == slots {
+        return Ok(RamMap { end, l1_pages_in_ram: None });
     }
-    Ok(end)
+
+    // Phase 2: one page per remaining slot, from the top of what phase 1 mapped.
+    let needed = slots - slot;
+    let block = end - needed * PAGE;
+    if block < layout::PAYLOAD_FREE_BASE + (16 << 20) {
+        log::warn!("PV: mapped {} MiB of {} MiB (no room for more page tables)", end >> 20, (si.nr_pages * PAGE) >> 20);
+        return Ok(RamMap { end, l1_pages_in_ram: None });
+    }
+    let mut updates = alloc::vec::Vec::new();
+    for (i, s) in (slot..slots).enumerate() {
+        updates.push(prepare_l1(si, l2_mfn, s, block + i as u64 * PAGE)?);
+        end = slot_end(s);
+    }
+    install(&updates)?;
+    Ok(RamMap { end, l1_pages_in_ram: Some(xshim_shim::start_info::Module { paddr: block, size: needed * PAGE }) })
 }
 
 /// PV bring-up: everything Xen-facing, before the payload is loaded.
@@ -366,9 +403,9 @@ pub fn init(si_ptr: *const StartInfo) -> PvInfo {
         let va = if si.flags & SIF_MOD_START_PFN != 0 { si.mod_start * PAGE } else { si.mod_start };
         xshim_shim::start_info::Module { paddr: va, size: si.mod_len }
     });
-    let mapped_end = map_ram(&si).unwrap_or_else(|e| crate::platform::crash(&format!("PV memory map: {e}")));
+    let ram = map_ram(&si).unwrap_or_else(|e| crate::platform::crash(&format!("PV memory map: {e}")));
     publish_p2m_frame_list_list();
-    PvInfo { start_info: si, cmdline, module, mapped_end }
+    PvInfo { start_info: si, cmdline, module, ram }
 }
 
 /// The virtual address of a ring page Xen gave by mfn (it is guest RAM, mapped 1:1).
