@@ -9,8 +9,8 @@ pub const PVH_ENTRY: u32 = SHIM_BASE as u32;
 pub const PV_ENTRY: u64 = SHIM_BASE + 0x200;
 /// The hypercall page (XEN_ELFNOTE_HYPERCALL_PAGE): the first page after the entry code.
 pub const HYPERCALL_PAGE: u64 = SHIM_BASE + 0x1000;
-/// PV guests: how many page-table pages the shim may add to map RAM beyond Xen's bootstrap
-/// mapping (each maps 2 MiB): 256 MiB of guest RAM.
+/// PV guests: the static pool of page-table pages the shim adds to map RAM beyond Xen's
+/// bootstrap mapping (each maps 2 MiB: 256 MiB); beyond that, L1 pages come from RAM.
 pub const PV_EXTRA_L1_PAGES: usize = 128;
 
 /// End of the region reserved for the shim's image, bss, stacks, heap and page tables.
