@@ -70,8 +70,19 @@ migrate() { # NAME CHECKPREFIX WORD
   step "$2migrate" 240 xl migrate -s "" "$1" "xl migrate-receive" || return 1
   progress "$1" "$3" 30 "$2continues"
 }
+# console_stall NAME WORD SECONDS: the console backend stops reading for SECONDS; the guest
+# must keep running and every line it wrote meanwhile must arrive afterwards (the ring holds
+# them; the host-side continuity check then finds no gap).
+console_stall() {
+  _pid=$(pidof xenconsoled); _before=$(last_count "$1" "$2"); _t0=$(now)
+  kill -STOP "$_pid"; sleep "$3"; kill -CONT "$_pid"
+  _want=$((_before + $3 - 2))
+  if wait_count "$1" "$2" "$_want" 10; then check console-stall PASS "$(dt "$_t0" "$(now)")" "backend stopped $3 s: $2 $_before -> $(last_count "$1" "$2") arrived after it"
+  else check console-stall FAIL "$(dt "$_t0" "$(now)")" "backend stopped $3 s: $2 $_before -> $(last_count "$1" "$2"), want >= $_want"; return 1; fi
+}
 # control_misuse NAME WORD: see Scenario::Control.
 control_misuse() {
+  console_stall "$1" "$2" 12 || return 1
   _dom=$(xl domid "$1"); _node=/local/domain/$_dom/control
   _t0=$(now)
   [ "$(xenstore-read $_node/feature-suspend 2>/dev/null)" = 1 ] && check feature-suspend PASS 0 "$_node/feature-suspend = 1" \

@@ -26,7 +26,8 @@ pub enum Scenario {
     LinuxBaseline,
     /// The demo: boot, a few ticks, save, restore, a few ticks.
     Demo,
-    /// The control/shutdown protocol under misuse: an unknown request (ignored, acknowledged,
+    /// A console backend that stops reading for 12 s (nothing the payload wrote is lost),
+    /// then the control/shutdown protocol under misuse: an unknown request (ignored, acknowledged,
     /// the guest keeps running), then two `xl save` of the guest at once (one wins, the other
     /// fails cleanly), a restore of the winner's image and one more save/restore.
     Control,
