@@ -45,9 +45,14 @@ progress() {
   if wait_count "$1" "$2" $((_before + 1)) "$3"; then check "$4" PASS "$(dt "$_t0" "$(now)")" "$2 $_before -> $(last_count "$1" "$2")"
   else check "$4" FAIL "$(dt "$_t0" "$(now)")" "$2 stuck at $_before"; return 1; fi
 }
+# Evidence for a failed toolstack operation: the guest's xenstore directory as dom0 sees it.
+xs_dump() {
+  _d=$(xl domid "$1" 2>/dev/null) || { echo "XLAB-INFO xenstore: no domain $1"; return; }
+  xenstore-ls -fp /local/domain/"$_d" 2>&1 | head -40 | sed 's/^/XLAB-INFO xenstore: /'
+}
 save_restore() { # NAME CHECKPREFIX WORD
   _img=$SAVE_DIR/$1.img
-  step "$2save" 180 xl save "$1" "$_img" || return 1
+  step "$2save" 180 xl save "$1" "$_img" || { xs_dump "$1"; return 1; }
   _size=$(stat -c %s "$_img" 2>/dev/null)
   echo "XLAB-INFO image_bytes=$_size"
   # Once per run: the check reads the whole image, slow under TCG.
@@ -62,12 +67,12 @@ save_restore() { # NAME CHECKPREFIX WORD
 }
 checkpoint() { # NAME CHECKPREFIX WORD
   _img=$SAVE_DIR/$1.ckpt
-  step "$2checkpoint" 180 xl save -c "$1" "$_img" || return 1
+  step "$2checkpoint" 180 xl save -c "$1" "$_img" || { xs_dump "$1"; return 1; }
   rm -f "$_img"
   exists "$1" && progress "$1" "$3" 30 "$2keeps-running"
 }
 migrate() { # NAME CHECKPREFIX WORD
-  step "$2migrate" 240 xl migrate -s "" "$1" "xl migrate-receive" || return 1
+  step "$2migrate" 240 xl migrate -s "" "$1" "xl migrate-receive" || { xs_dump "$1"; return 1; }
   progress "$1" "$3" 30 "$2continues"
 }
 # console_stall NAME WORD SECONDS: the console backend stops reading for SECONDS; the guest

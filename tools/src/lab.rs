@@ -76,6 +76,10 @@ pub struct LabResult {
     pub finished: bool,
     /// The lab printed nothing for SILENCE_LIMIT: dom0 or Xen hung (not the guest's doing).
     pub hung: bool,
+    /// Evidence that the emulated CPU, not the guest, broke the run (see `emulator_fault`).
+    pub emulator_fault: Option<String>,
+    /// A guest triple fault was just reported: the next lines are Xen's dump of its state.
+    triple_fault_seen: bool,
     pub secs: f64,
 }
 
@@ -83,6 +87,15 @@ pub struct LabResult {
 const SILENCE_LIMIT: std::time::Duration = std::time::Duration::from_secs(150);
 
 impl LabResult {
+    /// The run failed because of the lab, not the guest: the lab hung, or the emulated CPU
+    /// handed Xen's own state to a guest vCPU.
+    pub fn lab_fault(&self) -> Option<String> {
+        if let Some(e) = &self.emulator_fault {
+            return Some(e.clone());
+        }
+        self.lab_hang_only().then(|| format!("the lab hung ({} checks had passed)", self.checks.iter().filter(|c| c.pass).count()))
+    }
+
     /// The run failed only because the lab itself hung: no check of the guest failed.
     pub fn lab_hang_only(&self) -> bool {
         self.hung && self.checks.iter().all(|c| c.pass || c.name == "lab-finished" || c.name == "ticker-continuity" && c.detail == "no TICK lines")
@@ -225,10 +238,25 @@ fn time_limit(o: &LabOpts) -> u64 {
     (240 + per_op * o.cycles as u64 + if o.scenario == Scenario::LinuxBaseline { 120 } else { 0 }).min(3600)
 }
 
+/// Under TCG, a PVH guest vCPU was seen (once in ~30 boots) to triple-fault with Xen's own
+/// code selector and instruction pointer (`RIP: e008:[<ffff82d0...>]`, rsp on Xen's stack)
+/// in Xen's dump of its state: the emulated SVM world switch gave the guest the host's state.
+/// No guest can reach Xen's selector or addresses, so this is the lab's fault.
+fn emulator_fault(res: &mut LabResult, line: &str) {
+    if line.contains("Triple fault") && line.contains("(XEN) d") && !line.contains("(XEN) d0") {
+        res.triple_fault_seen = true;
+    } else if res.triple_fault_seen && line.contains("RIP:    e008:[<ffff82d0") {
+        let rip = line.split_whitespace().last().unwrap_or("");
+        res.emulator_fault = Some(format!("a guest vCPU triple-faulted holding Xen's own state (RIP e008:{rip}): an emulator fault"));
+        res.triple_fault_seen = false;
+    }
+}
+
 fn parse_line(res: &mut LabResult, raw: &str) -> Option<String> {
     // Progress output rewrites lines with \r: keep what was written last.
     let raw = raw.trim_end_matches('\r');
     let line = raw.rsplit('\r').next().unwrap_or(raw);
+    emulator_fault(res, line);
     if let Some(i) = line.find("XLAB-CHECK ") {
         let mut w = line[i + 11..].splitn(4, ' ');
         let name = w.next()?.to_string();
@@ -436,4 +464,41 @@ pub fn bench(memory: u32, cycles: u32, mode: Mode) -> Result<bool, String> {
     }
     report(&res);
     Ok(res.passed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Lines from a real lab run (target/lab-runs/dom0check-ticker-1795625029504/serial.log).
+    const TRIPLE_FAULT_WITH_XEN_STATE: [&str; 4] = [
+        "(XEN) d1v0 Triple fault - invoking HVM shutdown action 1",
+        "(XEN) *** Dumping Dom1 vcpu#0 state: ***",
+        "(XEN) CPU:    0",
+        "(XEN) RIP:    e008:[<ffff82d040204505>]",
+    ];
+
+    #[test]
+    fn a_guest_holding_xens_state_is_an_emulator_fault() {
+        let mut res = LabResult::default();
+        for l in TRIPLE_FAULT_WITH_XEN_STATE {
+            parse_line(&mut res, l);
+        }
+        let why = res.lab_fault().expect("recognised as a lab fault");
+        assert!(why.contains("ffff82d040204505"), "{why}");
+    }
+
+    #[test]
+    fn a_guest_triple_fault_at_its_own_address_is_the_guests() {
+        let mut res = LabResult::default();
+        for l in ["(XEN) d1v0 Triple fault - invoking HVM shutdown action 1", "(XEN) RIP:    0008:[<0000000000800270>]"] {
+            parse_line(&mut res, l);
+        }
+        assert_eq!(res.lab_fault(), None);
+        // dom0's own crash dumps are not a guest's.
+        let mut res = LabResult::default();
+        parse_line(&mut res, "(XEN) d0v1 Triple fault - invoking HVM shutdown action 1");
+        parse_line(&mut res, "(XEN) RIP:    e008:[<ffff82d040204505>]");
+        assert_eq!(res.lab_fault(), None);
+    }
 }

@@ -239,8 +239,8 @@ fn demo() -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    if res.lab_hang_only() {
-        println!("demo: the lab itself hung (dom0/Xen under TCG, see README); running it once more");
+    if let Some(why) = res.lab_fault() {
+        println!("demo: the lab itself failed ({why}; see README); running it once more");
         res = match lab::run(&o, true) {
             Ok(r) => r,
             Err(e) => return fail(e),
