@@ -143,7 +143,7 @@ mod kernel {
         let info = platform::xen::pv::init(start_info_va as *const xshim_shim::xen::abi::xen::StartInfo);
         let (shim_opts, payload_cmdline) = start_info::split_cmdline(&info.cmdline);
         console::init_logger(log_level(&shim_opts));
-        platform::xen::init_pv(&info.start_info);
+        platform::xen::init_pv();
         log::info!(
             "xshim {} booted (Xen PV), {} MiB mapped 1:1{}",
             env!("CARGO_PKG_VERSION"),

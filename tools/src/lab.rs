@@ -48,6 +48,22 @@ pub enum Mode {
     Pvh,
 }
 
+impl Mode {
+    /// The xl config's `type=`.
+    fn xl_type(self) -> &'static str {
+        match self {
+            Mode::Pv => "pv",
+            Mode::Pvh => "pvh",
+        }
+    }
+}
+
+/// The xl config lines every lab guest shares: size, one vCPU, and a crashed domain kept for
+/// inspection.
+fn xl_common(memory: u32) -> String {
+    format!("memory={memory}\nvcpus=1\non_crash=\"preserve\"\non_poweroff=\"destroy\"\non_reboot=\"destroy\"")
+}
+
 #[derive(Debug, Clone)]
 pub struct LabOpts {
     pub scenario: Scenario,
@@ -138,8 +154,8 @@ fn readiness(payload: &str, linux: bool) -> (&'static str, String) {
 /// The xshim guest is `xa`, the Linux baseline `xb`; check names are prefixed with theirs.
 fn compare_script(o: &LabOpts) -> String {
     let mut s = String::from(". /xlab/xlab-lib.sh\n");
-    let common = format!("memory={}\nvcpus=1\non_crash=\"preserve\"\non_poweroff=\"destroy\"\non_reboot=\"destroy\"", o.memory);
-    let ty = if o.mode == Mode::Pv { "pv" } else { "pvh" };
+    let common = xl_common(o.memory);
+    let ty = o.mode.xl_type();
     let _ = writeln!(s, "cat > /xlab/xa.cfg <<'CFG'\nname=\"xa\"\ntype=\"{ty}\"\nkernel=\"/xlab/kernel\"\nramdisk=\"/xlab/payload\"\ncmdline=\"xshim.log=debug\"\n{common}\nCFG");
     let _ = writeln!(s, "cat > /xlab/xb.cfg <<'CFG'\nname=\"xb\"\ntype=\"pv\"\nkernel=\"/xlab/vmlinuz\"\nramdisk=\"/xlab/guest.cpio.gz\"\nextra=\"console=hvc0 quiet\"\n{common}\nCFG");
     for (g, who, word, ready) in [("xa", "xshim", "TICK", 2), ("xb", "linux", "COUNTER", 3)] {
@@ -157,10 +173,7 @@ fn script(o: &LabOpts) -> String {
     }
     let linux = o.scenario == Scenario::LinuxBaseline;
     let (word, ready) = readiness(&o.payload, linux);
-    let ty = match o.mode {
-        Mode::Pv => "pv",
-        Mode::Pvh => "pvh",
-    };
+    let ty = o.mode.xl_type();
     let mut s = String::from(". /xlab/xlab-lib.sh\n");
     let _ = writeln!(s, "cat > /xlab/guest.cfg <<'CFG'\nname=\"{GUEST}\"\ntype=\"{ty}\"\nkernel=\"/xlab/kernel\"");
     if linux {
@@ -171,7 +184,7 @@ fn script(o: &LabOpts) -> String {
         }
         let _ = writeln!(s, "cmdline=\"xshim.log=debug {}\"", o.payload_args);
     }
-    let _ = writeln!(s, "memory={}\nvcpus=1\non_crash=\"preserve\"\non_poweroff=\"destroy\"\non_reboot=\"destroy\"\nCFG", o.memory);
+    let _ = writeln!(s, "{}\nCFG", xl_common(o.memory));
     if !linux {
         let _ = writeln!(s, "readnotes /xlab/kernel > /tmp/notes 2>&1 && check readnotes PASS 0 \"$(grep -c '' /tmp/notes) lines\" || check readnotes FAIL 0 \"$(tail -2 /tmp/notes | tr '\\n' ' ')\"");
         let _ = writeln!(s, "grep -E 'PHYS32_ENTRY|ENTRY|HYPERCALL_PAGE|GUEST_OS|SUSPEND_CANCEL' /tmp/notes | sed 's/^/XLAB-INFO readnotes: /'");
@@ -202,8 +215,7 @@ fn script(o: &LabOpts) -> String {
             );
         }
         Scenario::LinuxBaseline => {
-            // Migration first: after a checkpoint, Linux 6.1 sometimes leaves no p2m frame list
-            // list for the next save ("Bad mfn 0 for p2m frame list list").
+            // The same operations as the xshim scenarios, once each.
             s.push_str(&format!("migrate {GUEST} '' {word}; save_restore {GUEST} '' {word}; checkpoint {GUEST} '' {word}\n"));
         }
         Scenario::Compare => unreachable!("compare_script"),

@@ -56,8 +56,8 @@ static VCPU_INFO: AtomicPtr<VcpuInfo> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Moves vCPU0's vcpu_info out of shared_info into our own area (boot, and once per new
 /// domain after a resume: the registration does not survive a save). Falls back to
-/// shared_info's slot if Xen refuses.
-pub fn register_vcpu_info() -> i64 {
+/// shared_info's slot, with a warning, if Xen refuses.
+pub fn register_vcpu_info() {
     VCPU_INFO.store(core::ptr::null_mut(), Ordering::SeqCst);
     let addr = &raw mut VCPU_INFO_AREA as u64;
     // PVH names the frame by gfn (= our physical address), PV by mfn.
@@ -65,8 +65,9 @@ pub fn register_vcpu_info() -> i64 {
     let rc = hypercall::register_vcpu_info(frame, (addr & 0xfff) as u32);
     if rc == 0 {
         VCPU_INFO.store(addr as *mut VcpuInfo, Ordering::SeqCst);
+    } else {
+        log::warn!("VCPUOP_register_vcpu_info failed ({rc}): using shared_info's vcpu_info slot");
     }
-    rc
 }
 
 /// The vcpu_info Xen updates for vCPU0: the registered one, else shared_info's slot.

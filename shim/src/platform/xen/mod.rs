@@ -49,10 +49,7 @@ fn map_shared_info() {
         crate::platform::crash(&format!("XENMEM_add_to_physmap(shared_info) failed: {rc}"));
     }
     events::set_shared_info_mapped();
-    let rc = events::register_vcpu_info();
-    if rc != 0 {
-        log::warn!("VCPUOP_register_vcpu_info failed ({rc}): using shared_info's vcpu_info slot");
-    }
+    events::register_vcpu_info();
 }
 
 /// Grant table v1, frame 0 at GRANT_FRAME: PVH adds it to the physmap, PV maps the mfn
@@ -71,15 +68,31 @@ fn set_callback_vector() {
     }
 }
 
-/// Binds VIRQ_TIMER and reads the console and xenstore ports; unmasks all three.
+/// Binds VIRQ_TIMER and reads the console and xenstore ports (PVH: HVM params; PV:
+/// start_info, rewritten by the toolstack in a new domain); unmasks all three.
 fn bind_ports() -> (u32, u32, u32) {
     let timer = hypercall::evtchn_bind_virq(VIRQ_TIMER, 0).unwrap_or_else(|rc| crate::platform::crash(&format!("EVTCHNOP_bind_virq(VIRQ_TIMER) failed: {rc}")));
-    let console = param(hp::HVM_PARAM_CONSOLE_EVTCHN, "CONSOLE_EVTCHN") as u32;
-    let store = param(hp::HVM_PARAM_STORE_EVTCHN, "STORE_EVTCHN") as u32;
+    let (console, store) = if crate::platform::is_pv() {
+        let si = pv::start_info();
+        (si.console.evtchn, si.store_evtchn)
+    } else {
+        (param(hp::HVM_PARAM_CONSOLE_EVTCHN, "CONSOLE_EVTCHN") as u32, param(hp::HVM_PARAM_STORE_EVTCHN, "STORE_EVTCHN") as u32)
+    };
     for port in [timer, console, store] {
         hypercall::evtchn_unmask(port);
     }
     (timer, console, store)
+}
+
+/// Where the console and xenstore ring pages are (both modes map RAM 1:1): PVH names their
+/// pfns in HVM params, PV their mfns in start_info (found again through the m2p).
+fn ring_addresses() -> (u64, u64) {
+    if crate::platform::is_pv() {
+        let si = pv::start_info();
+        (pv::ring_va(si.console.mfn), pv::ring_va(si.store_mfn))
+    } else {
+        (param(hp::HVM_PARAM_CONSOLE_PFN, "CONSOLE_PFN") << 12, param(hp::HVM_PARAM_STORE_PFN, "STORE_PFN") << 12)
+    }
 }
 
 /// The nodes libxl and other toolstacks look for before they ask us to suspend.
@@ -90,64 +103,53 @@ fn advertise_features(xs: &mut Xenstore) -> Result<(), XsError> {
     xs.watch("control/shutdown", "shutdown")
 }
 
+/// The part of bring-up both modes share, once shared_info and time work: the grant frame,
+/// the ports, the console ring, and xenstore with the nodes and the watch that make the
+/// guest saveable. Returns (timer, console, xenstore) ports and the ring addresses for the log.
+fn connect() -> ((u32, u32, u32), (u64, u64)) {
+    if let Err(e) = map_grant_frame() {
+        log::warn!("grant table frame not mapped ({e}): grants unavailable");
+    }
+    let (timer_port, console_port, store_port) = bind_ports();
+    let (console_addr, store_addr) = ring_addresses();
+    // SAFETY: the console ring page the toolstack set up, mapped 1:1.
+    console::attach_ring(unsafe { console_ring::ConsoleRing::new(console_addr, console_port) });
+    if !crate::platform::is_pv() {
+        set_callback_vector();
+    }
+    // SAFETY: the xenstore ring page the toolstack set up, mapped 1:1.
+    let mut xenstore = unsafe { Xenstore::new(store_addr, store_port) };
+    if let Err(e) = advertise_features(&mut xenstore) {
+        log::error!("xenstore: cannot advertise features/watch control/shutdown: {e}; save/restore will not work");
+    }
+    *XEN.lock() = Some(XenState { xenstore, timer_port, console_port, suspends: 0 });
+    ((timer_port, console_port, store_port), (console_addr, store_addr))
+}
+
 /// PVH bring-up: everything Xen-facing, before the payload is loaded.
 pub fn init(cpuid_base: u32) {
     if hypercall::install_page(cpuid_base).is_err() {
         crate::platform::crash("Xen did not fill the hypercall page");
     }
-    let ver = hypercall::xen_version();
     map_shared_info();
     clock::use_xen();
-    if let Err(e) = map_grant_frame() {
-        log::warn!("grant table frame not mapped ({e}): grants unavailable");
-    }
-    let (timer_port, console_port, store_port) = bind_ports();
-    let console_pfn = param(hp::HVM_PARAM_CONSOLE_PFN, "CONSOLE_PFN");
-    // SAFETY: the toolstack set up the console ring at this pfn; we identity-map it.
-    console::attach_ring(unsafe { console_ring::ConsoleRing::new(console_pfn << 12, console_port) });
-    set_callback_vector();
-    let store_pfn = param(hp::HVM_PARAM_STORE_PFN, "STORE_PFN");
-    // SAFETY: the toolstack set up the xenstore ring at this pfn; we identity-map it.
-    let mut xenstore = unsafe { Xenstore::new(store_pfn << 12, store_port) };
-    if let Err(e) = advertise_features(&mut xenstore) {
-        log::error!("xenstore: cannot advertise features/watch control/shutdown: {e}; save/restore will not work");
-    }
+    let ((timer, console_port, store_port), (console_addr, store_addr)) = connect();
+    let ver = hypercall::xen_version();
     log::info!(
         "Xen {}.{} PVH: shared_info at pfn {:#x}, console pfn {:#x} port {}, xenstore pfn {:#x} port {}, timer port {}",
-        ver >> 16, ver & 0xffff, events::shared_info_gpfn(), console_pfn, console_port, store_pfn, store_port, timer_port
+        ver >> 16, ver & 0xffff, events::shared_info_gpfn(), console_addr >> 12, console_port, store_addr >> 12, store_port, timer
     );
-    *XEN.lock() = Some(XenState { xenstore, timer_port, console_port, suspends: 0 });
 }
 
-/// VIRQ_TIMER, and the console and xenstore ports from start_info, all unmasked (PV).
-fn bind_ports_pv(si: &xshim_shim::xen::abi::xen::StartInfo) -> (u32, u32, u32) {
-    let timer = hypercall::evtchn_bind_virq(VIRQ_TIMER, 0).unwrap_or_else(|rc| crate::platform::crash(&format!("EVTCHNOP_bind_virq(VIRQ_TIMER) failed: {rc}")));
-    for port in [timer, si.console.evtchn, si.store_evtchn] {
-        hypercall::evtchn_unmask(port);
-    }
-    (timer, si.console.evtchn, si.store_evtchn)
-}
-
-/// PV bring-up after `pv::init`: grant frame, ports, and the console and xenstore rings found
-/// through the m2p.
-pub fn init_pv(si: &xshim_shim::xen::abi::xen::StartInfo) {
-    if let Err(e) = map_grant_frame() {
-        log::warn!("grant table frame not mapped ({e}): grants unavailable");
-    }
-    let (timer_port, console_port, store_port) = bind_ports_pv(si);
-    // SAFETY: the console ring page the domain builder set up, mapped 1:1 in the bootstrap area.
-    console::attach_ring(unsafe { console_ring::ConsoleRing::new(pv::ring_va(si.console.mfn), console_port) });
-    // SAFETY: as above, for the xenstore ring page.
-    let mut xenstore = unsafe { Xenstore::new(pv::ring_va(si.store_mfn), store_port) };
-    if let Err(e) = advertise_features(&mut xenstore) {
-        log::error!("xenstore: cannot advertise features/watch control/shutdown: {e}; save/restore will not work");
-    }
+/// PV bring-up after `pv::init` (start_info, shared_info, traps, page tables, time).
+pub fn init_pv() {
+    let ((timer, console_port, store_port), _) = connect();
+    let si = pv::start_info();
     let ver = hypercall::xen_version();
     log::info!(
         "Xen {}.{} PV: {} pages, shared_info at maddr {:#x}, console mfn {:#x} port {}, xenstore mfn {:#x} port {}, timer port {}, start_info mfn {:#x}",
-        ver >> 16, ver & 0xffff, si.nr_pages, si.shared_info, si.console.mfn, console_port, si.store_mfn, store_port, timer_port, pv::start_info_mfn().0
+        ver >> 16, ver & 0xffff, si.nr_pages, si.shared_info, si.console.mfn, console_port, si.store_mfn, store_port, timer, pv::start_info_mfn().0
     );
-    *XEN.lock() = Some(XenState { xenstore, timer_port, console_port, suspends: 0 });
 }
 
 /// PV idle, called with events masked: SCHEDOP_block unmasks them atomically and sleeps until
@@ -260,15 +262,6 @@ struct XenSuspend<'a> {
     mono_at_suspend: u64,
 }
 
-impl XenSuspend<'_> {
-    fn console_pfn(&self) -> u64 {
-        if self.pv { pv::m2p(pv::Mfn(pv::start_info().console.mfn)).0 } else { param(hp::HVM_PARAM_CONSOLE_PFN, "CONSOLE_PFN") }
-    }
-    fn store_pfn(&self) -> u64 {
-        if self.pv { pv::m2p(pv::Mfn(pv::start_info().store_mfn)).0 } else { param(hp::HVM_PARAM_STORE_PFN, "STORE_PFN") }
-    }
-}
-
 impl SuspendSteps for XenSuspend<'_> {
     fn quiesce(&mut self) {
         // We run in the event handler with events masked: the payload is frozen where it was.
@@ -315,15 +308,7 @@ impl SuspendSteps for XenSuspend<'_> {
         if self.pv {
             match outcome {
                 // start_info now names the new domain's shared_info and rings.
-                Outcome::NewDomain => {
-                    pv::map_shared_info(pv::start_info().shared_info);
-                    events::set_upcall_mask(true);
-                    if events::register_vcpu_info() != 0 {
-                        log::warn!("VCPUOP_register_vcpu_info failed after resume: using shared_info's slot");
-                    }
-                    hypercall::stop_periodic_timer();
-                    pv::publish_p2m_frame_list_list();
-                }
+                Outcome::NewDomain => pv::attach_to_domain(),
                 Outcome::Cancelled => {
                     pv::uncanonicalise_start_info();
                     pv::map_shared_info(pv::start_info().shared_info);
@@ -350,24 +335,24 @@ impl SuspendSteps for XenSuspend<'_> {
         }
     }
     fn events_resume(&mut self) {
-        let (timer, console_port, store) = if self.pv { bind_ports_pv(&pv::start_info()) } else { bind_ports() };
+        let (timer, console_port, store) = bind_ports();
         self.st.timer_port = timer;
         self.st.console_port = console_port;
         self.st.xenstore.port = store;
     }
     fn console_resume(&mut self, outcome: Outcome) {
         if outcome == Outcome::NewDomain {
-            let pfn = self.console_pfn();
+            let (console_addr, _) = ring_addresses();
             // SAFETY: the new domain's console ring page, mapped 1:1.
-            console::attach_ring(unsafe { console_ring::ConsoleRing::new(pfn << 12, self.st.console_port) });
+            console::attach_ring(unsafe { console_ring::ConsoleRing::new(console_addr, self.st.console_port) });
         }
     }
     fn xenstore_resume(&mut self, outcome: Outcome) {
         if outcome == Outcome::NewDomain {
             let port = self.st.xenstore.port;
-            let pfn = self.store_pfn();
+            let (_, store_addr) = ring_addresses();
             // SAFETY: the new domain's xenstore ring page, mapped 1:1.
-            self.st.xenstore = unsafe { Xenstore::new(pfn << 12, port) };
+            self.st.xenstore = unsafe { Xenstore::new(store_addr, port) };
             self.st.xenstore.reconnect(port);
             if let Err(e) = advertise_features(&mut self.st.xenstore) {
                 log::error!("xenstore: re-registering after resume failed: {e}");

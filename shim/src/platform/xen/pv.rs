@@ -11,12 +11,15 @@ use xshim_shim::layout;
 use xshim_shim::xen::abi::callback::{CALLBACKF_MASK_EVENTS, CALLBACKTYPE_EVENT, CALLBACKTYPE_FAILSAFE};
 use xshim_shim::xen::abi::xen::{MmuUpdate, StartInfo, TrapInfo, FLAT_KERNEL_CS64, MACH2PHYS_VIRT_START, MMU_NORMAL_PT_UPDATE, SIF_MOD_START_PFN};
 
-const PTE_PRESENT: u64 = 1;
-const PTE_RW: u64 = 2;
-const PTE_USER: u64 = 4;
-const PTE_ACCESSED: u64 = 0x20;
-const PTE_DIRTY: u64 = 0x40;
-const PTE_PSE: u64 = 0x80;
+use x86_64::structures::paging::PageTableFlags as Pte;
+
+/// A mapping of one of our own RAM pages. Under PV the guest kernel runs in ring 3, so its
+/// pages are user pages; accessed/dirty are preset so Xen need not set them.
+const RAM_PTE: Pte = Pte::PRESENT.union(Pte::WRITABLE).union(Pte::USER_ACCESSIBLE).union(Pte::ACCESSED).union(Pte::DIRTY);
+/// The same, read-only: page tables and the GDT (Xen refuses them with a writable mapping).
+const RAM_PTE_RO: Pte = RAM_PTE.difference(Pte::WRITABLE);
+/// An L2 entry pointing at one of our L1 tables.
+const L2_PTE: Pte = Pte::PRESENT.union(Pte::WRITABLE).union(Pte::USER_ACCESSIBLE).union(Pte::ACCESSED);
 const PTE_ADDR: u64 = 0x000f_ffff_ffff_f000;
 const PAGE: u64 = 4096;
 
@@ -27,9 +30,8 @@ pub struct Mfn(pub u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pfn(pub u64);
 
-/// What the PV bring-up learned from start_info.
+/// What the PV bring-up learned from start_info (which `start_info()` reads afresh).
 pub struct PvInfo {
-    pub start_info: StartInfo,
     pub cmdline: alloc::string::String,
     pub module: Option<xshim_shim::start_info::Module>,
     /// Pseudo-physical RAM mapped 1:1 at the end of bring-up.
@@ -42,23 +44,17 @@ static START_INFO_VA: AtomicU64 = AtomicU64::new(0);
 static P2M_VA: AtomicU64 = AtomicU64::new(0);
 static P2M_LEN: AtomicU64 = AtomicU64::new(0);
 
-fn p2m_table(si: &StartInfo) -> *const u64 {
-    si.mfn_list as *const u64
-}
-
-pub fn p2m(si: &StartInfo, pfn: Pfn) -> Mfn {
-    // SAFETY: mfn_list is Xen's p2m array of nr_pages entries, mapped by the bootstrap
-    // tables; callers pass pfn < nr_pages.
-    Mfn(unsafe { core::ptr::read_volatile(p2m_table(si).add(pfn.0 as usize)) })
+/// The machine frame behind a pseudo-physical frame: Xen's p2m array (start_info.mfn_list).
+pub fn p2m(pfn: Pfn) -> Mfn {
+    assert!(pfn.0 < P2M_LEN.load(Ordering::Relaxed), "p2m({:#x}): beyond the p2m", pfn.0);
+    // SAFETY: P2M_VA is Xen's p2m array of P2M_LEN entries (set at bring-up, mapped by the
+    // bootstrap tables, rewritten in place by the toolstack on restore); pfn is in range.
+    Mfn(unsafe { core::ptr::read_volatile((P2M_VA.load(Ordering::Relaxed) as *const u64).add(pfn.0 as usize)) })
 }
 
 /// The machine frame behind one of our own (1:1 mapped) virtual addresses.
 pub fn mfn_of_va(va: u64) -> Mfn {
-    let pfn = va / PAGE;
-    assert!(pfn < P2M_LEN.load(Ordering::Relaxed), "mfn_of_va({va:#x}): beyond the p2m");
-    // SAFETY: P2M_VA is Xen's p2m array of P2M_LEN entries (set at bring-up, mapped by the
-    // bootstrap tables, rewritten in place by the toolstack on restore); pfn is in range.
-    Mfn(unsafe { core::ptr::read_volatile((P2M_VA.load(Ordering::Relaxed) as *const u64).add(pfn as usize)) })
+    p2m(Pfn(va / PAGE))
 }
 
 /// A fresh copy of start_info (after a restore the toolstack has rewritten its frames/ports).
@@ -89,16 +85,19 @@ pub fn canonicalise_start_info() {
 /// After a cancelled suspend: the same domain, so the pfns go back to its own mfns.
 pub fn uncanonicalise_start_info() {
     let mut si = start_info();
-    si.store_mfn = mfn_of_va(si.store_mfn * PAGE).0;
-    si.console.mfn = mfn_of_va(si.console.mfn * PAGE).0;
+    si.store_mfn = p2m(Pfn(si.store_mfn)).0;
+    si.console.mfn = p2m(Pfn(si.console.mfn)).0;
     write_start_info(&si);
 }
 
-const RAM_PTE: u64 = PTE_PRESENT | PTE_RW | PTE_USER | PTE_ACCESSED | PTE_DIRTY;
+/// Points the L1 entry for `va` at machine frame `mfn` with `flags`.
+fn map_frame(va: u64, mfn: Mfn, flags: Pte) -> i64 {
+    hypercall::update_va_mapping(va, (mfn.0 << 12) | flags.bits())
+}
 
 /// Maps Xen's shared_info frame (machine address from start_info) over our reserved page.
 pub fn map_shared_info(maddr: u64) {
-    let rc = hypercall::update_va_mapping(events::shared_info_gpfn() << 12, (maddr & PTE_ADDR) | RAM_PTE);
+    let rc = map_frame(events::shared_info_gpfn() << 12, Mfn((maddr & PTE_ADDR) >> 12), RAM_PTE);
     if rc != 0 {
         crate::platform::crash(&format!("mapping shared_info (maddr {maddr:#x}) failed: {rc}"));
     }
@@ -109,7 +108,7 @@ pub fn map_shared_info(maddr: u64) {
 /// (shared_info, grant frames): the toolstack refuses to save page tables that map frames
 /// outside the guest's p2m ("Bad mfn"), and such frames do not exist in the new domain.
 fn unmap_foreign(va: u64, what: &str) {
-    let rc = hypercall::update_va_mapping(va, (mfn_of_va(va).0 << 12) | RAM_PTE);
+    let rc = map_frame(va, mfn_of_va(va), RAM_PTE);
     if rc != 0 {
         crate::platform::crash(&format!("unmapping {what} at {va:#x} failed: {rc}"));
     }
@@ -121,14 +120,14 @@ pub fn unmap_shared_info() {
 }
 
 /// Grant table v1: Xen tells a PV guest its grant frames' mfns; we map frame 0 at `va`.
-pub fn map_grant_frame(va: u64) -> Result<Mfn, alloc::string::String> {
+pub fn map_grant_frame(va: u64) -> Result<(), alloc::string::String> {
     let mut frames = [0u64; 1];
     hypercall::gnttab_setup_table(&mut frames).map_err(|rc| format!("GNTTABOP_setup_table failed: {rc}"))?;
-    let rc = hypercall::update_va_mapping(va, (frames[0] << 12) | RAM_PTE);
+    let rc = map_frame(va, Mfn(frames[0]), RAM_PTE);
     if rc != 0 {
         return Err(format!("mapping grant frame mfn {:#x} failed: {rc}", frames[0]));
     }
-    Ok(Mfn(frames[0]))
+    Ok(())
 }
 
 pub fn unmap_grant_frame(va: u64) {
@@ -145,7 +144,7 @@ static mut P2M_FRAME_LISTS: FrameListPages = FrameListPages([[0; 512]; 1 + P2M_M
 /// Builds the p2m frame-list-list from the p2m array's current mfns and publishes it, with
 /// max_pfn, in shared_info's arch area (xc_sr_save_x86_pv.c: map_p2m_tree). Done at boot and
 /// again in every new domain: the mfns all change across a save.
-pub fn publish_p2m_frame_list_list() {
+fn publish_p2m_frame_list_list() {
     let entries = P2M_LEN.load(Ordering::Relaxed);
     let p2m_va = P2M_VA.load(Ordering::Relaxed);
     let p2m_pages = entries.div_ceil(512);
@@ -241,7 +240,7 @@ static mut PV_GDT: GdtPage = GdtPage([0; 512]);
 fn load_gdt() -> Result<(), alloc::string::String> {
     let va = &raw const PV_GDT as u64;
     let mfn = mfn_of_va(va);
-    let rc = hypercall::update_va_mapping(va, (mfn.0 << 12) | (RAM_PTE & !PTE_RW));
+    let rc = map_frame(va, mfn, RAM_PTE_RO);
     if rc != 0 {
         return Err(format!("making the GDT page read-only failed: {rc}"));
     }
@@ -277,7 +276,7 @@ fn read_pte(table_va: u64, index: u64) -> u64 {
 
 /// The virtual address of the page table an entry points to (via the m2p).
 fn next_table(entry: u64) -> Option<u64> {
-    (entry & PTE_PRESENT != 0).then(|| m2p(Mfn((entry & PTE_ADDR) >> 12)).0 * PAGE)
+    Pte::from_bits_retain(entry).contains(Pte::PRESENT).then(|| m2p(Mfn((entry & PTE_ADDR) >> 12)).0 * PAGE)
 }
 
 #[repr(C, align(4096))]
@@ -288,20 +287,20 @@ static mut EXTRA_L1: PtPages = PtPages([[0; 4096]; layout::PV_EXTRA_L1_PAGES]);
 /// Fills `page` (mapped writable) as the L1 table for L2 slot `slot`, turns its own mapping
 /// read-only (Xen will not take a page with a writable mapping as a page table), and returns
 /// the L2 entry that installs it.
-fn prepare_l1(si: &StartInfo, l2_mfn: u64, slot: u64, page: u64) -> Result<MmuUpdate, alloc::string::String> {
+fn prepare_l1(nr_pages: u64, l2_mfn: u64, slot: u64, page: u64) -> Result<MmuUpdate, alloc::string::String> {
     let first = slot * 512;
-    let last = (first + 512).min(si.nr_pages);
+    let last = (first + 512).min(nr_pages);
     for i in 0..512u64 {
-        let pte = if first + i < last { (p2m(si, Pfn(first + i)).0 << 12) | RAM_PTE } else { 0 };
+        let pte = if first + i < last { (p2m(Pfn(first + i)).0 << 12) | RAM_PTE.bits() } else { 0 };
         // SAFETY: `page` is a page the caller owns and has mapped writable; entry i of 512.
         unsafe { core::ptr::write_volatile((page + i * 8) as *mut u64, pte) };
     }
-    let page_mfn = p2m(si, Pfn(page / PAGE));
-    let rc = hypercall::update_va_mapping(page, (page_mfn.0 << 12) | (RAM_PTE & !PTE_RW));
+    let page_mfn = mfn_of_va(page);
+    let rc = map_frame(page, page_mfn, RAM_PTE_RO);
     if rc != 0 {
         return Err(format!("update_va_mapping(read-only L1 {page:#x}) failed: {rc}"));
     }
-    Ok(MmuUpdate { ptr: ((l2_mfn << 12) + slot * 8) | MMU_NORMAL_PT_UPDATE, val: (page_mfn.0 << 12) | PTE_PRESENT | PTE_RW | PTE_USER | PTE_ACCESSED })
+    Ok(MmuUpdate { ptr: ((l2_mfn << 12) + slot * 8) | MMU_NORMAL_PT_UPDATE, val: (page_mfn.0 << 12) | L2_PTE.bits() })
 }
 
 /// What `map_ram` mapped: RAM 1:1 up to `end`, and the RAM pages it took for L1 tables once
@@ -336,9 +335,9 @@ fn map_ram(si: &StartInfo) -> Result<RamMap, alloc::string::String> {
     let mut end = 0u64;
     let mut slot = 0;
     while slot < slots {
-        let entry = read_pte(l2, slot);
-        if entry & PTE_PRESENT != 0 {
-            if entry & PTE_PSE != 0 {
+        let entry = Pte::from_bits_retain(read_pte(l2, slot));
+        if entry.contains(Pte::PRESENT) {
+            if entry.contains(Pte::HUGE_PAGE) {
                 return Err(format!("Xen mapped a superpage at L2 slot {slot}"));
             }
         } else {
@@ -347,7 +346,7 @@ fn map_ram(si: &StartInfo) -> Result<RamMap, alloc::string::String> {
             }
             // SAFETY: EXTRA_L1 is our static pool; each page is handed out once.
             let page = unsafe { (&raw mut EXTRA_L1 as *mut [u8; 4096]).add(updates.len()) } as u64;
-            updates.push(prepare_l1(si, l2_mfn, slot, page)?);
+            updates.push(prepare_l1(si.nr_pages, l2_mfn, slot, page)?);
         }
         end = slot_end(slot);
         slot += 1;
@@ -366,11 +365,23 @@ fn map_ram(si: &StartInfo) -> Result<RamMap, alloc::string::String> {
     }
     let mut updates = alloc::vec::Vec::new();
     for (i, s) in (slot..slots).enumerate() {
-        updates.push(prepare_l1(si, l2_mfn, s, block + i as u64 * PAGE)?);
+        updates.push(prepare_l1(si.nr_pages, l2_mfn, s, block + i as u64 * PAGE)?);
         end = slot_end(s);
     }
     install(&updates)?;
     Ok(RamMap { end, l1_pages_in_ram: Some(xshim_shim::start_info::Module { paddr: block, size: needed * PAGE }) })
+}
+
+/// What a PV guest sets up in its domain at boot and again in every new domain after a
+/// restore (the trap table, callbacks and GDT travel with the vCPU's saved state; these do
+/// not): shared_info from start_info, events masked, vcpu_info, no periodic timer, and the
+/// p2m frame-list-list for the next save.
+pub fn attach_to_domain() {
+    map_shared_info(start_info().shared_info);
+    events::set_upcall_mask(true);
+    events::register_vcpu_info();
+    hypercall::stop_periodic_timer();
+    publish_p2m_frame_list_list();
 }
 
 /// PV bring-up: everything Xen-facing, before the payload is loaded.
@@ -386,17 +397,11 @@ pub fn init(si_ptr: *const StartInfo) -> PvInfo {
     START_INFO_VA.store(si_ptr as u64, Ordering::Relaxed);
     P2M_VA.store(si.mfn_list, Ordering::Relaxed);
     P2M_LEN.store(si.nr_pages, Ordering::Relaxed);
-    map_shared_info(si.shared_info);
     // Events stay masked until the payload runs; then they arrive by the event callback.
-    events::set_upcall_mask(true);
+    attach_to_domain();
     install_traps_and_callbacks();
     load_gdt().unwrap_or_else(|e| crate::platform::crash(&format!("PV GDT: {e}")));
-    let rc = events::register_vcpu_info();
-    if rc != 0 {
-        log::warn!("VCPUOP_register_vcpu_info failed ({rc}): using shared_info's vcpu_info slot");
-    }
     crate::platform::clock::use_xen();
-    hypercall::stop_periodic_timer();
     let end = si.cmd_line.iter().position(|&b| b == 0).unwrap_or(si.cmd_line.len());
     let cmdline = alloc::string::String::from_utf8_lossy(&si.cmd_line[..end]).into_owned();
     let module = (si.mod_len > 0).then(|| {
@@ -404,8 +409,7 @@ pub fn init(si_ptr: *const StartInfo) -> PvInfo {
         xshim_shim::start_info::Module { paddr: va, size: si.mod_len }
     });
     let ram = map_ram(&si).unwrap_or_else(|e| crate::platform::crash(&format!("PV memory map: {e}")));
-    publish_p2m_frame_list_list();
-    PvInfo { start_info: si, cmdline, module, ram }
+    PvInfo { cmdline, module, ram }
 }
 
 /// The virtual address of a ring page Xen gave by mfn (it is guest RAM, mapped 1:1).
