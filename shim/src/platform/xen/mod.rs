@@ -270,7 +270,7 @@ impl SuspendSteps for XenSuspend<'_> {
     }
     fn console_flush(&mut self) {
         let left = console::with_ring(|r| r.flush(5_000_000_000)).unwrap_or(0);
-        if left != 0 && !self.pv {
+        if left != 0 {
             crate::console::debug_port_write(format_args!("xshim: console backend left {left} bytes unread before suspend"));
         }
     }
