@@ -72,6 +72,37 @@ pub mod call {
     pub const VERSION: u64 = 11;
 }
 
+/// The calls, typed (the numbers are `call::*`).
+#[repr(u64)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    ConsoleWrite = call::CONSOLE_WRITE,
+    ConsoleRead = call::CONSOLE_READ,
+    MonotonicNs = call::MONOTONIC_NS,
+    Wallclock = call::WALLCLOCK,
+    Wait = call::WAIT,
+    Shutdown = call::SHUTDOWN,
+    Cmdline = call::CMDLINE,
+    Memmap = call::MEMMAP,
+    ResumeNotify = call::RESUME_NOTIFY,
+    Generation = call::GENERATION,
+    Version = call::VERSION,
+}
+
+impl Call {
+    pub const ALL: [Call; 11] = [
+        Call::ConsoleWrite, Call::ConsoleRead, Call::MonotonicNs, Call::Wallclock, Call::Wait, Call::Shutdown,
+        Call::Cmdline, Call::Memmap, Call::ResumeNotify, Call::Generation, Call::Version,
+    ];
+}
+
+impl TryFrom<u64> for Call {
+    type Error = Error;
+    fn try_from(nr: u64) -> Result<Call, Error> {
+        Call::ALL.into_iter().find(|c| *c as u64 == nr).ok_or(Error::NoSuchCall)
+    }
+}
+
 /// Error results (negative `i64`).
 #[repr(i64)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

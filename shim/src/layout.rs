@@ -51,6 +51,34 @@ pub const MAX_PAYLOAD_REGIONS: usize = 16;
 pub const MAX_CMDLINE: usize = 1024;
 
 pub const PAGE_SIZE: u64 = 4096;
+pub const PAGE_SHIFT: u32 = 12;
+/// Entries in one x86-64 page table (each 8 bytes), and the memory one L1 table maps.
+pub const PTES_PER_TABLE: u64 = 512;
+pub const L1_TABLE_SPAN: u64 = PTES_PER_TABLE * PAGE_SIZE;
+/// The frame-address bits of a page-table entry (bits 12..52).
+pub const PTE_ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+/// PV: the shim maps at most the low 1 GiB (one L2 table of 512 slots of 2 MiB).
+pub const PV_MAX_MAPPED_PAGES: u64 = PTES_PER_TABLE * PTES_PER_TABLE;
+/// PV: L1 tables are taken from the top of RAM only if at least this much stays above the
+/// payload's free-memory base for the payload.
+pub const PV_MIN_FREE_RAM_FOR_PAYLOAD: u64 = 16 << 20;
+
+/// Time limits (nanoseconds of Xen system time or of the monotonic clock).
+pub mod timeouts {
+    /// A console write waits at most this long for a backend that consumes nothing; the
+    /// suspend path gives the backend as long to drain the ring.
+    pub const CONSOLE_STALL_NS: u64 = 5_000_000_000;
+    /// On the way out (poweroff, crash) the backend gets this long to drain the console.
+    pub const CONSOLE_EXIT_FLUSH_NS: u64 = 2_000_000_000;
+    /// One xenstore request, sent and answered.
+    pub const XENSTORE_REQUEST_NS: u64 = 10_000_000_000;
+    /// How long one blocked wait on a ring's port lasts before the caller looks again.
+    pub const RING_POLL_NS: u64 = 100_000_000;
+    /// The same, for a console ring that is full (the backend is slow, not gone).
+    pub const CONSOLE_FULL_POLL_NS: u64 = 500_000_000;
+    /// Without Xen no UART interrupt is wired up: WAIT wakes this often to look for input.
+    pub const NATIVE_INPUT_POLL_NS: u64 = 10_000_000;
+}
 
 /// Interrupt vectors the shim uses.
 pub const VECTOR_LAPIC_TIMER: u8 = 0x40;

@@ -5,9 +5,11 @@
 
 extern crate alloc;
 
+pub mod abi_dispatch;
 pub mod layout;
 pub mod loader;
 pub mod payload_mem;
+pub mod rtc;
 pub mod start_info;
 pub mod suspend;
 pub mod xen;

@@ -266,3 +266,123 @@ mod tests {
         println!("checked: regions start at 16 MiB, skip the module (page-rounded), skip reserved entries");
     }
 }
+
+/// What a 64-bit PV guest keeps from its start_info page at boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PvBoot {
+    pub cmdline: String,
+    /// The boot module (the payload), by pseudo-physical address.
+    pub module: Option<Module>,
+    pub nr_pages: u64,
+    /// Virtual address of Xen's p2m array (start_info.mfn_list).
+    pub p2m_va: u64,
+    /// Virtual address of the top-level page table Xen built and pinned.
+    pub pt_base: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PvStartInfoError {
+    BadMagic,
+    NoPages,
+    NoP2m,
+    CmdlineNotUtf8,
+    ModuleOutsideRam { start: u64, len: u64 },
+}
+
+impl core::fmt::Display for PvStartInfoError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PvStartInfoError::BadMagic => write!(f, "start_info: bad magic (not a 64-bit PV start_info)"),
+            PvStartInfoError::NoPages => write!(f, "start_info: nr_pages is 0"),
+            PvStartInfoError::NoP2m => write!(f, "start_info: no p2m (mfn_list is 0)"),
+            PvStartInfoError::CmdlineNotUtf8 => write!(f, "start_info: command line is not UTF-8"),
+            PvStartInfoError::ModuleOutsideRam { start, len } => write!(f, "start_info: boot module at {start:#x} (+{len:#x}) lies outside the guest's RAM"),
+        }
+    }
+}
+
+/// The magic every 64-bit PV start_info begins with ("xen-3.0-x86_64").
+pub const PV_START_INFO_MAGIC: &[u8] = b"xen-3.0-x86_64";
+
+/// Checks and extracts start_info (xen.h `struct start_info`) for a 64-bit PV boot.
+pub fn parse_pv_start_info(si: &crate::xen::abi::xen::StartInfo) -> Result<PvBoot, PvStartInfoError> {
+    use crate::xen::abi::xen::SIF_MOD_START_PFN;
+    if !si.magic.starts_with(PV_START_INFO_MAGIC) {
+        return Err(PvStartInfoError::BadMagic);
+    }
+    if si.nr_pages == 0 {
+        return Err(PvStartInfoError::NoPages);
+    }
+    if si.mfn_list == 0 {
+        return Err(PvStartInfoError::NoP2m);
+    }
+    let end = si.cmd_line.iter().position(|&b| b == 0).unwrap_or(si.cmd_line.len());
+    let cmdline = core::str::from_utf8(&si.cmd_line[..end]).map_err(|_| PvStartInfoError::CmdlineNotUtf8)?.into();
+    let module = if si.mod_len == 0 {
+        None
+    } else {
+        let start = if si.flags & SIF_MOD_START_PFN != 0 { si.mod_start.checked_mul(layout::PAGE_SIZE) } else { Some(si.mod_start) };
+        let ram_end = si.nr_pages.saturating_mul(layout::PAGE_SIZE);
+        match start {
+            Some(s) if s.checked_add(si.mod_len).is_some_and(|e| e <= ram_end) => Some(Module { paddr: s, size: si.mod_len }),
+            _ => return Err(PvStartInfoError::ModuleOutsideRam { start: si.mod_start, len: si.mod_len }),
+        }
+    };
+    Ok(PvBoot { cmdline, module, nr_pages: si.nr_pages, p2m_va: si.mfn_list, pt_base: si.pt_base })
+}
+
+#[cfg(test)]
+mod pv_tests {
+    use super::*;
+    use crate::xen::abi::xen::{StartInfo, SIF_MOD_START_PFN};
+    use zerocopy::FromZeros;
+
+    fn good() -> StartInfo {
+        let mut si = StartInfo::new_zeroed();
+        si.magic[..PV_START_INFO_MAGIC.len()].copy_from_slice(PV_START_INFO_MAGIC);
+        si.nr_pages = 32768;
+        si.mfn_list = 0x40_0000;
+        si.pt_base = 0x50_0000;
+        si.cmd_line[..9].copy_from_slice(b"ticks=3 x");
+        si.flags = SIF_MOD_START_PFN;
+        si.mod_start = 0x600;
+        si.mod_len = 0x1234;
+        si
+    }
+
+    #[test]
+    fn a_good_start_info_is_parsed() {
+        let b = parse_pv_start_info(&good()).unwrap();
+        assert_eq!(b.cmdline, "ticks=3 x");
+        assert_eq!(b.module, Some(Module { paddr: 0x60_0000, size: 0x1234 }), "SIF_MOD_START_PFN: mod_start is a pfn");
+        let mut si = good();
+        si.flags = 0;
+        si.mod_start = 0x60_0000;
+        assert_eq!(parse_pv_start_info(&si).unwrap().module, Some(Module { paddr: 0x60_0000, size: 0x1234 }), "without the flag: an address");
+        si.mod_len = 0;
+        assert_eq!(parse_pv_start_info(&si).unwrap().module, None);
+        println!("checked: cmdline, module by pfn and by address, no module");
+    }
+
+    #[test]
+    fn odd_start_infos_are_refused() {
+        let mut si = good();
+        si.magic[4] = b'4';
+        assert_eq!(parse_pv_start_info(&si), Err(PvStartInfoError::BadMagic));
+        let si = StartInfo { nr_pages: 0, ..good() };
+        assert_eq!(parse_pv_start_info(&si), Err(PvStartInfoError::NoPages));
+        let si = StartInfo { mfn_list: 0, ..good() };
+        assert_eq!(parse_pv_start_info(&si), Err(PvStartInfoError::NoP2m));
+        let mut si = good();
+        si.cmd_line[0] = 0xff;
+        assert_eq!(parse_pv_start_info(&si), Err(PvStartInfoError::CmdlineNotUtf8));
+        let si = StartInfo { mod_start: u64::MAX / 2, ..good() };
+        assert!(matches!(parse_pv_start_info(&si), Err(PvStartInfoError::ModuleOutsideRam { .. })), "overflowing pfn");
+        let si = StartInfo { mod_start: 0x7fff, ..good() };
+        assert!(matches!(parse_pv_start_info(&si), Err(PvStartInfoError::ModuleOutsideRam { .. })), "past nr_pages");
+        let mut si = good();
+        si.cmd_line = [b'a'; 1024];
+        assert_eq!(parse_pv_start_info(&si).unwrap().cmdline.len(), 1024, "an unterminated command line is taken whole");
+        println!("checked: bad magic, no pages, no p2m, bad UTF-8, module outside RAM, unterminated cmdline");
+    }
+}

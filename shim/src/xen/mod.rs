@@ -1,4 +1,16 @@
-//! Xen: the public ABI (`abi`), and the pure protocol logic over it (rings, xenstore wire).
+//! Xen: the public ABI (`abi`), typed frames and errors, the hypercall interface, and the
+//! pure logic over them (rings, xenstore wire, control protocol, pvclock, p2m tree, PV page
+//! planning, and the PVH and PV operations the suspend steps use).
 pub mod abi;
+pub mod control;
+pub mod errno;
+pub mod frames;
+pub mod guest;
+pub mod hypercalls;
+pub mod p2m_tree;
+pub mod pv;
+pub mod pv_layout;
+pub mod pvclock;
+pub mod pvh;
 pub mod ring;
 pub mod xenstore_wire;

@@ -1,0 +1,339 @@
+//! The payload ABI's dispatcher, pure: typed call numbers, every pointer and length checked
+//! against the payload's memory (`PayloadSlice`, after hubris's USlice), one encoding of
+//! results. The bare-metal call gate is a thin shell over `dispatch`; host tests drive it
+//! with a fake `Services`.
+use crate::payload_mem::PayloadMemory;
+use xshim_payload::abi::{Call, Error, Features, MemRegion, ShutdownKind, Wake, WallClock, MAX_IO_LEN};
+
+/// A payload buffer that lies wholly inside the payload's memory (checked on creation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayloadSlice {
+    ptr: u64,
+    len: u64,
+}
+
+impl PayloadSlice {
+    /// Checks `[ptr, ptr + len)` against the payload's memory; `align` for structs.
+    pub fn new(mem: &PayloadMemory, ptr: u64, len: u64, align: u64) -> Result<PayloadSlice, Error> {
+        if len > MAX_IO_LEN {
+            return Err(Error::BadLength);
+        }
+        if len == 0 {
+            return Ok(PayloadSlice { ptr: 0, len: 0 });
+        }
+        if !ptr.is_multiple_of(align) || !mem.contains(ptr, len) {
+            return Err(Error::BadPointer);
+        }
+        Ok(PayloadSlice { ptr, len })
+    }
+    pub fn ptr(&self) -> u64 {
+        self.ptr
+    }
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// The bytes, for the duration of one call.
+    /// # Safety
+    /// The payload's memory must be mapped at these addresses and the payload stopped (it
+    /// is, while the shim serves its call), so nothing else writes them.
+    pub unsafe fn as_bytes<'a>(&self) -> &'a [u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: checked to be inside payload memory; the caller vouches for the mapping.
+        unsafe { core::slice::from_raw_parts(self.ptr as *const u8, self.len as usize) }
+    }
+    /// # Safety
+    /// As `as_bytes`; and no other reference to this memory may be live.
+    pub unsafe fn as_bytes_mut<'a>(&self) -> &'a mut [u8] {
+        if self.len == 0 {
+            return &mut [];
+        }
+        // SAFETY: as as_bytes.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr as *mut u8, self.len as usize) }
+    }
+}
+
+/// How the payload asked the guest to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownRequest {
+    Poweroff(u8),
+    Reboot,
+    Crash(u64),
+}
+
+/// What the shim does for its payload (bare metal: consoles, clock, platform; tests: fakes).
+pub trait Services {
+    fn memory(&self) -> PayloadMemory<'_>;
+    fn console_write(&mut self, buf: PayloadSlice);
+    /// Non-blocking; returns the bytes read into `buf`.
+    fn console_read(&mut self, buf: PayloadSlice) -> usize;
+    fn monotonic_ns(&mut self) -> u64;
+    fn wallclock(&mut self) -> (u64, u32);
+    /// Writes `bytes` (a plain-data struct) to a checked, aligned payload buffer.
+    fn write_payload(&mut self, dst: PayloadSlice, bytes: &[u8]);
+    fn wait(&mut self, deadline_ns: u64) -> Wake;
+    /// Does not return on the real platform.
+    fn shutdown(&mut self, how: ShutdownRequest);
+    fn cmdline(&self) -> &str;
+    fn regions(&self) -> &[MemRegion];
+    /// Sets the RESUMED notification; returns the previous setting.
+    fn set_resume_notify(&mut self, on: bool) -> bool;
+    fn generation(&self) -> u64;
+    fn features(&self) -> Features;
+}
+
+fn as_bytes<T: zerocopy::IntoBytes + zerocopy::Immutable>(v: &T) -> &[u8] {
+    v.as_bytes()
+}
+
+/// One call. Arguments `a` are the payload's a0..a3.
+pub fn dispatch(nr: u64, a: [u64; 4], svc: &mut impl Services) -> Result<u64, Error> {
+    let call = Call::try_from(nr)?;
+    match call {
+        Call::ConsoleWrite => {
+            let buf = PayloadSlice::new(&svc.memory(), a[0], a[1], 1)?;
+            svc.console_write(buf);
+            Ok(buf.len() as u64)
+        }
+        Call::ConsoleRead => {
+            let buf = PayloadSlice::new(&svc.memory(), a[0], a[1], 1)?;
+            Ok(svc.console_read(buf) as u64)
+        }
+        Call::MonotonicNs => Ok(svc.monotonic_ns()),
+        Call::Wallclock => {
+            let dst = PayloadSlice::new(&svc.memory(), a[0], size_of::<WallClock>() as u64, align_of::<WallClock>() as u64)?;
+            let (sec, nsec) = svc.wallclock();
+            svc.write_payload(dst, as_bytes(&WallClockBytes::from(WallClock { sec, nsec, reserved: 0 })));
+            Ok(0)
+        }
+        Call::Wait => Ok(svc.wait(a[0]).bits()),
+        Call::Shutdown => {
+            let how = match a[0] {
+                k if k == ShutdownKind::Poweroff as u64 => ShutdownRequest::Poweroff(a[1].min(255) as u8),
+                k if k == ShutdownKind::Reboot as u64 => ShutdownRequest::Reboot,
+                k if k == ShutdownKind::Crash as u64 => ShutdownRequest::Crash(a[1]),
+                _ => return Err(Error::BadArgument),
+            };
+            svc.shutdown(how);
+            Ok(0)
+        }
+        Call::Cmdline => {
+            let len = svc.cmdline().len() as u64;
+            if a[1] == 0 {
+                return Ok(len);
+            }
+            let dst = PayloadSlice::new(&svc.memory(), a[0], a[1].min(len.max(1)), 1)?;
+            // Re-check the whole buffer the payload named, not only what we fill.
+            PayloadSlice::new(&svc.memory(), a[0], a[1], 1)?;
+            let n = dst.len().min(len as usize);
+            let src = alloc::vec::Vec::from(&svc.cmdline().as_bytes()[..n]);
+            let dst = PayloadSlice { ptr: dst.ptr, len: n as u64 };
+            svc.write_payload(dst, &src);
+            Ok(len)
+        }
+        Call::Memmap => {
+            let total = svc.regions().len() as u64;
+            if a[1] == 0 {
+                return Ok(total);
+            }
+            let n = a[1].min(total);
+            let size = size_of::<MemRegion>() as u64;
+            let dst = PayloadSlice::new(&svc.memory(), a[0], n * size, align_of::<MemRegion>() as u64)?;
+            let mut bytes = alloc::vec::Vec::with_capacity((n * size) as usize);
+            for r in svc.regions().iter().take(n as usize) {
+                bytes.extend_from_slice(&r.base.to_le_bytes());
+                bytes.extend_from_slice(&r.len.to_le_bytes());
+            }
+            svc.write_payload(dst, &bytes);
+            Ok(total)
+        }
+        Call::ResumeNotify => match a[0] {
+            0 | 1 => Ok(svc.set_resume_notify(a[0] == 1) as u64),
+            _ => Err(Error::BadArgument),
+        },
+        Call::Generation => Ok(svc.generation()),
+        Call::Version => Ok(xshim_payload::abi::ABI_VERSION as u64 | (svc.features().bits() as u64) << 32),
+    }
+}
+
+/// WallClock as bytes (the ABI crate has no zerocopy derives: it is shared with payloads).
+#[repr(C)]
+#[derive(zerocopy::IntoBytes, zerocopy::Immutable)]
+struct WallClockBytes {
+    sec: u64,
+    nsec: u32,
+    reserved: u32,
+}
+impl From<WallClock> for WallClockBytes {
+    fn from(w: WallClock) -> Self {
+        WallClockBytes { sec: w.sec, nsec: w.nsec, reserved: w.reserved }
+    }
+}
+
+/// The call's result as the payload sees it: the value, or the negative error.
+pub fn encode(r: Result<u64, Error>) -> i64 {
+    match r {
+        Ok(v) => v as i64,
+        Err(e) => e as i64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::String;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    const WINDOW: u64 = 0x80_0000;
+    const STACK: u64 = 0x20_0000;
+    const FREE: u64 = 0x100_0000;
+
+    /// The payload's memory as byte vectors at their addresses.
+    struct Fake {
+        window: Vec<u8>,
+        stack: Vec<u8>,
+        regions: Vec<MemRegion>,
+        free: Vec<u8>,
+        console: Vec<u8>,
+        input: Vec<u8>,
+        notify: bool,
+        shutdown: Option<ShutdownRequest>,
+        cmdline: String,
+    }
+
+    impl Fake {
+        fn new() -> Fake {
+            Fake { window: vec![0; 0x1000], stack: vec![0; 0x1000], regions: vec![MemRegion { base: FREE, len: 0x2000 }], free: vec![0; 0x2000], console: Vec::new(), input: b"hi".to_vec(), notify: false, shutdown: None, cmdline: "ticks=3 sentinel=42".into() }
+        }
+        fn bytes_at(&mut self, addr: u64, len: usize) -> &mut [u8] {
+            if len == 0 {
+                return &mut [];
+            }
+            for (base, buf) in [(WINDOW, &mut self.window), (STACK, &mut self.stack), (FREE, &mut self.free)] {
+                if addr >= base && addr + len as u64 <= base + buf.len() as u64 {
+                    let o = (addr - base) as usize;
+                    return &mut buf[o..o + len];
+                }
+            }
+            panic!("the dispatcher passed an unchecked buffer {addr:#x}+{len}");
+        }
+    }
+
+    impl Services for Fake {
+        fn memory(&self) -> PayloadMemory<'_> {
+            PayloadMemory { window: MemRegion { base: WINDOW, len: 0x1000 }, stack: MemRegion { base: STACK, len: 0x1000 }, regions: &self.regions }
+        }
+        fn console_write(&mut self, buf: PayloadSlice) {
+            let b = self.bytes_at(buf.ptr(), buf.len()).to_vec();
+            self.console.extend_from_slice(&b);
+        }
+        fn console_read(&mut self, buf: PayloadSlice) -> usize {
+            let n = buf.len().min(self.input.len());
+            let input: Vec<u8> = self.input.drain(..n).collect();
+            self.bytes_at(buf.ptr(), n).copy_from_slice(&input);
+            n
+        }
+        fn monotonic_ns(&mut self) -> u64 {
+            123
+        }
+        fn wallclock(&mut self) -> (u64, u32) {
+            (1_700_000_000, 5)
+        }
+        fn write_payload(&mut self, dst: PayloadSlice, bytes: &[u8]) {
+            assert!(bytes.len() <= dst.len(), "writes only inside the checked buffer");
+            self.bytes_at(dst.ptr(), bytes.len()).copy_from_slice(bytes);
+        }
+        fn wait(&mut self, deadline: u64) -> Wake {
+            if deadline == 0 { Wake::DEADLINE } else { Wake::CONSOLE_INPUT }
+        }
+        fn shutdown(&mut self, how: ShutdownRequest) {
+            self.shutdown = Some(how);
+        }
+        fn cmdline(&self) -> &str {
+            &self.cmdline
+        }
+        fn regions(&self) -> &[MemRegion] {
+            &self.regions
+        }
+        fn set_resume_notify(&mut self, on: bool) -> bool {
+            core::mem::replace(&mut self.notify, on)
+        }
+        fn generation(&self) -> u64 {
+            4
+        }
+        fn features(&self) -> Features {
+            Features::XEN | Features::SAVE_RESTORE
+        }
+    }
+
+    fn call(f: &mut Fake, c: Call, a: [u64; 4]) -> Result<u64, Error> {
+        dispatch(c as u64, a, f)
+    }
+
+    #[test]
+    fn every_call_does_its_job() {
+        let mut f = Fake::new();
+        f.window[..5].copy_from_slice(b"hello");
+        assert_eq!(call(&mut f, Call::ConsoleWrite, [WINDOW, 5, 0, 0]), Ok(5));
+        assert_eq!(f.console, b"hello");
+        assert_eq!(call(&mut f, Call::ConsoleWrite, [0, 0, 0, 0]), Ok(0), "zero length anywhere");
+        assert_eq!(call(&mut f, Call::ConsoleRead, [STACK, 16, 0, 0]), Ok(2));
+        assert_eq!(&f.stack[..2], b"hi");
+        assert_eq!(call(&mut f, Call::ConsoleRead, [STACK, 16, 0, 0]), Ok(0), "never blocks");
+        assert_eq!(call(&mut f, Call::MonotonicNs, [0; 4]), Ok(123));
+        assert_eq!(call(&mut f, Call::Wallclock, [FREE + 16, 0, 0, 0]), Ok(0));
+        assert_eq!(u64::from_le_bytes(f.free[16..24].try_into().unwrap()), 1_700_000_000);
+        assert_eq!(u32::from_le_bytes(f.free[24..28].try_into().unwrap()), 5);
+        assert_eq!(call(&mut f, Call::Wait, [0; 4]), Ok(Wake::DEADLINE.bits()));
+        assert_eq!(call(&mut f, Call::Cmdline, [0, 0, 0, 0]), Ok(19), "length query");
+        assert_eq!(call(&mut f, Call::Cmdline, [WINDOW + 0x100, 7, 0, 0]), Ok(19), "truncated copy returns the full length");
+        assert_eq!(&f.window[0x100..0x107], b"ticks=3");
+        assert_eq!(f.window[0x107], 0, "nothing past len written");
+        assert_eq!(call(&mut f, Call::Memmap, [0, 0, 0, 0]), Ok(1));
+        assert_eq!(call(&mut f, Call::Memmap, [STACK + 0x40, 8, 0, 0]), Ok(1));
+        assert_eq!(u64::from_le_bytes(f.stack[0x40..0x48].try_into().unwrap()), FREE);
+        assert_eq!(u64::from_le_bytes(f.stack[0x48..0x50].try_into().unwrap()), 0x2000);
+        assert_eq!(call(&mut f, Call::ResumeNotify, [1, 0, 0, 0]), Ok(0));
+        assert_eq!(call(&mut f, Call::ResumeNotify, [0, 0, 0, 0]), Ok(1), "returns the previous setting");
+        assert_eq!(call(&mut f, Call::Generation, [0; 4]), Ok(4));
+        assert_eq!(call(&mut f, Call::Version, [0; 4]), Ok(1 | ((Features::XEN | Features::SAVE_RESTORE).bits() as u64) << 32));
+        for (kind, code, want) in [(0, 300, ShutdownRequest::Poweroff(255)), (1, 0, ShutdownRequest::Reboot), (2, 9, ShutdownRequest::Crash(9))] {
+            assert_eq!(call(&mut f, Call::Shutdown, [kind, code, 0, 0]), Ok(0));
+            assert_eq!(f.shutdown, Some(want));
+        }
+        println!("checked: all {} calls with good arguments", Call::ALL.len());
+    }
+
+    #[test]
+    fn every_bad_argument_in_abi_md_is_refused() {
+        let mut f = Fake::new();
+        let bad_ptrs = [0, 0x10, 0xffff_8000_0000_0000, u64::MAX - 4, WINDOW + 0xff8, STACK - 8];
+        for p in bad_ptrs {
+            assert_eq!(call(&mut f, Call::ConsoleWrite, [p, 16, 0, 0]), Err(Error::BadPointer), "write {p:#x}");
+            assert_eq!(call(&mut f, Call::ConsoleRead, [p, 16, 0, 0]), Err(Error::BadPointer), "read {p:#x}");
+            assert_eq!(call(&mut f, Call::Wallclock, [p, 0, 0, 0]), Err(Error::BadPointer), "wallclock {p:#x}");
+            assert_eq!(call(&mut f, Call::Cmdline, [p, 16, 0, 0]), Err(Error::BadPointer), "cmdline {p:#x}");
+            assert_eq!(call(&mut f, Call::Memmap, [p, 1, 0, 0]), Err(Error::BadPointer), "memmap {p:#x}");
+        }
+        assert_eq!(call(&mut f, Call::Wallclock, [WINDOW + 4, 0, 0, 0]), Err(Error::BadPointer), "misaligned struct");
+        assert_eq!(call(&mut f, Call::Memmap, [WINDOW + 4, 1, 0, 0]), Err(Error::BadPointer), "misaligned array");
+        assert_eq!(call(&mut f, Call::ConsoleWrite, [WINDOW, MAX_IO_LEN + 1, 0, 0]), Err(Error::BadLength));
+        assert_eq!(call(&mut f, Call::Cmdline, [WINDOW, 0x2000, 0, 0]), Err(Error::BadPointer), "a buffer longer than memory, even if the text fits");
+        assert_eq!(call(&mut f, Call::Memmap, [FREE + 0x1ff0, 8, 0, 0]), Ok(1), "max beyond the count: only count entries written");
+        assert_eq!(call(&mut f, Call::Shutdown, [3, 0, 0, 0]), Err(Error::BadArgument));
+        assert_eq!(f.shutdown, None);
+        assert_eq!(call(&mut f, Call::ResumeNotify, [2, 0, 0, 0]), Err(Error::BadArgument));
+        for nr in [0, 12, 99, u64::MAX] {
+            assert_eq!(dispatch(nr, [0; 4], &mut f), Err(Error::NoSuchCall), "call {nr}");
+        }
+        assert!(f.console.is_empty(), "nothing written by a refused call");
+        assert_eq!(encode(Err(Error::BadPointer)), -2);
+        assert_eq!(encode(Ok(7)), 7);
+        println!("checked: {} bad pointers x 5 calls, misalignment, lengths, kinds, call numbers", bad_ptrs.len());
+    }
+}
