@@ -1,12 +1,17 @@
 //! The shim's consoles: the 16550 UART when booted without Xen, Xen's debug port (0xE9, lands
 //! in `xl dmesg`) and the PV console ring under Xen. Payload output goes to the guest console
 //! (UART or ring); log lines also go to the debug port so early boot is visible in `xl dmesg`.
-use crate::arch;
-use crate::platform::xen::console_ring::ConsoleRing;
+use crate::hw::xen::console_ring::ConsoleRing;
+use crate::hw::{cpu, debugcon};
+use crate::hw::EventsOff;
 use core::fmt::{self, Write};
 use spin::Mutex;
 use uart_16550::SerialPort;
 use xshim_shim::layout;
+
+/// 16550 line status register (offset 5), bit 0: a byte is waiting.
+const UART_LSR: u16 = 5;
+const UART_LSR_DATA_READY: u8 = 1;
 
 pub struct Console {
     serial: Option<SerialPort>,
@@ -24,21 +29,21 @@ pub fn init_serial() {
     CONSOLE.lock().serial = Some(port);
 }
 
-/// PVH: port 0xE9 exists (Xen's HVM debug port); PV may not touch I/O ports.
-static DEBUG_PORT: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-
-/// Under Xen: port 0xE9 until the ring is up (and for log lines after).
+/// Under Xen PVH: port 0xE9 until the ring is up (and for log lines after). PV may not
+/// touch I/O ports.
 pub fn init_xen_debug_port() {
+    debugcon::enable();
     CONSOLE.lock().debug_port = true;
-    DEBUG_PORT.store(true, core::sync::atomic::Ordering::Relaxed);
 }
 
-pub fn attach_ring(ring: ConsoleRing) {
+/// Payload output goes to this ring from now on. Events must be off: the console lock is
+/// also taken from the event handler.
+pub fn attach_ring(_events: &EventsOff, ring: ConsoleRing) {
     CONSOLE.lock().ring = Some(ring);
 }
 
 /// Runs `f` on the console ring, if there is one.
-pub fn with_ring<R>(f: impl FnOnce(&mut ConsoleRing) -> R) -> Option<R> {
+pub fn with_ring<R>(_events: &EventsOff, f: impl FnOnce(&mut ConsoleRing) -> R) -> Option<R> {
     CONSOLE.lock().ring.as_mut().map(f)
 }
 
@@ -48,12 +53,6 @@ pub fn flush_ring(timeout_ns: u64) {
         if let Some(r) = c.ring.as_mut() {
             r.flush(timeout_ns);
         }
-    }
-}
-
-fn e9_bytes(bytes: &[u8]) {
-    for &b in bytes {
-        arch::outb(layout::XEN_DEBUG_PORT, b);
     }
 }
 
@@ -73,7 +72,7 @@ impl Console {
         self.serial_bytes(bytes);
         match self.ring.as_mut() {
             Some(r) => r.write_all(bytes),
-            None if self.debug_port => e9_bytes(bytes),
+            None if self.debug_port => debugcon::write_bytes(bytes),
             None => {}
         }
     }
@@ -111,7 +110,7 @@ pub fn input_pending() -> bool {
         return r.input_pending();
     }
     // Line status register, bit 0: data ready.
-    c.serial.is_some() && arch::inb(layout::COM1_PORT + 5) & 1 != 0
+    c.serial.is_some() && cpu::inb(layout::COM1_PORT + UART_LSR) & UART_LSR_DATA_READY != 0
 }
 
 struct Sink<'a>(&'a mut Console);
@@ -119,26 +118,10 @@ impl Write for Sink<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         self.0.guest_console(s.as_bytes());
         if self.0.debug_port && self.0.ring.is_some() {
-            e9_bytes(s.as_bytes());
+            debugcon::write_bytes(s.as_bytes());
         }
         Ok(())
     }
-}
-
-/// Writes straight to Xen's debug port (no lock): for the console ring's own troubles.
-/// Silently nothing where there is no debug port (PV, native).
-pub fn debug_port_write(args: fmt::Arguments) {
-    if !DEBUG_PORT.load(core::sync::atomic::Ordering::Relaxed) {
-        return;
-    }
-    struct E9;
-    impl Write for E9 {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            e9_bytes(s.as_bytes());
-            Ok(())
-        }
-    }
-    let _ = writeln!(E9, "{args}");
 }
 
 /// Crash path: takes the console even if the crashing code held it.
@@ -164,7 +147,7 @@ impl log::Log for Logger {
         if !self.enabled(r.metadata()) {
             return;
         }
-        let us = crate::platform::clock::now_ns() / 1000;
+        let us = crate::clock::now_ns() / 1000;
         let mut c = CONSOLE.lock();
         let _ = writeln!(Sink(&mut c), "[{:5}.{:06}] xshim: {}: {}", us / 1_000_000, us % 1_000_000, r.level().as_str().to_ascii_lowercase(), r.args());
     }

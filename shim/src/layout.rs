@@ -36,8 +36,17 @@ pub const PAYLOAD_STACK_SIZE: usize = 256 * 1024;
 /// The shim's own boot stack and the interrupt stack (IST) used for event upcalls.
 pub const BOOT_STACK_SIZE: usize = 64 * 1024;
 pub const IRQ_STACK_SIZE: usize = 64 * 1024;
+/// The stack double faults, NMIs and machine checks run on (IST).
+pub const FAULT_STACK_SIZE: usize = 16 * 1024;
 /// The shim's heap (goblin's parse tables, the memory map copy).
 pub const HEAP_SIZE: usize = 1024 * 1024;
+
+/// The pages Xen places its own frames in or writes behind our back, all in the shim's
+/// bss (hw/xen/shared_info.rs, `XenPages`): shared_info, the grant table's first frame, and
+/// vCPU0's registered vcpu_info. PV also keeps there the p2m frame-list pages, its GDT page
+/// and the static pool of L1 page tables (hw/xen/pv_mm.rs). No Rust reference ever covers
+/// them: they are read and written through volatile or atomic raw pointers only.
+pub const XEN_SHARED_PAGES: usize = 3;
 
 /// Identity-mapped range (2 MiB pages): all of the low 4 GiB, which holds RAM below the
 /// PCI hole and Xen's special pages (console, xenstore) just under 4 GiB.

@@ -12,24 +12,26 @@ fn main() {
 extern crate alloc;
 
 #[cfg(target_os = "none")]
-mod arch;
+mod clock;
 #[cfg(target_os = "none")]
 mod console;
 #[cfg(target_os = "none")]
-mod payload_load;
+mod hw;
+#[cfg(target_os = "none")]
+mod kernel;
 #[cfg(target_os = "none")]
 mod platform;
-#[cfg(target_os = "none")]
-mod services;
 
 #[cfg(target_os = "none")]
-mod kernel {
-    use crate::platform::{self, clock};
-    use crate::{arch, console, payload_load, services};
+mod entry {
+    use crate::hw::{cpu, tables, xen::hypercall};
+    use crate::kernel::{self, fatal};
+    use crate::platform::{self, Platform};
+    use crate::{console};
     use alloc::vec::Vec;
     use linked_list_allocator::LockedHeap;
     use xshim_elf_notes::{ty, xen_note_num, xen_note_str};
-    use xshim_payload::abi::{Features, MemRegion};
+    use xshim_payload::abi::MemRegion;
     use xshim_shim::layout;
     use xshim_shim::start_info::{self, PhysRead};
 
@@ -66,10 +68,6 @@ mod kernel {
     static mut HEAP: Heap = Heap([0; layout::HEAP_SIZE]);
     #[global_allocator]
     static ALLOCATOR: LockedHeap = LockedHeap::empty();
-
-    #[repr(C, align(4096))]
-    struct PayloadStack([u8; layout::PAYLOAD_STACK_SIZE]);
-    static mut PAYLOAD_STACK: PayloadStack = PayloadStack([0; layout::PAYLOAD_STACK_SIZE]);
 
     extern "C" {
         static __shim_end: u8;
@@ -108,42 +106,17 @@ mod kernel {
         unsafe { ALLOCATOR.lock().init(&raw mut HEAP as *mut u8, layout::HEAP_SIZE) };
     }
 
-    /// Loads the payload and enters it; shared by the PVH and PV entries.
-    fn load_and_enter(modules: &[start_info::Module], regions: Vec<MemRegion>, payload_cmdline: alloc::string::String, features: Features) -> ! {
-        let plan = payload_load::find(modules, shim_end()).and_then(|src| payload_load::load(&src));
-        let plan = match plan {
-            Ok(p) => p,
-            Err(e) => {
-                log::error!("payload refused: {e}");
-                platform::crash("no valid payload");
-            }
-        };
-        let stack_base = &raw const PAYLOAD_STACK as u64;
-        let stack = MemRegion { base: stack_base, len: layout::PAYLOAD_STACK_SIZE as u64 };
-        let window = MemRegion { base: layout::PAYLOAD_WINDOW_BASE, len: layout::PAYLOAD_WINDOW_LIMIT - layout::PAYLOAD_WINDOW_BASE };
-        let free: u64 = regions.iter().map(|r| r.len).sum();
-        let boot_info = services::init(services::PayloadInfo { cmdline: payload_cmdline, regions, window, stack, features });
-        log::info!(
-            "payload: {} segment(s), {} KiB, entry {:#x}; {} MiB free memory; entering after {} us",
-            plan.segments.len(),
-            plan.footprint() / 1024,
-            plan.entry,
-            free >> 20,
-            clock::now_ns() / 1000
-        );
-        arch::jump_to_payload(plan.entry, stack_base + layout::PAYLOAD_STACK_SIZE as u64, boot_info as *const _ as u64)
-    }
-
     /// Rust entry from entry.S's 64-bit PV entry: Xen's bootstrap page tables, ring 3.
     #[no_mangle]
     extern "C" fn pv_main(start_info_va: u64) -> ! {
-        platform::set_on_xen();
-        platform::set_pv();
+        kernel::set_platform(Platform::Pv);
         init_heap();
-        let info = platform::xen::pv::init(start_info_va as *const xshim_shim::xen::abi::xen::StartInfo);
+        // Events are masked (Xen starts a PV guest so); the token says so for the locks.
+        let (events, _) = Platform::Pv.events_disable();
+        let info = platform::pv::init(start_info_va).unwrap_or_else(|e| fatal::fatal("PV bring-up", e));
         let (shim_opts, payload_cmdline) = start_info::split_cmdline(&info.cmdline);
         console::init_logger(log_level(&shim_opts));
-        platform::xen::init_pv();
+        platform::pv::connect(&info, &events).unwrap_or_else(|e| fatal::fatal("PV bring-up", e));
         log::info!(
             "xshim {} booted (Xen PV), {} MiB mapped 1:1{}",
             env!("CARGO_PKG_VERSION"),
@@ -155,60 +128,47 @@ mod kernel {
         // The payload gets neither the boot module nor the page tables taken from RAM.
         let reserved: Vec<start_info::Module> = modules.iter().copied().chain(info.ram.l1_pages_in_ram).collect();
         let regions = start_info::payload_regions(&memmap, &reserved);
-        load_and_enter(&modules, regions, payload_cmdline, Features::XEN | Features::SAVE_RESTORE | Features::CONSOLE_INPUT | Features::WALLCLOCK)
+        kernel::load_and_enter(&modules, regions, payload_cmdline, shim_end())
     }
 
-    /// Rust entry from entry.S, in long mode on the boot stack.
+    /// Rust entry from entry.S, in long mode on the boot stack (interrupts off).
     #[no_mangle]
     extern "C" fn pvh_main(start_info_paddr: u64) -> ! {
-        let boot_tsc = arch::rdtsc();
-        let xen_base = platform::xen::hypercall::xen_cpuid_base();
-        if xen_base.is_some() {
-            platform::set_on_xen();
-            console::init_xen_debug_port();
-        } else {
-            console::init_serial();
+        let boot_tsc = cpu::rdtsc();
+        let xen_base = hypercall::xen_cpuid_base();
+        let mode = if xen_base.is_some() { Platform::Pvh } else { Platform::Native };
+        kernel::set_platform(mode);
+        match mode {
+            Platform::Pvh => console::init_xen_debug_port(),
+            _ => console::init_serial(),
         }
-        arch::init_descriptor_tables();
+        tables::init_descriptor_tables();
         init_heap();
+        let (events, _) = mode.events_disable();
 
-        let boot = match start_info::parse_hvm_start_info(&IdentityMap, start_info_paddr) {
-            Ok(b) => b,
-            Err(e) => {
-                console::emergency(format_args!("xshim: fatal: {e}\n"));
-                platform::crash("bad start-of-day data");
-            }
-        };
+        let boot = start_info::parse_hvm_start_info(&IdentityMap, start_info_paddr).unwrap_or_else(|e| fatal::fatal("bad start-of-day data", e));
         let (shim_opts, payload_cmdline) = start_info::split_cmdline(&boot.cmdline);
         console::init_logger(log_level(&shim_opts));
 
-        let mut features = Features::empty();
         match xen_base {
-            Some(base) => {
-                platform::xen::init(base);
-                features |= Features::XEN | Features::SAVE_RESTORE | Features::CONSOLE_INPUT | Features::WALLCLOCK;
-            }
-            None => {
-                platform::native::init(boot_tsc);
-                features |= Features::CONSOLE_INPUT | Features::WALLCLOCK;
-            }
+            Some(base) => platform::pvh::init(base, &events).unwrap_or_else(|e| fatal::fatal("PVH bring-up", e)),
+            None => platform::native::init(boot_tsc),
         }
         log::info!(
             "xshim {} booted ({}), hvm_start_info v{}, {} module(s), {} memory map entries",
             env!("CARGO_PKG_VERSION"),
-            if xen_base.is_some() { "Xen PVH" } else { "no Xen: QEMU" },
+            mode.name(),
             boot.version,
             boot.modules.len(),
             boot.memmap.len()
         );
-
         let regions: Vec<MemRegion> = start_info::payload_regions(&boot.memmap, &boot.modules);
-        load_and_enter(&boot.modules, regions, payload_cmdline, features)
+        kernel::load_and_enter(&boot.modules, regions, payload_cmdline, shim_end())
     }
 
     #[panic_handler]
     fn panic(info: &core::panic::PanicInfo) -> ! {
         console::emergency(format_args!("\nxshim: PANIC: {info}\n"));
-        platform::crash("shim panic")
+        fatal::crash("shim panic")
     }
 }

@@ -1,89 +1,24 @@
-//! The two ways the shim can find itself booted — natively under QEMU, or as a Xen PVH
-//! guest — behind one small interface that the payload services use.
-pub mod clock;
+//! The three ways the shim finds itself booted — natively under QEMU, as a Xen PVH guest, or
+//! as a classic 64-bit Xen PV guest — as one value, `Platform`, chosen once at entry and
+//! passed up; what differs between them is a `match` here, or a type (the suspend steps).
+//! Nothing here decides to crash: errors go to the kernel.
 pub mod native;
+pub mod pv;
+pub mod pvh;
 pub mod xen;
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use crate::hw::{cpu, tables, xen::shared_info, EventsOff};
+use xshim_payload::abi::Features;
+use xshim_shim::layout::timeouts::NATIVE_INPUT_POLL_NS;
 
-static ON_XEN: AtomicBool = AtomicBool::new(false);
-static XEN_PV: AtomicBool = AtomicBool::new(false);
-
-/// Classic PV: the shim runs in ring 3 and may not use cli/sti/hlt or port I/O.
-pub fn is_pv() -> bool {
-    XEN_PV.load(Ordering::Relaxed)
-}
-
-pub fn set_pv() {
-    XEN_PV.store(true, Ordering::Relaxed);
-}
-
-/// Turns event delivery off (interrupts; PV: the vCPU's upcall mask); returns whether it was on.
-pub fn events_disable() -> bool {
-    if is_pv() {
-        !xen::events::set_upcall_mask(true)
-    } else {
-        let were = x86_64::instructions::interrupts::are_enabled();
-        x86_64::instructions::interrupts::disable();
-        were
-    }
-}
-
-/// Turns event delivery on; PV: delivers what arrived while it was off.
-pub fn events_enable() {
-    if is_pv() {
-        xen::events::pv_unmask_and_deliver();
-    } else {
-        x86_64::instructions::interrupts::enable();
-    }
-}
-
-/// Sleeps until an event or the armed timer, with events off on entry and exit: `sti; hlt`
-/// (PVH, native), or SCHEDOP_block, which unmasks atomically, then the upcall runs (PV).
-pub fn idle() {
-    if is_pv() {
-        xen::pv_idle();
-    } else {
-        crate::arch::wait_for_interrupt();
-    }
-}
-
-pub fn on_xen() -> bool {
-    ON_XEN.load(Ordering::Relaxed)
-}
-
-pub fn set_on_xen() {
-    ON_XEN.store(true, Ordering::Relaxed);
-}
-
-/// The Xen event upcall (HVM callback vector).
-pub fn on_xen_upcall() {
-    xen::on_upcall();
-}
-
-pub fn on_lapic_timer() {
-    native::on_timer();
-}
-
-/// Wakes the vCPU at monotonic time `deadline_ns` (or earlier: callers loop).
-pub fn arm_timer(deadline_ns: u64) {
-    let now = clock::now_ns();
-    if on_xen() {
-        if deadline_ns != u64::MAX {
-            xen::arm_timer(clock::xen_time_for(deadline_ns));
-        }
-    } else {
-        // No UART interrupt is wired up: wake every 10 ms to look for console input.
-        native::arm_timer_in(deadline_ns.saturating_sub(now).min(10_000_000));
-    }
-}
-
-pub fn wallclock() -> (u64, u32) {
-    if on_xen() {
-        xen::time::wallclock()
-    } else {
-        native::wallclock()
-    }
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    /// No Xen (QEMU's direct PVH boot): 16550, LAPIC timer, CMOS RTC.
+    Native,
+    /// Xen PVH: ring 0 in an HVM container, auto-translated physmap.
+    Pvh,
+    /// Xen classic 64-bit PV: ring 3, machine frames, hypercalls for page tables.
+    Pv,
 }
 
 /// How the guest ends.
@@ -94,19 +29,109 @@ pub enum Exit {
     Crash,
 }
 
-pub fn exit(how: Exit) -> ! {
-    if on_xen() {
-        xen::exit(how)
+impl Platform {
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Native => "no Xen: QEMU",
+            Platform::Pvh => "Xen PVH",
+            Platform::Pv => "Xen PV",
+        }
     }
-    match how {
-        Exit::Poweroff(code) => native::exit_qemu(code.min(126)),
-        Exit::Reboot => native::reboot(),
-        Exit::Crash => native::exit_qemu(0x7f),
-    }
-}
 
-/// Crashes the domain (Xen: SHUTDOWN_crash, so `on_crash` applies) after a fatal error.
-pub fn crash(why: &str) -> ! {
-    crate::console::emergency(format_args!("xshim: crashing the domain: {why}\n"));
-    exit(Exit::Crash)
+    /// What the payload is told it has.
+    pub fn features(self) -> Features {
+        match self {
+            Platform::Native => Features::CONSOLE_INPUT | Features::WALLCLOCK,
+            Platform::Pvh | Platform::Pv => Features::XEN | Features::SAVE_RESTORE | Features::CONSOLE_INPUT | Features::WALLCLOCK,
+        }
+    }
+
+    /// Turns event delivery off (interrupts; PV: the vCPU's upcall mask). Returns the token
+    /// that proves it, and whether delivery was on before.
+    pub fn events_disable(self) -> (EventsOff, bool) {
+        let were_on = match self {
+            Platform::Pv => !shared_info::set_upcall_mask(true),
+            Platform::Pvh | Platform::Native => {
+                let on = cpu::interrupts_enabled();
+                cpu::disable_interrupts();
+                on
+            }
+        };
+        // SAFETY: delivery was just turned off, and stays off until `events_enable` takes
+        // the token back.
+        (unsafe { EventsOff::assume() }, were_on)
+    }
+
+    /// Turns event delivery on again; PV: delivers what arrived while it was off.
+    pub fn events_enable(self, token: EventsOff) {
+        let _ = token;
+        match self {
+            Platform::Pv => shared_info::pv_unmask_and_deliver(),
+            Platform::Pvh | Platform::Native => cpu::enable_interrupts(),
+        }
+    }
+
+    /// Sleeps until an event or the armed timer, with events off on entry and exit: `sti;
+    /// hlt` (PVH, native), or SCHEDOP_block, which unmasks atomically; then the upcall runs (PV).
+    pub fn idle(self, _events: &EventsOff) {
+        match self {
+            Platform::Pv => xen::pv_idle(),
+            Platform::Pvh | Platform::Native => cpu::wait_for_interrupt(),
+        }
+    }
+
+    /// Wakes the vCPU at monotonic time `deadline_ns` (or earlier: callers loop).
+    pub fn arm_timer(self, deadline_ns: u64) {
+        match self {
+            Platform::Pvh | Platform::Pv => {
+                if deadline_ns != u64::MAX {
+                    xen::arm_timer(crate::clock::xen_time_for(deadline_ns));
+                }
+            }
+            // No UART interrupt is wired up: wake regularly to look for console input.
+            Platform::Native => native::arm_timer_in(deadline_ns.saturating_sub(crate::clock::now_ns()).min(NATIVE_INPUT_POLL_NS)),
+        }
+    }
+
+    /// (seconds, nanoseconds) since the Unix epoch.
+    pub fn wallclock(self) -> (u64, u32) {
+        match self {
+            Platform::Pvh | Platform::Pv => crate::hw::xen::time::wallclock(),
+            Platform::Native => native::wallclock(),
+        }
+    }
+
+    /// The address of the last page fault: CR2, or (PV, ring 3) what Xen put in vcpu_info.
+    pub fn fault_address(self) -> u64 {
+        match self {
+            Platform::Pv => shared_info::pv_cr2(),
+            Platform::Pvh | Platform::Native => cpu::cr2(),
+        }
+    }
+
+    /// Enters the payload on its stack with events on.
+    /// # Safety
+    /// `entry` must be the loaded payload's entry, `stack_top` the top of its stack and
+    /// `boot_info` its BootInfo, all mapped.
+    pub unsafe fn enter_payload(self, entry: u64, stack_top: u64, boot_info: u64) -> ! {
+        match self {
+            Platform::Pv => {
+                // The payload runs with events on; they arrive through the event callback.
+                shared_info::pv_unmask_and_deliver();
+                // SAFETY: the caller vouches for the arguments.
+                unsafe { tables::enter_payload_xen_pv(entry, stack_top, boot_info) }
+            }
+            // SAFETY: the caller vouches for the arguments.
+            Platform::Pvh | Platform::Native => unsafe { tables::enter_payload_ring0(entry, stack_top, boot_info) },
+        }
+    }
+
+    /// Ends the guest: Xen's SCHEDOP_shutdown (so `on_poweroff`/`on_crash` apply), or QEMU's
+    /// exit device.
+    pub fn exit(self, how: Exit) -> ! {
+        match self {
+            Platform::Pvh | Platform::Pv => xen::exit(self, how),
+            Platform::Native => native::exit(how),
+        }
+    }
 }

@@ -39,6 +39,8 @@ pub enum PlatformError {
     BeyondP2m(Pfn),
     /// The domain builder or the hypercall MSR did not fill the hypercall page.
     NoHypercallPage,
+    /// PV: Xen's bootstrap page tables have no L3/L2 for the low 1 GiB.
+    NoBootstrapTables,
 }
 
 impl fmt::Display for PlatformError {
@@ -51,6 +53,7 @@ impl fmt::Display for PlatformError {
             PlatformError::PvLayout(e) => write!(f, "PV memory map: {e}"),
             PlatformError::BeyondP2m(p) => write!(f, "{p} is beyond the p2m"),
             PlatformError::NoHypercallPage => write!(f, "Xen did not fill the hypercall page"),
+            PlatformError::NoBootstrapTables => write!(f, "PV: Xen's bootstrap page tables do not map the low 1 GiB"),
         }
     }
 }

@@ -70,7 +70,7 @@ mod tests {
         assert_eq!(mids[0][63], 0x1000 + 63);
         assert_eq!(mids[0][64], 0);
         // 4 GiB + 1 page does not fit 4 middle pages.
-        let e = build((4u64 << 30) / 4096 + 512 * 512, |i| Mfn::new(i), |m| Mfn::new(m as u64), &mut top, &mut mids).unwrap_err();
+        let e = build((4u64 << 30) / 4096 + 512 * 512, Mfn::new, |m| Mfn::new(m as u64), &mut top, &mut mids).unwrap_err();
         assert!(matches!(e, P2mTreeError::TooLarge { mids_needed: 5, mids_reserved: 4, .. }), "{e}");
         // A p2m that ends mid-page still lists that page.
         assert_eq!(shape(513), (2, 1));

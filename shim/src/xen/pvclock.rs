@@ -64,7 +64,7 @@ mod tests {
         let s = TimeSnapshot { tsc_timestamp: 0, system_time: 0, tsc_to_system_mul: u32::MAX, tsc_shift: 0 };
         assert_eq!(system_time_ns(&s, u64::MAX), ((u64::MAX as u128 * u32::MAX as u128) >> 32) as u64);
         // Absurd shifts from a frame that is not (yet) vcpu_info read as all-ones: no panic.
-        let s = TimeSnapshot { tsc_timestamp: 0, system_time: 1, tsc_to_system_mul: 1, tsc_shift: -1i8 as i8 * 100 };
+        let s = TimeSnapshot { tsc_timestamp: 0, system_time: 1, tsc_to_system_mul: 1, tsc_shift: -100 };
         assert_eq!(system_time_ns(&s, 1 << 40), 1);
         println!("checked: pvclock scaling with positive, negative and absurd shifts");
     }

@@ -1,6 +1,7 @@
-//! x86-64 machine code the shim needs: the PVH entry (entry.S), descriptor tables, trap
-//! stubs and the trap dispatcher, and thin wrappers over port I/O, CPUID, MSRs and the TSC.
-use core::arch::{asm, global_asm};
+//! The x86-64 machine state the shim sets up: entry.S (the PVH and PV entries, trap stubs,
+//! the hypercall page), the GDT with its TSS and IST stacks, the IDT, the frame the trap
+//! stubs save, and the jump into the payload.
+use core::arch::global_asm;
 use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
 use x86_64::structures::idt::InterruptDescriptorTable;
 use x86_64::structures::tss::TaskStateSegment;
@@ -9,8 +10,11 @@ use xshim_shim::layout;
 
 global_asm!(include_str!("entry.S"), options(att_syntax));
 
+/// Entries in entry.S's trap_stub_table (vectors 0-31 that have stubs, then the IRQs).
+const TRAP_STUBS: usize = 51;
+
 extern "C" {
-    static trap_stub_table: [[u64; 2]; 51];
+    static trap_stub_table: [[u64; 2]; TRAP_STUBS];
     fn enter_payload(entry: u64, stack_top: u64, boot: u64) -> !;
     fn enter_payload_pv(entry: u64, stack_top: u64, boot: u64) -> !;
 }
@@ -47,7 +51,7 @@ pub struct TrapFrame {
 struct Stack<const N: usize>([u8; N]);
 
 static mut IRQ_STACK: Stack<{ layout::IRQ_STACK_SIZE }> = Stack([0; layout::IRQ_STACK_SIZE]);
-static mut FAULT_STACK: Stack<16384> = Stack([0; 16384]);
+static mut FAULT_STACK: Stack<{ layout::FAULT_STACK_SIZE }> = Stack([0; layout::FAULT_STACK_SIZE]);
 static TSS: spin::Once<TaskStateSegment> = spin::Once::new();
 static GDT: spin::Once<(GlobalDescriptorTable, SegmentSelector, SegmentSelector, SegmentSelector)> = spin::Once::new();
 static IDT: spin::Once<InterruptDescriptorTable> = spin::Once::new();
@@ -132,106 +136,26 @@ pub fn init_descriptor_tables() {
     idt.load();
 }
 
-const EXCEPTION_NAMES: [&str; 32] = [
+pub const EXCEPTION_NAMES: [&str; 32] = [
     "divide error", "debug", "NMI", "breakpoint", "overflow", "bound range", "invalid opcode", "device not available",
     "double fault", "coprocessor overrun", "invalid TSS", "segment not present", "stack fault", "general protection",
     "page fault", "reserved", "x87 FP", "alignment check", "machine check", "SIMD FP", "virtualization", "control protection",
     "reserved", "reserved", "reserved", "reserved", "reserved", "reserved", "HV injection", "VMM communication", "security", "reserved",
 ];
 
-/// Called by trap_common for every trap and interrupt.
-#[no_mangle]
-extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
-    match frame.vector {
-        v if v < 32 => exception(frame),
-        v if v == layout::VECTOR_XEN_CALLBACK as u64 => crate::platform::on_xen_upcall(),
-        v if v == layout::VECTOR_LAPIC_TIMER as u64 => crate::platform::on_lapic_timer(),
-        _ => {} // spurious or a masked PIC line: nothing to do
-    }
+/// Jumps to the payload on its own stack with interrupts enabled (PVH, native: iretq).
+/// # Safety
+/// `entry` must be the loaded payload's entry, `stack_top` the top of its stack and
+/// `boot_info` a pointer to its BootInfo, all mapped.
+pub unsafe fn enter_payload_ring0(entry: u64, stack_top: u64, boot_info: u64) -> ! {
+    // SAFETY: the caller vouches for the arguments.
+    unsafe { enter_payload(entry, stack_top, boot_info) }
 }
 
-fn exception(f: &TrapFrame) -> ! {
-    let cr2: u64 = if crate::platform::is_pv() {
-        // PV: the kernel runs in ring 3; Xen reports the fault address in vcpu_info.
-        crate::platform::xen::events::vcpu_info().map_or(0, |vi| vi.arch.cr2)
-    } else {
-        let cr2: u64;
-        // SAFETY: reading CR2 has no side effects.
-        unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) };
-        cr2
-    };
-    let name = EXCEPTION_NAMES[f.vector as usize];
-    let in_payload = (layout::PAYLOAD_WINDOW_BASE..layout::PAYLOAD_WINDOW_LIMIT).contains(&f.rip);
-    crate::console::emergency(format_args!(
-        "\nxshim: {} exception #{} ({}) error_code={:#x} at rip={:#018x} cr2={:#018x}\n\
-         rax={:#018x} rbx={:#018x} rcx={:#018x} rdx={:#018x}\n\
-         rsi={:#018x} rdi={:#018x} rbp={:#018x} rsp={:#018x}\n\
-         r8 ={:#018x} r9 ={:#018x} r10={:#018x} r11={:#018x}\n\
-         r12={:#018x} r13={:#018x} r14={:#018x} r15={:#018x}\n\
-         cs={:#x} ss={:#x} rflags={:#x}\n",
-        if in_payload { "payload" } else { "shim" },
-        f.vector, name, f.error_code, f.rip, cr2,
-        f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.rsp,
-        f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15, f.cs, f.ss, f.rflags
-    ));
-    crate::platform::crash(if in_payload { "payload exception" } else { "shim exception" })
-}
-
-/// Jumps to the payload on its own stack with interrupts enabled.
-pub fn jump_to_payload(entry: u64, stack_top: u64, boot_info: u64) -> ! {
-    // SAFETY: the loader validated that `entry` is inside an executable segment it copied,
-    // `stack_top` is the top of the payload stack, and `boot_info` points at a static.
-    unsafe {
-        if crate::platform::is_pv() {
-            // The payload runs with events on; they arrive through the event callback.
-            crate::platform::xen::events::pv_unmask_and_deliver();
-            enter_payload_pv(entry, stack_top, boot_info)
-        } else {
-            enter_payload(entry, stack_top, boot_info)
-        }
-    }
-}
-
-pub fn outb(port: u16, val: u8) {
-    // SAFETY: the shim owns the machine; the ports it names are the legacy devices it drives.
-    unsafe { x86_64::instructions::port::Port::new(port).write(val) }
-}
-
-pub fn inb(port: u16) -> u8 {
-    // SAFETY: see outb.
-    unsafe { x86_64::instructions::port::Port::new(port).read() }
-}
-
-pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
-    let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
-    (r.eax, r.ebx, r.ecx, r.edx)
-}
-
-pub fn rdtsc() -> u64 {
-    // SAFETY: RDTSC has no side effects.
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
-
-pub fn wrmsr(msr: u32, value: u64) {
-    // SAFETY: callers write architectural or hypervisor-advertised MSRs with valid values.
-    unsafe { x86_64::registers::model_specific::Msr::new(msr).write(value) }
-}
-
-pub fn rdmsr(msr: u32) -> u64 {
-    // SAFETY: callers read architectural MSRs that exist on every x86-64 CPU.
-    unsafe { x86_64::registers::model_specific::Msr::new(msr).read() }
-}
-
-/// Interrupts on, halt until one arrives, interrupts off again: no lost wake-up, because
-/// `sti` takes effect only after the following `hlt` has started.
-pub fn wait_for_interrupt() {
-    // SAFETY: enabling interrupts is fine here: handlers run on the IST stack and return.
-    unsafe { asm!("sti", "hlt", "cli", options(nomem, nostack)) };
-}
-
-pub fn halt_forever() -> ! {
-    loop {
-        x86_64::instructions::interrupts::disable();
-        x86_64::instructions::hlt();
-    }
+/// PV: the same through Xen's guest-kernel mode (events are unmasked by the caller).
+/// # Safety
+/// As `enter_payload_ring0`.
+pub unsafe fn enter_payload_xen_pv(entry: u64, stack_top: u64, boot_info: u64) -> ! {
+    // SAFETY: the caller vouches for the arguments.
+    unsafe { enter_payload_pv(entry, stack_top, boot_info) }
 }

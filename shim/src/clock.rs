@@ -2,7 +2,7 @@
 //! anywhere. Natively it is the TSC calibrated against the PIT; under Xen it is Xen system
 //! time plus an offset that is re-based on every resume, so it continues from the value it
 //! had at suspend (a guest's clock stands still while it is saved) and never goes back.
-use crate::arch;
+use crate::hw::{cpu, xen::time as xen_time};
 use core::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 
 const SOURCE_NONE: u8 = 0;
@@ -26,17 +26,17 @@ pub fn use_tsc(tsc_base: u64, tsc_hz: u64) {
 
 /// Starts the clock at 0 from the current Xen system time.
 pub fn use_xen() {
-    XEN_OFFSET.store(-(crate::platform::xen::time::xen_system_time() as i64), Ordering::SeqCst);
+    XEN_OFFSET.store(-(xen_time::xen_system_time() as i64), Ordering::SeqCst);
     SOURCE.store(SOURCE_XEN, Ordering::SeqCst);
 }
 
 fn raw_now() -> u64 {
     match SOURCE.load(Ordering::Relaxed) {
         SOURCE_TSC => {
-            let d = arch::rdtsc().wrapping_sub(TSC_BASE.load(Ordering::Relaxed));
+            let d = cpu::rdtsc().wrapping_sub(TSC_BASE.load(Ordering::Relaxed));
             ((d as u128 * TSC_NS_MUL.load(Ordering::Relaxed) as u128) >> 32) as u64
         }
-        SOURCE_XEN => (crate::platform::xen::time::xen_system_time() as i64).wrapping_add(XEN_OFFSET.load(Ordering::Relaxed)).max(0) as u64,
+        SOURCE_XEN => (xen_time::xen_system_time() as i64).wrapping_add(XEN_OFFSET.load(Ordering::Relaxed)).max(0) as u64,
         _ => 0,
     }
 }
@@ -56,6 +56,6 @@ pub fn xen_time_for(mono: u64) -> u64 {
 /// Resume: Xen system time may have jumped (another host, or a later boot of this one).
 /// Continue from the last value handed out.
 pub fn rebase_on_xen(monotonic_at_suspend: u64) {
-    let sys = crate::platform::xen::time::xen_system_time() as i64;
+    let sys = xen_time::xen_system_time() as i64;
     XEN_OFFSET.store(monotonic_at_suspend as i64 - sys, Ordering::SeqCst);
 }

@@ -1,8 +1,13 @@
 //! The xenstore client over the shared ring (io/xs_wire.h). Requests are synchronous and are
 //! only made with interrupts off (boot, event handler), so a reply is never awaited twice.
 //! Watch events that arrive between replies are queued for the caller.
+use super::hypercall::XenHypercalls;
+use super::shared_info::wait_on_port;
 use super::shared_ring::{SharedBytes, SharedIdx};
-use super::{events, hypercall};
+use xshim_shim::layout::timeouts::{RING_POLL_NS, XENSTORE_REQUEST_NS};
+use xshim_shim::xen::control::XsTransactions;
+use xshim_shim::xen::frames::EvtchnPort;
+use xshim_shim::xen::hypercalls::Hypercalls;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -10,12 +15,14 @@ use xshim_shim::xen::abi::xs_wire::{XenstoreDomainInterface, XsType, XENSTORE_RI
 use xshim_shim::xen::ring;
 use xshim_shim::xen::xenstore_wire::{encode_request, parse_tx_id, reply_text, Message, Reassembler, XsError};
 
-/// How long one request may take before it is reported as a timeout.
-const REQUEST_TIMEOUT_NS: u64 = 10_000_000_000;
+fn notify(port: EvtchnPort) {
+    // A failed notify shows up as a request timeout.
+    let _ = XenHypercalls.evtchn_send(port);
+}
 
 pub struct Xenstore {
     page: *mut XenstoreDomainInterface,
-    pub port: u32,
+    pub port: EvtchnPort,
     next_req_id: u32,
     incoming: Reassembler,
     pub watch_events: VecDeque<(String, String)>,
@@ -27,12 +34,12 @@ unsafe impl Send for Xenstore {}
 impl Xenstore {
     /// # Safety
     /// `page` must be the identity-mapped xenstore ring page of this domain.
-    pub unsafe fn new(page: u64, port: u32) -> Xenstore {
+    pub unsafe fn new(page: u64, port: EvtchnPort) -> Xenstore {
         Xenstore { page: page as *mut XenstoreDomainInterface, port, next_req_id: 1, incoming: Reassembler::default(), watch_events: VecDeque::new() }
     }
 
     /// After a restore: the ring page was cleared by the toolstack and the port is new.
-    pub fn reconnect(&mut self, port: u32) {
+    pub fn reconnect(&mut self, port: EvtchnPort) {
         self.port = port;
         self.incoming.clear();
         let (_, _, rsp_cons, rsp_prod) = self.indices();
@@ -55,14 +62,14 @@ impl Xenstore {
             let (n, new_prod) = ring::produce(&mut data, req_prod.get(), req_cons.get(), bytes)?;
             if n > 0 {
                 req_prod.set(new_prod);
-                hypercall::evtchn_send(self.port);
+                notify(self.port);
                 bytes = &bytes[n..];
                 continue;
             }
             if super::time::xen_system_time() > deadline {
                 return Err(XsError::Timeout);
             }
-            events::wait_on_port(self.port, 100_000_000);
+            wait_on_port(self.port, RING_POLL_NS);
         }
         Ok(())
     }
@@ -80,7 +87,7 @@ impl Xenstore {
         })?;
         if n > 0 {
             rsp_cons.set(new_cons);
-            hypercall::evtchn_send(self.port);
+            notify(self.port);
             self.incoming.push(&buf[..n]);
         }
         Ok(())
@@ -113,7 +120,7 @@ impl Xenstore {
         let req_id = self.next_req_id;
         self.next_req_id = self.next_req_id.wrapping_add(1);
         let bytes = encode_request(ty, req_id, tx_id, parts)?;
-        let deadline = super::time::xen_system_time() + REQUEST_TIMEOUT_NS;
+        let deadline = super::time::xen_system_time() + XENSTORE_REQUEST_NS;
         self.send_bytes(&bytes, deadline)?;
         loop {
             self.pull()?;
@@ -129,7 +136,7 @@ impl Xenstore {
             if super::time::xen_system_time() > deadline {
                 return Err(XsError::Timeout);
             }
-            events::wait_on_port(self.port, 100_000_000);
+            wait_on_port(self.port, RING_POLL_NS);
         }
     }
 
@@ -154,5 +161,20 @@ impl Xenstore {
     /// Ends a transaction; Err(Xenstore("EAGAIN")) means "conflict, retry".
     pub fn transaction_end(&mut self, tx: u32, commit: bool) -> Result<(), XsError> {
         self.request(XsType::TransactionEnd, tx, &[if commit { b"T\0" } else { b"F\0" }]).map(|_| ())
+    }
+}
+
+impl XsTransactions for Xenstore {
+    fn transaction_start(&mut self) -> Result<u32, XsError> {
+        Xenstore::transaction_start(self)
+    }
+    fn read(&mut self, tx: u32, path: &str) -> Result<String, XsError> {
+        Xenstore::read(self, tx, path)
+    }
+    fn write(&mut self, tx: u32, path: &str, value: &str) -> Result<(), XsError> {
+        Xenstore::write(self, tx, path, value)
+    }
+    fn transaction_end(&mut self, tx: u32, commit: bool) -> Result<(), XsError> {
+        Xenstore::transaction_end(self, tx, commit)
     }
 }

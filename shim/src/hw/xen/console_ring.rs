@@ -1,12 +1,17 @@
 //! The Xen PV console ring (io/console.h): the payload's console under Xen.
+use super::hypercall::XenHypercalls;
+use super::shared_info::wait_on_port;
 use super::shared_ring::{SharedBytes, SharedIdx};
-use super::{events, hypercall};
+use crate::hw::debugcon;
+use xshim_shim::layout::timeouts::{CONSOLE_FULL_POLL_NS, CONSOLE_STALL_NS, RING_POLL_NS};
+use xshim_shim::xen::frames::EvtchnPort;
+use xshim_shim::xen::hypercalls::Hypercalls;
 use xshim_shim::xen::abi::console::{XenconsInterface, IN_SIZE, OUT_SIZE};
 use xshim_shim::xen::ring;
 
 pub struct ConsoleRing {
     page: *mut XenconsInterface,
-    pub port: u32,
+    pub port: EvtchnPort,
     /// Bytes given up on because the backend stopped consuming.
     dropped: u64,
 }
@@ -14,15 +19,19 @@ pub struct ConsoleRing {
 // SAFETY: the ring page is only touched under the console lock, on one vCPU.
 unsafe impl Send for ConsoleRing {}
 
-/// How long one write waits for a backend that consumes nothing. After that the rest of the
-/// write is dropped (and counted on the debug console): a dead console daemon must not leave
-/// the guest deaf to the toolstack, which is what blocking here with events off would do.
-const STALL_LIMIT_NS: u64 = 5_000_000_000;
+/// A write waits at most CONSOLE_STALL_NS for a backend that consumes nothing. After that the
+/// rest of the write is dropped (and counted on the debug console): a dead console daemon must
+/// not leave the guest deaf to the toolstack, which is what blocking here with events off
+/// would do.
+fn notify(port: EvtchnPort) {
+    // A failed notify only delays the backend; the next write or flush notifies again.
+    let _ = XenHypercalls.evtchn_send(port);
+}
 
 impl ConsoleRing {
     /// # Safety
     /// `page` must be the identity-mapped console ring page the toolstack set up.
-    pub unsafe fn new(page: u64, port: u32) -> ConsoleRing {
+    pub unsafe fn new(page: u64, port: EvtchnPort) -> ConsoleRing {
         ConsoleRing { page: page as *mut XenconsInterface, port, dropped: 0 }
     }
 
@@ -51,7 +60,7 @@ impl ConsoleRing {
     }
 
     /// Writes all of `bytes`, waiting (blocked, not spinning) while the ring is full, for at
-    /// most STALL_LIMIT_NS without progress.
+    /// most CONSOLE_STALL_NS without progress.
     pub fn write_all(&mut self, mut bytes: &[u8]) {
         let mut waited = 0u64;
         while !bytes.is_empty() {
@@ -60,7 +69,7 @@ impl ConsoleRing {
                 Ok((n, new_prod)) => {
                     if n > 0 {
                         prod.set(new_prod);
-                        hypercall::evtchn_send(self.port);
+                        notify(self.port);
                         bytes = &bytes[n..];
                         waited = 0;
                         continue;
@@ -68,18 +77,18 @@ impl ConsoleRing {
                 }
                 Err(e) => {
                     // A backend that wrote nonsense indices: resynchronise rather than overrun.
-                    debug_port_line(format_args!("xshim: console ring: {e}; resetting out_cons"));
+                    debugcon::write_line(format_args!("xshim: console ring: {e}; resetting out_cons"));
                     cons.set(prod.get());
                     continue;
                 }
             }
-            if waited >= STALL_LIMIT_NS {
+            if waited >= CONSOLE_STALL_NS {
                 self.dropped += bytes.len() as u64;
-                debug_port_line(format_args!("xshim: console ring full for {} s: backend not consuming; {} bytes dropped so far", waited / 1_000_000_000, self.dropped));
+                debugcon::write_line(format_args!("xshim: console ring full for {} s: backend not consuming; {} bytes dropped so far", waited / 1_000_000_000, self.dropped));
                 return;
             }
-            events::wait_on_port(self.port, 500_000_000);
-            waited += 500_000_000;
+            wait_on_port(self.port, CONSOLE_FULL_POLL_NS);
+            waited += CONSOLE_FULL_POLL_NS;
         }
     }
 
@@ -90,12 +99,12 @@ impl ConsoleRing {
             Ok((n, new_cons)) => {
                 if n > 0 {
                     cons.set(new_cons);
-                    hypercall::evtchn_send(self.port);
+                    notify(self.port);
                 }
                 n
             }
             Err(e) => {
-                debug_port_line(format_args!("xshim: console input ring: {e}; discarding input"));
+                debugcon::write_line(format_args!("xshim: console input ring: {e}; discarding input"));
                 cons.set(prod.get());
                 0
             }
@@ -117,13 +126,9 @@ impl ConsoleRing {
             if left == 0 || super::time::xen_system_time().saturating_sub(start) >= timeout_ns {
                 return left;
             }
-            hypercall::evtchn_send(self.port);
-            events::wait_on_port(self.port, 100_000_000);
+            notify(self.port);
+            wait_on_port(self.port, RING_POLL_NS);
         }
     }
 }
 
-/// A line on Xen's debug console, for problems with the console ring itself.
-pub fn debug_port_line(args: core::fmt::Arguments) {
-    crate::console::debug_port_write(args);
-}

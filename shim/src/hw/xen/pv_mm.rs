@@ -1,0 +1,199 @@
+//! The classic PV memory model: start_info (Xen's %rsi; rewritten by the toolstack on
+//! restore), Xen's p2m array and the read-only m2p, the p2m frame-list pages the toolstack
+//! saves us by, the shim's own GDT page, and the extra L1 tables that map RAM beyond Xen's
+//! bootstrap tables. Every page-table change goes through mmu_update/update_va_mapping.
+use super::hypercall::XenHypercalls;
+use super::shared_info;
+use core::sync::atomic::{AtomicU64, Ordering};
+use xshim_shim::layout::{self, PAGE_SIZE, PTES_PER_TABLE};
+use xshim_shim::xen::abi::xen::{MmuUpdate, StartInfo, FIRST_RESERVED_GDT_ENTRY, MACH2PHYS_VIRT_START, MMU_NORMAL_PT_UPDATE};
+use xshim_shim::xen::errno::XenResultExt;
+use xshim_shim::xen::frames::{Mfn, Pfn};
+use xshim_shim::xen::guest::{mfn_of_va, PlatformError, PvMemory};
+use xshim_shim::xen::hypercalls::Hypercalls;
+use xshim_shim::xen::pv::{pte, L2_PTE, RAM_PTE, RAM_PTE_RO};
+use xshim_shim::xen::{p2m_tree, pv_layout};
+use x86_64::structures::paging::PageTableFlags as Pte;
+
+/// start_info's virtual address, the p2m array's address and its length in entries (set once
+/// at boot; the toolstack rewrites the pages in place on restore).
+static START_INFO_VA: AtomicU64 = AtomicU64::new(0);
+static P2M_VA: AtomicU64 = AtomicU64::new(0);
+static P2M_LEN: AtomicU64 = AtomicU64::new(0);
+
+/// The PV memory as `xshim_shim`'s logic sees it.
+pub struct PvMem;
+
+/// Records where start_info and the p2m are (before anything else in a PV boot).
+pub fn init(start_info_va: u64, p2m_va: u64, nr_pages: u64) {
+    START_INFO_VA.store(start_info_va, Ordering::Relaxed);
+    P2M_VA.store(p2m_va, Ordering::Relaxed);
+    P2M_LEN.store(nr_pages, Ordering::Relaxed);
+}
+
+impl PvMemory for PvMem {
+    fn start_info(&self) -> StartInfo {
+        // SAFETY: START_INFO_VA is Xen's start_info page, mapped in the bootstrap area.
+        unsafe { core::ptr::read_volatile(START_INFO_VA.load(Ordering::Relaxed) as *const StartInfo) }
+    }
+    fn set_start_info(&mut self, si: &StartInfo) {
+        // SAFETY: as start_info(); the page is writable and only the shim uses it.
+        unsafe { core::ptr::write_volatile(START_INFO_VA.load(Ordering::Relaxed) as *mut StartInfo, *si) }
+    }
+    fn start_info_va(&self) -> u64 {
+        START_INFO_VA.load(Ordering::Relaxed)
+    }
+    fn p2m(&self, pfn: Pfn) -> Option<Mfn> {
+        p2m(pfn)
+    }
+    fn m2p(&self, mfn: Mfn) -> Pfn {
+        m2p(mfn)
+    }
+    fn publish_p2m(&mut self) -> Result<(), PlatformError> {
+        publish_p2m_frame_list_list()
+    }
+}
+
+/// The machine frame behind a pseudo-physical frame: Xen's p2m array (start_info.mfn_list).
+pub fn p2m(pfn: Pfn) -> Option<Mfn> {
+    if pfn.raw() >= P2M_LEN.load(Ordering::Relaxed) {
+        return None;
+    }
+    // SAFETY: P2M_VA is Xen's p2m array of P2M_LEN entries (mapped by the bootstrap tables,
+    // rewritten in place by the toolstack on restore); pfn is in range.
+    Some(Mfn::new(unsafe { core::ptr::read_volatile((P2M_VA.load(Ordering::Relaxed) as *const u64).add(pfn.raw() as usize)) }))
+}
+
+pub fn m2p(mfn: Mfn) -> Pfn {
+    // SAFETY: the read-only machine-to-physical table Xen maps into every 64-bit PV guest.
+    Pfn::new(unsafe { core::ptr::read_volatile((MACH2PHYS_VIRT_START + mfn.raw() * 8) as *const u64) })
+}
+
+/// The mfn of start_info (the suspend record), for the boot log.
+pub fn start_info_mfn() -> Option<Mfn> {
+    mfn_of_va(&PvMem, START_INFO_VA.load(Ordering::Relaxed)).ok()
+}
+
+/// p2m frame-list pages: 1 top + 4 middle pages = 4 x 512 x 512 pfns (4 GiB of guest memory).
+const P2M_MID_PAGES: usize = 4;
+#[repr(C, align(4096))]
+struct FrameListPages([[u64; 512]; 1 + P2M_MID_PAGES]);
+/// Read by the toolstack (by mfn) when it saves us; written only here, with events masked.
+static mut P2M_FRAME_LISTS: FrameListPages = FrameListPages([[0; 512]; 1 + P2M_MID_PAGES]);
+
+/// Builds the p2m frame-list-list from the p2m array's current mfns and publishes it, with
+/// max_pfn, in shared_info's arch area (at boot and in every new domain).
+fn publish_p2m_frame_list_list() -> Result<(), PlatformError> {
+    let entries = P2M_LEN.load(Ordering::Relaxed);
+    let p2m_va = P2M_VA.load(Ordering::Relaxed);
+    let base = &raw mut P2M_FRAME_LISTS as *mut [u64; 512];
+    // SAFETY: our static frame-list pages, written only here with events masked or before
+    // the payload runs; the toolstack reads them only while we are suspended.
+    let (top, mids) = unsafe { (&mut *base, core::slice::from_raw_parts_mut(base.add(1), P2M_MID_PAGES)) };
+    let lookup = |va: u64| p2m(Pfn::containing(va)).unwrap_or(Mfn::new(0));
+    p2m_tree::build(entries, |page| lookup(p2m_va + page * PAGE_SIZE), |m| lookup(base.wrapping_add(1 + m) as u64), top, mids)?;
+    let fll = mfn_of_va(&PvMem, base as u64)?;
+    if !shared_info::set_p2m_info(entries, fll.raw()) {
+        return Err(PlatformError::Xen(xshim_shim::xen::errno::XenError { op: "publishing the p2m (shared_info not mapped)", errno: xshim_shim::xen::errno::XenErrno::EFAULT }));
+    }
+    Ok(())
+}
+
+fn read_pte(table_va: u64, index: u64) -> u64 {
+    // SAFETY: table_va is a page table page mapped (read-only) in the bootstrap area.
+    unsafe { core::ptr::read_volatile((table_va + index * 8) as *const u64) }
+}
+
+/// The virtual address of the page table an entry points to (via the m2p).
+fn next_table(entry: u64) -> Option<u64> {
+    Pte::from_bits_retain(entry).contains(Pte::PRESENT).then(|| m2p(Mfn::of_maddr(entry)).addr())
+}
+
+#[repr(C, align(4096))]
+struct PtPages([[u8; 4096]; layout::PV_EXTRA_L1_PAGES]);
+/// Pages the shim turns into L1 tables (in its bss, inside Xen's bootstrap mapping).
+static mut EXTRA_L1: PtPages = PtPages([[0; 4096]; layout::PV_EXTRA_L1_PAGES]);
+
+/// What `map_ram` mapped: RAM 1:1 up to `end`, the RAM it took for L1 tables once the static
+/// pool ran out (the payload must not get it), and whether it stopped short of RAM's end.
+pub struct RamMap {
+    pub end: u64,
+    pub l1_pages_in_ram: Option<xshim_shim::start_info::Module>,
+    pub truncated: bool,
+}
+
+/// Fills `page` (mapped writable) as the L1 table for L2 slot `slot`, turns its own mapping
+/// read-only (Xen will not take a page with a writable mapping as a page table), and returns
+/// the L2 entry that installs it.
+fn prepare_l1(nr_pages: u64, l2_mfn: Mfn, slot: u64, page: u64) -> Result<MmuUpdate, PlatformError> {
+    let (first, count) = pv_layout::slot_pfns(slot, nr_pages);
+    for i in 0..PTES_PER_TABLE {
+        let entry = if i < count { pte(p2m(Pfn::new(first + i)).ok_or(PlatformError::BeyondP2m(Pfn::new(first + i)))?, RAM_PTE) } else { 0 };
+        // SAFETY: `page` is a page the caller owns and has mapped writable; entry i of 512.
+        unsafe { core::ptr::write_volatile((page + i * 8) as *mut u64, entry) };
+    }
+    let page_mfn = mfn_of_va(&PvMem, page)?;
+    // SAFETY: `page` is ours (pool or withheld RAM) and no Rust reference covers it; it is
+    // remapped to its own frame, read-only.
+    unsafe { XenHypercalls.update_va_mapping(page, pte(page_mfn, RAM_PTE_RO)) }.op("update_va_mapping(read-only L1)")?;
+    Ok(MmuUpdate { ptr: (l2_mfn.maddr() + slot * 8) | MMU_NORMAL_PT_UPDATE, val: pte(page_mfn, L2_PTE) })
+}
+
+/// Maps RAM 1:1 (vaddr = pfn * 4096) up to `nr_pages` (at most the low 1 GiB: one L2 table),
+/// as `pv_layout::plan` lays out; the L2 entries go to Xen in one batched mmu_update per
+/// source, once every new L1 is read-only.
+pub fn map_ram(nr_pages: u64, pt_base: u64) -> Result<RamMap, PlatformError> {
+    let no_table = || PlatformError::NoBootstrapTables;
+    let l3 = next_table(read_pte(pt_base, 0)).ok_or_else(no_table)?;
+    let l2 = next_table(read_pte(l3, 0)).ok_or_else(no_table)?;
+    let l2_mfn = Mfn::of_maddr(read_pte(l3, 0));
+    let slot_of = |s: u64| {
+        let e = Pte::from_bits_retain(read_pte(l2, s));
+        match (e.contains(Pte::PRESENT), e.contains(Pte::HUGE_PAGE)) {
+            (false, _) => pv_layout::Slot::Empty,
+            (true, true) => pv_layout::Slot::Superpage,
+            (true, false) => pv_layout::Slot::Table,
+        }
+    };
+    let plan = pv_layout::plan(nr_pages, slot_of, layout::PV_EXTRA_L1_PAGES)?;
+    // Pool tables first: RAM pages taken for tables lie in the range they map, so they can
+    // be filled only once those are installed.
+    for from_pool in [true, false] {
+        let mut updates = alloc::vec::Vec::new();
+        for &(slot, source) in &plan.tables {
+            let page = match source {
+                // SAFETY: EXTRA_L1 is our static pool; the plan hands out each page once.
+                pv_layout::L1Source::Pool(n) if from_pool => (unsafe { (&raw mut EXTRA_L1 as *mut [u8; 4096]).add(n) }) as u64,
+                pv_layout::L1Source::Ram(addr) if !from_pool => addr,
+                _ => continue,
+            };
+            updates.push(prepare_l1(nr_pages, l2_mfn, slot, page)?);
+        }
+        if !updates.is_empty() {
+            // SAFETY: each entry installs an L1 table just made read-only, under our L2.
+            unsafe { XenHypercalls.mmu_update(&updates) }.op("mmu_update(L2 entries)")?;
+        }
+    }
+    Ok(RamMap { end: plan.mapped_end, l1_pages_in_ram: plan.ram_taken.map(|(paddr, size)| xshim_shim::start_info::Module { paddr, size }), truncated: plan.truncated })
+}
+
+#[repr(C, align(4096))]
+struct GdtPage([u64; 512]);
+/// The shim's own GDT page: a null descriptor and nothing else. The shim runs on the flat
+/// selectors Xen keeps in its reserved entries (FLAT_KERNEL_CS64 ...), so this table only
+/// replaces Xen's empty default with one the guest owns, as a PV kernel does; the toolstack
+/// saves and restores it with the vCPU (its frames canonicalised like page tables).
+static mut PV_GDT: GdtPage = GdtPage([0; 512]);
+
+/// Registers PV_GDT with HYPERVISOR_set_gdt. Xen refuses a GDT frame that is mapped
+/// writable anywhere, so its only mapping (the bootstrap area's) becomes read-only first.
+pub fn load_gdt() -> Result<(), PlatformError> {
+    let va = &raw const PV_GDT as u64;
+    let mfn = mfn_of_va(&PvMem, va)?;
+    // SAFETY: PV_GDT is never referenced as Rust memory; it keeps its own frame, read-only.
+    unsafe { XenHypercalls.update_va_mapping(va, pte(mfn, RAM_PTE_RO)) }.op("update_va_mapping(read-only GDT)")?;
+    let entries = (PTES_PER_TABLE as u32).min(FIRST_RESERVED_GDT_ENTRY);
+    // SAFETY: the page holds only a null descriptor (valid), mapped read-only just above.
+    unsafe { XenHypercalls.set_gdt(&[mfn], entries) }.op("HYPERVISOR_set_gdt")?;
+    Ok(())
+}

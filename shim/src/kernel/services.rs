@@ -1,0 +1,145 @@
+//! The payload ABI served by the shim: the call gate (a thin shell: events off, then the
+//! library's `dispatch`), and `Services` over the consoles, the clock and the platform.
+use crate::console;
+use crate::platform::Exit;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use xshim_payload::abi::{self, BootInfo, Features, MemRegion, Wake};
+use xshim_shim::abi_dispatch::{dispatch, encode, PayloadSlice, Services, ShutdownRequest};
+use xshim_shim::payload_mem::PayloadMemory;
+
+pub struct PayloadInfo {
+    pub cmdline: String,
+    pub regions: Vec<MemRegion>,
+    pub window: MemRegion,
+    pub stack: MemRegion,
+    pub features: Features,
+}
+
+static INFO: spin::Once<PayloadInfo> = spin::Once::new();
+static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
+static RESUME_NOTIFY: AtomicBool = AtomicBool::new(false);
+static RESUMED: AtomicBool = AtomicBool::new(false);
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Fixes the payload's view of the platform and returns its BootInfo.
+pub fn init(info: PayloadInfo) -> &'static BootInfo {
+    let features = info.features;
+    let stack_size = info.stack.len;
+    INFO.call_once(|| info);
+    BOOT_INFO.call_once(|| BootInfo {
+        magic: abi::BOOT_MAGIC,
+        abi_version: abi::ABI_VERSION,
+        features: features.bits(),
+        call: call_gate as *const () as u64,
+        stack_size,
+        reserved: 0,
+    })
+}
+
+pub fn generation() -> u64 {
+    GENERATION.load(Ordering::SeqCst)
+}
+
+/// The guest woke in a new domain: bump the generation, raise the opt-in notification.
+pub fn note_resumed() {
+    GENERATION.fetch_add(1, Ordering::SeqCst);
+    RESUMED.store(true, Ordering::SeqCst);
+}
+
+/// The call gate. A thin shell: events off while the shim works for the payload (so an
+/// event upcall never finds shim state half-updated), then the safe dispatcher.
+extern "sysv64" fn call_gate(nr: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> i64 {
+    let platform = super::platform();
+    let (events, were_on) = platform.events_disable();
+    let r = encode(dispatch(nr, [a0, a1, a2, a3], &mut ShimServices { info: INFO.get().expect("services initialised before the payload runs"), events: &events }));
+    if were_on {
+        platform.events_enable(events);
+    }
+    r
+}
+
+struct ShimServices<'a> {
+    info: &'a PayloadInfo,
+    events: &'a crate::hw::EventsOff,
+}
+
+impl Services for ShimServices<'_> {
+    fn memory(&self) -> PayloadMemory<'_> {
+        PayloadMemory { window: self.info.window, stack: self.info.stack, regions: &self.info.regions }
+    }
+    fn console_write(&mut self, buf: PayloadSlice) {
+        // SAFETY: checked to be payload memory, identity-mapped; the payload is stopped.
+        console::payload_write(unsafe { buf.as_bytes() });
+    }
+    fn console_read(&mut self, buf: PayloadSlice) -> usize {
+        // SAFETY: as console_write; no other reference to the payload's buffer exists.
+        console::read(unsafe { buf.as_bytes_mut() })
+    }
+    fn monotonic_ns(&mut self) -> u64 {
+        crate::clock::now_ns()
+    }
+    fn wallclock(&mut self) -> (u64, u32) {
+        super::platform().wallclock()
+    }
+    fn write_payload(&mut self, dst: PayloadSlice, bytes: &[u8]) {
+        // SAFETY: as console_read; `dispatch` never writes more than the checked length.
+        let out = unsafe { dst.as_bytes_mut() };
+        let n = out.len().min(bytes.len());
+        out[..n].copy_from_slice(&bytes[..n]);
+    }
+    fn wait(&mut self, deadline: u64) -> Wake {
+        wait(self.events, deadline)
+    }
+    fn shutdown(&mut self, how: ShutdownRequest) {
+        let exit = match how {
+            ShutdownRequest::Poweroff(code) => Exit::Poweroff(code),
+            ShutdownRequest::Reboot => Exit::Reboot,
+            ShutdownRequest::Crash(code) => {
+                log::error!("payload asked for a crash (code {code})");
+                Exit::Crash
+            }
+        };
+        if let Exit::Poweroff(code) = exit {
+            log::info!("poweroff (payload code {code})");
+        }
+        super::platform().exit(exit)
+    }
+    fn cmdline(&self) -> &str {
+        &self.info.cmdline
+    }
+    fn regions(&self) -> &[MemRegion] {
+        &self.info.regions
+    }
+    fn set_resume_notify(&mut self, on: bool) -> bool {
+        if on {
+            RESUMED.store(false, Ordering::SeqCst);
+        }
+        RESUME_NOTIFY.swap(on, Ordering::SeqCst)
+    }
+    fn generation(&self) -> u64 {
+        generation()
+    }
+    fn features(&self) -> Features {
+        self.info.features
+    }
+}
+
+/// Sleeps until the deadline or an event, halting the vCPU in between (no busy loop).
+fn wait(events: &crate::hw::EventsOff, deadline: u64) -> Wake {
+    let platform = super::platform();
+    loop {
+        if RESUME_NOTIFY.load(Ordering::SeqCst) && RESUMED.swap(false, Ordering::SeqCst) {
+            return Wake::RESUMED;
+        }
+        if console::input_pending() {
+            return Wake::CONSOLE_INPUT;
+        }
+        if crate::clock::now_ns() >= deadline {
+            return Wake::DEADLINE;
+        }
+        platform.arm_timer(deadline);
+        platform.idle(events);
+    }
+}

@@ -1,0 +1,84 @@
+//! Traps and events, as policy: entry.S saves the registers and calls `trap_dispatch`.
+//! Exceptions get a register dump and crash the domain; the Xen upcall may bring a
+//! `control/shutdown` request, which is acted on here (suspend, poweroff, reboot).
+use crate::hw::tables::{TrapFrame, EXCEPTION_NAMES};
+use crate::hw::EventsOff;
+use crate::platform::{self, Exit};
+use xshim_shim::layout;
+use xshim_shim::suspend::Outcome;
+use xshim_shim::xen::control::{Request, SHUTDOWN_NODE};
+
+/// Called by trap_common for every trap and interrupt (PV: also for the event callback).
+#[no_mangle]
+extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    // SAFETY: the CPU (interrupt gate) or Xen (TI_CLEAR_EVENT_MASK, CALLBACKF_MASK_EVENTS)
+    // turned event delivery off on the way in; it stays off until this handler returns.
+    let events = unsafe { EventsOff::assume() };
+    match frame.vector {
+        v if v < 32 => exception(frame),
+        v if v == layout::VECTOR_XEN_CALLBACK as u64 => xen_upcall(&events),
+        v if v == layout::VECTOR_LAPIC_TIMER as u64 => platform::native::on_timer(),
+        _ => {} // spurious or a masked PIC line: nothing to do
+    }
+}
+
+fn xen_upcall(events: &EventsOff) {
+    let p = super::platform();
+    let t_request = crate::clock::now_ns();
+    match platform::xen::on_upcall(events) {
+        None => {}
+        Some(Request::Nothing) => {}
+        Some(Request::Poweroff) => {
+            log::info!("{SHUTDOWN_NODE}: poweroff");
+            p.exit(Exit::Poweroff(0));
+        }
+        Some(Request::Reboot) => {
+            log::info!("{SHUTDOWN_NODE}: reboot");
+            p.exit(Exit::Reboot);
+        }
+        Some(Request::Suspend) => {
+            log::info!("{SHUTDOWN_NODE}: suspend (generation {})", super::services::generation());
+            match platform::xen::suspend(p, events, t_request) {
+                Ok((outcome, suspends)) => {
+                    if outcome == Outcome::NewDomain {
+                        super::services::note_resumed();
+                    }
+                    log::info!("resumed: {:?}, generation {}, suspends {}", outcome, super::services::generation(), suspends);
+                }
+                Err(e) => super::fatal::fatal("suspend/resume", e),
+            }
+        }
+        Some(Request::Unknown(other)) => log::warn!("{SHUTDOWN_NODE}: unknown request \"{other}\" ignored"),
+    }
+}
+
+fn exception(f: &TrapFrame) -> ! {
+    let cr2 = super::platform().fault_address();
+    let name = EXCEPTION_NAMES[f.vector as usize];
+    let in_payload = (layout::PAYLOAD_WINDOW_BASE..layout::PAYLOAD_WINDOW_LIMIT).contains(&f.rip);
+    crate::console::emergency(format_args!(
+        "\nxshim: {} exception #{} ({}) error_code={:#x} at rip={:#018x} cr2={:#018x}\n\
+         rax={:#018x} rbx={:#018x} rcx={:#018x} rdx={:#018x}\n\
+         rsi={:#018x} rdi={:#018x} rbp={:#018x} rsp={:#018x}\n\
+         r8 ={:#018x} r9 ={:#018x} r10={:#018x} r11={:#018x}\n\
+         r12={:#018x} r13={:#018x} r14={:#018x} r15={:#018x}\n\
+         cs={:#x} ss={:#x} rflags={:#x}\n",
+        if in_payload { "payload" } else { "shim" },
+        f.vector, name, f.error_code, f.rip, cr2,
+        f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.rsp,
+        f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15, f.cs, f.ss, f.rflags
+    ));
+    super::fatal::crash(if in_payload { "payload exception" } else { "shim exception" })
+}
+
+/// entry.S's failsafe callback: Xen could not restore our segment registers.
+#[no_mangle]
+extern "C" fn pv_failsafe(frame: *const u64) -> ! {
+    // SAFETY: Xen's failsafe frame: [rcx, r11, ds, es, fs, gs, rip, cs, rflags, rsp, ss].
+    let f = unsafe { core::slice::from_raw_parts(frame, 11) };
+    crate::console::emergency(format_args!(
+        "\nxshim: Xen failsafe callback: cannot load segments ds={:#x} es={:#x} fs={:#x} gs={:#x} at rip={:#x} cs={:#x} rsp={:#x}\n",
+        f[2], f[3], f[4], f[5], f[6], f[7], f[9]
+    ));
+    super::fatal::crash("failsafe callback")
+}

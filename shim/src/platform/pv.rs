@@ -1,0 +1,101 @@
+//! Bring-up as a classic 64-bit PV guest: start_info checked, shared_info mapped and the p2m
+//! published (`attach_to_domain`, again in every new domain), the trap table and callbacks,
+//! the shim's own GDT, Xen time, RAM mapped 1:1, then the shared Xen connection.
+use super::{xen, Platform};
+use crate::hw::xen::hypercall::{self, XenHypercalls};
+use crate::hw::xen::pv_mm::{self, PvMem, RamMap};
+use crate::hw::xen::shared_info;
+use crate::hw::EventsOff;
+use xshim_shim::start_info::{parse_pv_start_info, Module};
+use xshim_shim::xen::abi::xen::StartInfo;
+use xshim_shim::xen::guest::{PlatformError, PvMemory};
+use xshim_shim::xen::hypercalls::Hypercalls;
+
+/// What the PV bring-up learned.
+pub struct PvInfo {
+    pub cmdline: alloc::string::String,
+    pub module: Option<Module>,
+    /// Pseudo-physical RAM mapped 1:1 at the end of bring-up.
+    pub ram: RamMap,
+    pub nr_pages: u64,
+}
+
+/// The shim's PV entry points (entry.S).
+mod stubs {
+    extern "C" {
+        pub fn pv_trap_stub_0();
+        pub fn pv_trap_stub_1();
+        pub fn pv_trap_stub_2();
+        pub fn pv_trap_stub_3();
+        pub fn pv_trap_stub_4();
+        pub fn pv_trap_stub_5();
+        pub fn pv_trap_stub_6();
+        pub fn pv_trap_stub_7();
+        pub fn pv_trap_stub_8();
+        pub fn pv_trap_stub_9();
+        pub fn pv_trap_stub_10();
+        pub fn pv_trap_stub_11();
+        pub fn pv_trap_stub_12();
+        pub fn pv_trap_stub_13();
+        pub fn pv_trap_stub_14();
+        pub fn pv_trap_stub_16();
+        pub fn pv_trap_stub_17();
+        pub fn pv_trap_stub_18();
+        pub fn pv_trap_stub_19();
+        pub fn pv_trap_stub_243();
+        pub fn pv_failsafe_callback();
+    }
+}
+
+fn addr(f: unsafe extern "C" fn()) -> u64 {
+    f as *const () as u64
+}
+
+/// Trap table (exceptions print a register dump and crash the domain, as under PVH), the
+/// event callback (the same dispatcher as PVH's callback vector) and the failsafe callback.
+fn install_traps_and_callbacks() -> Result<(), PlatformError> {
+    use stubs::*;
+    let handlers = [
+        (0, addr(pv_trap_stub_0)), (1, addr(pv_trap_stub_1)), (2, addr(pv_trap_stub_2)), (3, addr(pv_trap_stub_3)), (4, addr(pv_trap_stub_4)),
+        (5, addr(pv_trap_stub_5)), (6, addr(pv_trap_stub_6)), (7, addr(pv_trap_stub_7)), (8, addr(pv_trap_stub_8)), (9, addr(pv_trap_stub_9)),
+        (10, addr(pv_trap_stub_10)), (11, addr(pv_trap_stub_11)), (12, addr(pv_trap_stub_12)), (13, addr(pv_trap_stub_13)), (14, addr(pv_trap_stub_14)),
+        (16, addr(pv_trap_stub_16)), (17, addr(pv_trap_stub_17)), (18, addr(pv_trap_stub_18)), (19, addr(pv_trap_stub_19)),
+    ];
+    // SAFETY: each address is entry.S's stub for that vector (Xen's PV exception frame), the
+    // event stub handles Xen's callback frame, and the failsafe stub its failsafe frame.
+    unsafe { xshim_shim::xen::pv::install_traps_and_callbacks(&mut XenHypercalls, &handlers, addr(pv_trap_stub_243), addr(pv_failsafe_callback)) }
+}
+
+/// The first half of bring-up, before the logger exists (it needs start_info's command line).
+pub fn init(start_info_va: u64) -> Result<PvInfo, PlatformError> {
+    // SAFETY: Xen passes start_info's virtual address in %rsi; it is mapped and ours.
+    let si: StartInfo = unsafe { core::ptr::read_volatile(start_info_va as *const StartInfo) };
+    let boot = parse_pv_start_info(&si)?;
+    if !hypercall::page_filled() {
+        return Err(PlatformError::NoHypercallPage);
+    }
+    pv_mm::init(start_info_va, boot.p2m_va, boot.nr_pages);
+    // Events stay masked until the payload runs; then they arrive by the event callback.
+    xshim_shim::xen::pv::attach_to_domain(&mut XenHypercalls, &mut xen::BootEnv, &mut PvMem, &shared_info::pages())?;
+    install_traps_and_callbacks()?;
+    pv_mm::load_gdt()?;
+    crate::clock::use_xen();
+    let ram = pv_mm::map_ram(boot.nr_pages, boot.pt_base)?;
+    Ok(PvInfo { cmdline: boot.cmdline, module: boot.module, ram, nr_pages: boot.nr_pages })
+}
+
+/// The second half: the console ring, xenstore and the ports.
+pub fn connect(info: &PvInfo, events: &EventsOff) -> Result<(), PlatformError> {
+    let (ports, _, _) = xen::connect(Platform::Pv, events)?;
+    let si = PvMem.start_info();
+    let ver = XenHypercalls.xen_version();
+    log::info!(
+        "Xen {}.{} PV: {} pages, shared_info at maddr {:#x}, console mfn {:#x} port {}, xenstore mfn {:#x} port {}, timer port {}, start_info mfn {:#x}",
+        ver >> 16, ver & 0xffff, si.nr_pages, si.shared_info, si.console.mfn, ports.console.raw(), si.store_mfn, ports.store.raw(), ports.timer.raw(),
+        pv_mm::start_info_mfn().map_or(0, |m| m.raw())
+    );
+    if info.ram.truncated {
+        log::warn!("PV: mapped {} MiB of {} MiB (no room for more page tables)", info.ram.end >> 20, (info.nr_pages * xshim_shim::layout::PAGE_SIZE) >> 20);
+    }
+    Ok(())
+}

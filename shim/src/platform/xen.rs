@@ -1,0 +1,235 @@
+//! What PVH and PV share as Xen guests: the Xen state (xenstore client, ports), the bring-up
+//! both finish with (grant frame, ports, console ring, xenstore feature nodes and watch), the
+//! event upcall (which hands `control/shutdown` requests up to the kernel), the suspend
+//! sequence with each mode's steps, the timer, and the way out. The mode-specific pieces are
+//! `xshim_shim::xen::{pvh, pv}` and this module's siblings.
+use super::{Exit, Platform};
+use crate::console;
+use crate::hw::xen::console_ring::ConsoleRing;
+use crate::hw::xen::hypercall::{self, XenHypercalls};
+use crate::hw::xen::pv_mm::PvMem;
+use crate::hw::xen::shared_info;
+use crate::hw::xen::xenstore::Xenstore;
+use crate::hw::{cpu, EventsOff};
+use spin::Mutex;
+use xshim_shim::layout::timeouts::CONSOLE_EXIT_FLUSH_NS;
+use xshim_shim::suspend::{suspend_and_resume, Outcome, PvSteps, PvhSteps, StepsCommon, SuspendError};
+use xshim_shim::xen::abi::sched::ShutdownReason;
+use xshim_shim::xen::control::{self, Request, FEATURE_NODES, SHUTDOWN_NODE, SHUTDOWN_WATCH_TOKEN};
+use xshim_shim::xen::guest::{GuestEnv, PlatformError, RingPage, XenPorts};
+use xshim_shim::xen::hypercalls::Hypercalls;
+use xshim_shim::xen::xenstore_wire::XsError;
+use xshim_shim::xen::{pv, pvh};
+
+pub struct XenState {
+    xenstore: Xenstore,
+    ports: XenPorts,
+    /// Suspends completed (either outcome), for the log.
+    pub suspends: u64,
+}
+
+static XEN: Mutex<Option<XenState>> = Mutex::new(None);
+
+/// The nodes libxl and other toolstacks look for before they ask us to suspend, and the
+/// watch that brings their requests.
+fn advertise_features(xs: &mut Xenstore) -> Result<(), XsError> {
+    for f in FEATURE_NODES {
+        xs.write(0, f, "1")?;
+    }
+    xs.watch(SHUTDOWN_NODE, SHUTDOWN_WATCH_TOKEN)
+}
+
+fn attach_console(events: &EventsOff, ring: RingPage) {
+    // SAFETY: the console ring page the toolstack set up, mapped 1:1 (both modes).
+    console::attach_ring(events, unsafe { ConsoleRing::new(ring.addr, ring.port) });
+}
+
+/// The shim's drivers as the suspend steps and bring-up see them.
+struct Env<'a> {
+    events: &'a EventsOff,
+    xenstore: Option<&'a mut Xenstore>,
+    /// Set by xenstore_attach at boot, where there is no client yet.
+    new_xenstore: Option<Xenstore>,
+}
+
+impl GuestEnv for Env<'_> {
+    fn set_events_masked(&mut self, masked: bool) {
+        shared_info::set_upcall_mask(masked);
+    }
+    fn now_ns(&mut self) -> u64 {
+        crate::clock::now_ns()
+    }
+    fn clock_rebase(&mut self, mono: u64) {
+        crate::clock::rebase_on_xen(mono);
+    }
+    fn console_flush(&mut self, timeout_ns: u64) -> u32 {
+        console::with_ring(self.events, |r| r.flush(timeout_ns)).unwrap_or(0)
+    }
+    fn console_attach(&mut self, ring: RingPage) {
+        attach_console(self.events, ring);
+    }
+    fn xenstore_quiesce(&mut self) {
+        if let Some(xs) = self.xenstore.as_deref_mut() {
+            xs.poll_watches();
+        }
+    }
+    fn xenstore_attach(&mut self, ring: RingPage) -> Result<(), XsError> {
+        // SAFETY: the xenstore ring page the toolstack set up, mapped 1:1.
+        let mut xs = unsafe { Xenstore::new(ring.addr, ring.port) };
+        xs.reconnect(ring.port);
+        let r = advertise_features(&mut xs);
+        match self.xenstore.as_deref_mut() {
+            Some(old) => *old = xs,
+            None => self.new_xenstore = Some(xs),
+        }
+        r
+    }
+    fn set_shared_info_mapped(&mut self, mapped: bool) {
+        shared_info::set_shared_info_mapped(mapped);
+    }
+    fn set_vcpu_info_registered(&mut self, registered: bool) {
+        shared_info::set_vcpu_info_registered(registered);
+    }
+}
+
+/// The drivers as bring-up uses them, before the Xen state exists (only the page-state
+/// setters are used then).
+pub struct BootEnv;
+
+impl GuestEnv for BootEnv {
+    fn set_events_masked(&mut self, masked: bool) {
+        shared_info::set_upcall_mask(masked);
+    }
+    fn now_ns(&mut self) -> u64 {
+        crate::clock::now_ns()
+    }
+    fn clock_rebase(&mut self, mono: u64) {
+        crate::clock::rebase_on_xen(mono);
+    }
+    fn console_flush(&mut self, _timeout_ns: u64) -> u32 {
+        0
+    }
+    fn console_attach(&mut self, _ring: RingPage) {}
+    fn xenstore_quiesce(&mut self) {}
+    fn xenstore_attach(&mut self, _ring: RingPage) -> Result<(), XsError> {
+        Ok(())
+    }
+    fn set_shared_info_mapped(&mut self, mapped: bool) {
+        shared_info::set_shared_info_mapped(mapped);
+    }
+    fn set_vcpu_info_registered(&mut self, registered: bool) {
+        shared_info::set_vcpu_info_registered(registered);
+    }
+}
+
+/// The part of bring-up both modes share, once shared_info and time work: the grant frame,
+/// the ports, the console ring, and xenstore with the nodes and the watch that make the
+/// guest saveable. Returns the ports and the ring pages, for the boot log.
+pub fn connect(platform: Platform, events: &EventsOff) -> Result<(XenPorts, RingPage, RingPage), PlatformError> {
+    let hc = &mut XenHypercalls;
+    let pages = shared_info::pages();
+    let (ports, (console_ring, store_ring)) = match platform {
+        Platform::Pvh => {
+            if let Err(e) = pvh::map_grant_frame(hc, &pages) {
+                log::warn!("grant table frame not mapped ({e}): grants unavailable");
+            }
+            let ports = pvh::bind_ports(hc)?;
+            let rings = pvh::rings(hc, &ports)?;
+            pvh::set_callback_vector(hc)?;
+            (ports, rings)
+        }
+        Platform::Pv => {
+            if let Err(e) = pv::map_grant_frame(hc, &pages) {
+                log::warn!("grant table frame not mapped ({e}): grants unavailable");
+            }
+            let ports = pv::bind_ports(hc, &PvMem)?;
+            (ports, pv::rings(&PvMem, &ports))
+        }
+        Platform::Native => unreachable!("connect() is for Xen guests"),
+    };
+    attach_console(events, console_ring);
+    let mut env = Env { events, xenstore: None, new_xenstore: None };
+    if let Err(e) = env.xenstore_attach(store_ring) {
+        log::error!("xenstore: cannot advertise features/watch {SHUTDOWN_NODE}: {e}; save/restore will not work");
+    }
+    let xenstore = env.new_xenstore.take().expect("xenstore_attach made the client");
+    *XEN.lock() = Some(XenState { xenstore, ports, suspends: 0 });
+    Ok((ports, console_ring, store_ring))
+}
+
+/// PV idle, called with events masked: SCHEDOP_block unmasks them atomically and sleeps until
+/// one is pending; Xen runs the event callback on the way back; then mask them again.
+pub fn pv_idle() {
+    hypercall::sched_block();
+    shared_info::pv_unmask_and_deliver();
+    shared_info::set_upcall_mask(true);
+}
+
+pub fn arm_timer(xen_time_ns: u64) {
+    if let Err(e) = XenHypercalls.set_singleshot_timer(xen_time_ns) {
+        log::warn!("VCPUOP_set_singleshot_timer({xen_time_ns}) failed: {e}");
+    }
+}
+
+/// The event upcall: drains the ports; xenstore traffic may carry a `control/shutdown`
+/// request, which is read, acknowledged and returned for the kernel to act on.
+pub fn on_upcall(events: &EventsOff) -> Option<Request> {
+    let _ = events;
+    let mut guard = XEN.lock();
+    let Some(st) = guard.as_mut() else {
+        shared_info::drain_pending(|_| {});
+        return None;
+    };
+    let mut xenstore_event = false;
+    let store_port = st.xenstore.port;
+    shared_info::drain_pending(|port| xenstore_event |= port == store_port);
+    if xenstore_event {
+        st.xenstore.poll_watches();
+    }
+    let mut request = None;
+    while let Some((path, token)) = st.xenstore.watch_events.pop_front() {
+        if token != SHUTDOWN_WATCH_TOKEN {
+            log::debug!("xenstore: watch event {path} ({token}) ignored");
+            continue;
+        }
+        match control::take_request(&mut st.xenstore) {
+            Ok(Request::Nothing) => {}
+            Ok(r) => request = Some(r),
+            Err(e) => log::error!("{SHUTDOWN_NODE}: cannot read the request: {e}"),
+        }
+    }
+    request
+}
+
+/// Runs the suspend sequence with this mode's steps (from the event handler, events off).
+pub fn suspend(platform: Platform, events: &EventsOff, t_request: u64) -> Result<(Outcome, u64), SuspendError> {
+    let mut guard = XEN.lock();
+    let st = guard.as_mut().expect("suspend requested through xenstore, so Xen state exists");
+    let XenState { xenstore, ports, suspends } = st;
+    let mut hc = XenHypercalls;
+    let mut env = Env { events, xenstore: Some(xenstore), new_xenstore: None };
+    let common = StepsCommon::new(&mut hc, &mut env, shared_info::pages(), ports, t_request);
+    let outcome = match platform {
+        Platform::Pvh => suspend_and_resume(&mut PvhSteps(common)),
+        Platform::Pv => suspend_and_resume(&mut PvSteps::new(common, &mut PvMem)),
+        Platform::Native => unreachable!("no suspend without Xen"),
+    }?;
+    *suspends += 1;
+    Ok((outcome, *suspends))
+}
+
+pub fn exit(platform: Platform, how: Exit) -> ! {
+    let reason = match how {
+        Exit::Poweroff(_) => ShutdownReason::Poweroff,
+        Exit::Reboot => ShutdownReason::Reboot,
+        Exit::Crash => ShutdownReason::Crash,
+    };
+    // Let the backend drain the console so the last lines are not lost. The exit path may
+    // come from anywhere (a fault inside a console write): only if the lock is free.
+    console::flush_ring(CONSOLE_EXIT_FLUSH_NS);
+    XenHypercalls.sched_shutdown(reason, 0);
+    match platform {
+        Platform::Pv => cpu::spin_forever(),
+        _ => cpu::halt_forever(),
+    }
+}
