@@ -14,13 +14,46 @@ pub struct QemuRun {
     pub secs: f64,
 }
 
-fn kvm_usable() -> bool {
-    std::env::var("XSHIM_QEMU_ACCEL").map(|a| a == "kvm").unwrap_or(true) && std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok()
+/// Which accelerator QEMU gets, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accel {
+    pub kvm: bool,
+    pub why: String,
+}
+
+/// KVM only where it is hardware-assisted (kvm_intel / kvm_amd). On this kind of machine
+/// /dev/kvm is served by kvm_pvm, a software "pagetable-based" KVM for nested use: it runs
+/// the shim, but every payload memory access crawls (measured: the ticker's 4 MiB checksum
+/// took 1.3 s per tick instead of a few ms, so TICKs came 1.3 s apart and the first after
+/// 5-10 s) and it stops at SSE instructions it cannot emulate. `XSHIM_QEMU_ACCEL=kvm|tcg`
+/// overrides the choice.
+pub fn choose_accel() -> Accel {
+    let forced = std::env::var("XSHIM_QEMU_ACCEL").ok();
+    match forced.as_deref() {
+        Some("tcg") => return Accel { kvm: false, why: "XSHIM_QEMU_ACCEL=tcg".into() },
+        Some("kvm") => return Accel { kvm: true, why: "XSHIM_QEMU_ACCEL=kvm".into() },
+        _ => {}
+    }
+    if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
+        return Accel { kvm: false, why: "/dev/kvm cannot be opened".into() };
+    }
+    let module = |m: &str| Path::new("/sys/module").join(m).exists();
+    if module("kvm_pvm") && !module("kvm_intel") && !module("kvm_amd") {
+        return Accel { kvm: false, why: "/dev/kvm is kvm_pvm (software KVM without hardware virtualization: too slow for payloads, and it cannot emulate SSE); set XSHIM_QEMU_ACCEL=kvm to use it anyway".into() };
+    }
+    Accel { kvm: true, why: "hardware-assisted /dev/kvm".into() }
 }
 
 pub fn run(kernel: &Path, initrd: Option<&Path>, cmdline: &str, memory_mib: u32, timeout: Duration, echo: bool) -> Result<QemuRun, String> {
+    run_with(&choose_accel(), kernel, initrd, cmdline, memory_mib, timeout, echo)
+}
+
+pub fn run_with(accel: &Accel, kernel: &Path, initrd: Option<&Path>, cmdline: &str, memory_mib: u32, timeout: Duration, echo: bool) -> Result<QemuRun, String> {
     let mut cmd = Command::new("qemu-system-x86_64");
-    if kvm_usable() {
+    if echo {
+        eprintln!("xshim run: QEMU with {} ({})", if accel.kvm { "KVM" } else { "TCG" }, accel.why);
+    }
+    if accel.kvm {
         cmd.args(["-accel", "kvm"]);
     } else {
         cmd.args(["-accel", "tcg", "-cpu", "max"]);

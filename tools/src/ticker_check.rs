@@ -125,3 +125,50 @@ mod tests {
         println!("checked: clean, gap, duplicate, corrupted checksum, restart, empty");
     }
 }
+
+/// The monotonic times (ns) of the TICK lines, in order.
+pub fn tick_times<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<u64> {
+    lines
+        .filter_map(|l| {
+            let mut w = l.trim().split_ascii_whitespace();
+            (w.next() == Some("TICK")).then_some(())?;
+            w.next()?;
+            w.next()?.parse().ok()
+        })
+        .collect()
+}
+
+/// Checks that ticks come `interval` apart (the ticker sleeps until start + n s): every gap
+/// within [0.9, 1.25] intervals. Returns a summary, or what is wrong.
+pub fn check_spacing(times: &[u64], interval_ns: u64) -> Result<String, String> {
+    if times.len() < 2 {
+        return Err(format!("{} TICK lines: need 2 to see the spacing", times.len()));
+    }
+    let gaps: Vec<u64> = times.windows(2).map(|w| w[1].saturating_sub(w[0])).collect();
+    let (lo, hi) = (interval_ns * 9 / 10, interval_ns * 5 / 4);
+    let ms: Vec<String> = gaps.iter().map(|g| format!("{}", g / 1_000_000)).collect();
+    if gaps.iter().all(|g| (lo..=hi).contains(g)) {
+        Ok(format!("ticks {} ms apart", ms.join("/")))
+    } else {
+        Err(format!("ticks {} ms apart, want {}..{} ms", ms.join("/"), lo / 1_000_000, hi / 1_000_000))
+    }
+}
+
+#[cfg(test)]
+mod spacing_tests {
+    use super::*;
+
+    #[test]
+    fn spacing_is_checked_both_ways() {
+        let ok = ["TICK 1 1000000000 0", "TICK 2 2001000000 0", "TICK 3 3000000000 0"];
+        let t = tick_times(ok.iter().copied());
+        assert_eq!(t, [1_000_000_000, 2_001_000_000, 3_000_000_000]);
+        assert!(check_spacing(&t, 1_000_000_000).is_ok());
+        // What kvm_pvm produced: 1.33 s apart.
+        let slow = [4_675_741_071u64, 6_003_586_456, 7_327_986_338];
+        let e = check_spacing(&slow, 1_000_000_000).unwrap_err();
+        assert!(e.contains("1327/1324"), "{e}");
+        assert!(check_spacing(&slow[..1], 1_000_000_000).is_err());
+        println!("checked: 1 s spacing passes, {e} fails");
+    }
+}
