@@ -3,7 +3,8 @@
 use alloc::vec::Vec;
 use core::fmt;
 use goblin::elf::header::{EM_X86_64, ET_EXEC};
-use goblin::elf::program_header::{PF_X, PT_DYNAMIC, PT_INTERP, PT_LOAD};
+use goblin::elf::program_header::{PF_X, PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_NOTE};
+use goblin::elf::section_header::{SHT_DYNAMIC, SHT_DYNSYM};
 use goblin::elf::Elf;
 
 use crate::layout;
@@ -32,6 +33,14 @@ pub enum LoadError {
     TooManySegments(usize),
     /// The payload's `.note.xshim` names an ABI version this shim does not serve.
     AbiVersion(u32),
+    /// More program or section headers than any payload needs (refused before parsing).
+    TooManyHeaders { phnum: u64, shnum: u64 },
+    /// A PT_NOTE segment that is malformed (offset, size, a note running past its end).
+    BadNote { index: usize, why: &'static str },
+    /// Xen ELF notes: this is a kernel image (a shim?), not a payload.
+    XenNotes,
+    /// Dynamic-linking sections (.interp, .dynamic, .dynsym) without PT_INTERP/PT_DYNAMIC.
+    DynamicSections,
 }
 
 impl fmt::Display for LoadError {
@@ -60,6 +69,10 @@ impl fmt::Display for LoadError {
             LoadError::EntryNotExecutable(e) => write!(f, "payload entry point {e:#x} is in a segment that is not executable"),
             LoadError::TooManySegments(n) => write!(f, "payload has {n} PT_LOAD segments (at most 16)"),
             LoadError::AbiVersion(v) => write!(f, "payload was built for payload ABI v{v}; this shim serves v{}", xshim_payload::abi::ABI_VERSION),
+            LoadError::TooManyHeaders { phnum, shnum } => write!(f, "payload has {phnum} program headers and {shnum} section headers (at most {MAX_PHDRS} and {MAX_SHDRS})"),
+            LoadError::BadNote { index, why } => write!(f, "payload's PT_NOTE (program header {index}) is malformed: {why}"),
+            LoadError::XenNotes => write!(f, "payload carries Xen ELF notes: it is a kernel image (the shim itself, or a wrapped image?), not a payload"),
+            LoadError::DynamicSections => write!(f, "payload is dynamically linked (it has .interp/.dynamic/.dynsym sections): dynamic payloads are not supported; link with -static"),
         }
     }
 }
@@ -89,6 +102,75 @@ impl LoadPlan {
 }
 
 const MAX_SEGMENTS: usize = 16;
+/// Limits checked on the raw header before goblin parses (and allocates for) the tables:
+/// payloads have a handful of program headers and a few dozen sections.
+pub const MAX_PHDRS: u64 = 64;
+pub const MAX_SHDRS: u64 = 1024;
+/// The largest PT_NOTE segment accepted (xshim's note is 24 bytes; a build-id adds 36).
+pub const MAX_NOTE_SEGMENT: u64 = 64 * 1024;
+/// Notes are 4-byte aligned whatever p_align says (linux-loader #71).
+const NOTE_ALIGN: u64 = 4;
+const NOTE_HEADER: u64 = 12;
+
+/// One ELF note: owner (without its NUL), type, descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Note<'a> {
+    pub owner: &'a [u8],
+    pub note_type: u32,
+    pub desc: &'a [u8],
+}
+
+fn le32(b: &[u8], at: u64) -> Option<u32> {
+    let at = usize::try_from(at).ok()?;
+    Some(u32::from_le_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
+}
+
+/// Parses the notes of one note area (a PT_NOTE segment's bytes), with checked arithmetic and
+/// bounded work: every note advances by at least 12 bytes, and any note that does not fit is
+/// an error (goblin 0.9's iterator returned the same error forever on such input).
+pub fn parse_notes(area: &[u8]) -> Result<alloc::vec::Vec<Note<'_>>, &'static str> {
+    let mut out = alloc::vec::Vec::new();
+    let mut at = 0u64;
+    let len = area.len() as u64;
+    while at < len {
+        if len - at < NOTE_HEADER {
+            return Err("a note header runs past the end of the segment");
+        }
+        let (namesz, descsz, note_type) = (le32(area, at).ok_or("short")? as u64, le32(area, at + 4).ok_or("short")? as u64, le32(area, at + 8).ok_or("short")?);
+        let name_at = at + NOTE_HEADER;
+        let desc_at = name_at.checked_add(namesz.next_multiple_of(NOTE_ALIGN)).ok_or("note name size overflows")?;
+        let end = desc_at.checked_add(descsz.next_multiple_of(NOTE_ALIGN)).ok_or("note descriptor size overflows")?;
+        if name_at + namesz > len || desc_at.saturating_add(descsz) > len || end > len.next_multiple_of(NOTE_ALIGN) {
+            return Err("a note's name or descriptor runs past the end of the segment");
+        }
+        let owner = &area[name_at as usize..(name_at + namesz) as usize];
+        let owner = owner.strip_suffix(b"\0").unwrap_or(owner);
+        out.push(Note { owner, note_type, desc: &area[desc_at as usize..(desc_at + descsz) as usize] });
+        at = end;
+    }
+    Ok(out)
+}
+
+/// Every note of every PT_NOTE segment, checked: `Ok` only if all of them parse. Shared by
+/// the shim, `xshim inspect` and `xshim wrap`, so they cannot disagree.
+pub fn segment_notes<'a>(elf: &Elf, bytes: &'a [u8]) -> Result<alloc::vec::Vec<Note<'a>>, LoadError> {
+    let mut out = alloc::vec::Vec::new();
+    for (index, ph) in elf.program_headers.iter().enumerate().filter(|(_, p)| p.p_type == PT_NOTE) {
+        if ph.p_filesz > MAX_NOTE_SEGMENT {
+            return Err(LoadError::BadNote { index, why: "larger than 64 KiB" });
+        }
+        let end = ph.p_offset.checked_add(ph.p_filesz).filter(|&e| e <= bytes.len() as u64).ok_or(LoadError::BadNote { index, why: "it lies outside the file" })?;
+        let area = &bytes[ph.p_offset as usize..end as usize];
+        out.extend(parse_notes(area).map_err(|why| LoadError::BadNote { index, why })?);
+    }
+    Ok(out)
+}
+
+/// e_phnum and e_shnum from the raw header (bytes 56 and 60 of an ELF64 header).
+fn header_counts(bytes: &[u8]) -> (u64, u64) {
+    let half = |at: usize| bytes.get(at..at + 2).map_or(0, |b| u16::from_le_bytes([b[0], b[1]]) as u64);
+    (half(56), half(60))
+}
 
 /// Validates a payload ELF for the payload window and returns its load plan.
 pub fn plan(bytes: &[u8]) -> Result<LoadPlan, LoadError> {
@@ -105,6 +187,10 @@ pub fn plan(bytes: &[u8]) -> Result<LoadPlan, LoadError> {
             return Err(LoadError::NotLittleEndian);
         }
     }
+    let (phnum, shnum) = header_counts(bytes);
+    if bytes.starts_with(b"\x7fELF") && (phnum > MAX_PHDRS || shnum > MAX_SHDRS) {
+        return Err(LoadError::TooManyHeaders { phnum, shnum });
+    }
     let elf = Elf::parse(bytes).map_err(|e| LoadError::Malformed(alloc::format!("{e}")))?;
     if elf.header.e_machine != EM_X86_64 {
         return Err(LoadError::WrongMachine(elf.header.e_machine));
@@ -114,6 +200,14 @@ pub fn plan(bytes: &[u8]) -> Result<LoadPlan, LoadError> {
     }
     if elf.program_headers.iter().any(|p| p.p_type == PT_INTERP || p.p_type == PT_DYNAMIC) {
         return Err(LoadError::Dynamic);
+    }
+    let dynamic_section = |ty: u32, name: &str| ty == SHT_DYNAMIC || ty == SHT_DYNSYM || name == ".interp";
+    if elf.section_headers.iter().any(|sh| dynamic_section(sh.sh_type, elf.shdr_strtab.get_at(sh.sh_name).unwrap_or(""))) {
+        return Err(LoadError::DynamicSections);
+    }
+    let notes = segment_notes(&elf, bytes)?;
+    if notes.iter().any(|n| n.owner == b"Xen") {
+        return Err(LoadError::XenNotes);
     }
     let loads: Vec<_> = elf.program_headers.iter().filter(|p| p.p_type == PT_LOAD && p.p_memsz > 0).collect();
     if loads.is_empty() {
@@ -166,9 +260,7 @@ pub fn plan(bytes: &[u8]) -> Result<LoadPlan, LoadError> {
     if !seg.executable {
         return Err(LoadError::EntryNotExecutable(entry));
     }
-    let abi_version = elf.iter_note_headers(bytes).and_then(|notes| {
-        notes.flatten().find(|n| n.name.trim_end_matches('\0') == "XSHIM" && n.n_type == 1 && n.desc.len() == 4).map(|n| u32::from_le_bytes([n.desc[0], n.desc[1], n.desc[2], n.desc[3]]))
-    });
+    let abi_version = notes.iter().find(|n| n.owner == b"XSHIM" && n.note_type == 1 && n.desc.len() == 4).map(|n| u32::from_le_bytes([n.desc[0], n.desc[1], n.desc[2], n.desc[3]]));
     if let Some(v) = abi_version {
         if v != xshim_payload::abi::ABI_VERSION {
             return Err(LoadError::AbiVersion(v));
@@ -181,8 +273,43 @@ pub fn plan(bytes: &[u8]) -> Result<LoadPlan, LoadError> {
 /// memsz, flags), the segments' data (`hlt` bytes) after the headers. For tests: the unit tests
 /// here and the tools' refused-payload fixtures craft their bad ELFs with it.
 pub fn craft(entry: u64, segs: &[(u64, u64, u64, u32)]) -> Vec<u8> {
+    craft_with_note(entry, segs, None)
+}
+
+/// `craft` plus a PT_NOTE program header over `note` (appended to the file).
+pub fn craft_with_note(entry: u64, segs: &[(u64, u64, u64, u32)], note: Option<&[u8]>) -> Vec<u8> {
+    let mut out = craft_loads(entry, segs, note.is_some() as usize);
+    if let Some(note) = note {
+        let off = out.len() as u64;
+        out.extend_from_slice(note);
+        let ph = 64 + 56 * segs.len();
+        out[ph..ph + 4].copy_from_slice(&4u32.to_le_bytes()); // PT_NOTE
+        out[ph + 4..ph + 8].copy_from_slice(&4u32.to_le_bytes());
+        out[ph + 8..ph + 16].copy_from_slice(&off.to_le_bytes());
+        out[ph + 32..ph + 40].copy_from_slice(&(note.len() as u64).to_le_bytes());
+        out[ph + 40..ph + 48].copy_from_slice(&(note.len() as u64).to_le_bytes());
+        out[ph + 48..ph + 56].copy_from_slice(&4u64.to_le_bytes());
+    }
+    out
+}
+
+/// An ELF note: owner, type, descriptor, each padded to 4 bytes.
+pub fn note_bytes(owner: &[u8], note_type: u32, desc: &[u8]) -> Vec<u8> {
+    let mut n = Vec::new();
+    n.extend_from_slice(&(owner.len() as u32 + 1).to_le_bytes());
+    n.extend_from_slice(&(desc.len() as u32).to_le_bytes());
+    n.extend_from_slice(&note_type.to_le_bytes());
+    n.extend_from_slice(owner);
+    n.push(0);
+    n.resize(n.len().next_multiple_of(4), 0);
+    n.extend_from_slice(desc);
+    n.resize(n.len().next_multiple_of(4), 0);
+    n
+}
+
+fn craft_loads(entry: u64, segs: &[(u64, u64, u64, u32)], extra_phdrs: usize) -> Vec<u8> {
     let phoff = 64u64;
-    let data_start = phoff + 56 * segs.len() as u64;
+    let data_start = phoff + 56 * (segs.len() + extra_phdrs) as u64;
     let mut out = alloc::vec![0u8; data_start as usize];
     out[..4].copy_from_slice(b"\x7fELF");
     out[4] = 2; // ELFCLASS64
@@ -195,7 +322,7 @@ pub fn craft(entry: u64, segs: &[(u64, u64, u64, u32)]) -> Vec<u8> {
     out[32..40].copy_from_slice(&phoff.to_le_bytes());
     out[52..54].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
     out[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
-    out[56..58].copy_from_slice(&(segs.len() as u16).to_le_bytes());
+    out[56..58].copy_from_slice(&((segs.len() + extra_phdrs) as u16).to_le_bytes());
     out[58..60].copy_from_slice(&64u16.to_le_bytes()); // e_shentsize
     let mut off = data_start;
     for (i, &(vaddr, filesz, memsz, flags)) in segs.iter().enumerate() {
@@ -280,6 +407,80 @@ pub mod tests {
     fn entry_must_be_in_an_executable_segment() {
         assert_eq!(refused(&craft(W + 0x5000, &[(W, 0x100, 0x100, 5)])), LoadError::EntryOutsideSegments(W + 0x5000));
         assert_eq!(refused(&craft(W, &[(W, 0x100, 0x100, 6)])), LoadError::EntryNotExecutable(W));
+    }
+
+    fn xshim_note() -> Vec<u8> {
+        note_bytes(b"XSHIM", 1, &xshim_payload::abi::ABI_VERSION.to_le_bytes())
+    }
+
+    #[test]
+    fn notes_are_read_and_malformed_notes_refused_at_once() {
+        let good = craft_with_note(W, &[(W, 0x100, 0x100, 5)], Some(&xshim_note()));
+        assert_eq!(plan(&good).unwrap().abi_version, Some(xshim_payload::abi::ABI_VERSION));
+        // The fuzz's hangs: namesz/descsz past the end, a name that is not UTF-8, p_align 16.
+        let mut past = xshim_note();
+        past[4..8].copy_from_slice(&0x1000u32.to_le_bytes());
+        assert!(matches!(refused(&craft_with_note(W, &[(W, 0x100, 0x100, 5)], Some(&past))), LoadError::BadNote { .. }));
+        let mut huge = xshim_note();
+        huge[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(refused(&craft_with_note(W, &[(W, 0x100, 0x100, 5)], Some(&huge))), LoadError::BadNote { .. }));
+        let mut not_utf8 = xshim_note();
+        not_utf8[12] = 0xff;
+        assert_eq!(plan(&craft_with_note(W, &[(W, 0x100, 0x100, 5)], Some(&not_utf8))).unwrap().abi_version, None, "an unknown owner is not ours, not an error");
+        let mut align16 = craft_with_note(W, &[(W, 0x100, 0x100, 5)], Some(&xshim_note()));
+        align16[64 + 56 + 48] = 16;
+        assert!(plan(&align16).is_ok(), "notes are 4-aligned whatever p_align says");
+        // A Xen note in a payload: an image, not a payload (inspect, wrap and the shim agree).
+        let xen = craft_with_note(W, &[(W, 0x100, 0x100, 5)], Some(&note_bytes(b"Xen", 6, b"xshim\0\0\0")));
+        assert_eq!(refused(&xen), LoadError::XenNotes);
+        // An 8 MiB PT_NOTE.
+        let mut big = craft_with_note(W, &[(W, 0x100, 0x100, 5)], Some(&xshim_note()));
+        big[64 + 56 + 32..64 + 56 + 40].copy_from_slice(&(8u64 << 20).to_le_bytes());
+        assert!(matches!(refused(&big), LoadError::BadNote { why: "larger than 64 KiB", .. }));
+        // 20,000 program headers, 16,000 section headers: refused before any table is parsed.
+        let mut many = good.clone();
+        many[56..58].copy_from_slice(&20_000u16.to_le_bytes());
+        assert!(matches!(refused(&many), LoadError::TooManyHeaders { phnum: 20_000, .. }));
+        let mut many = good.clone();
+        many[60..62].copy_from_slice(&16_000u16.to_le_bytes());
+        assert!(matches!(refused(&many), LoadError::TooManyHeaders { shnum: 16_000, .. }));
+    }
+
+    /// A bounded mutation fuzz of the one validation the shim, `inspect` and `wrap` share: a
+    /// fixed seed, 12,000 mutants of a payload with a note, each planned in bounded time.
+    #[test]
+    fn mutation_fuzz_of_the_validation_terminates_quickly() {
+        let base = craft_with_note(W + 0x10, &[(W, 0x200, 0x200, 5), (W + 0x1000, 0x40, 0x3000, 6)], Some(&xshim_note()));
+        let mut x = 0x9e37_79b9u32;
+        let mut rnd = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        let t0 = std::time::Instant::now();
+        let (mut accepted, mut refused_n, mut slowest) = (0, 0, std::time::Duration::ZERO);
+        for _ in 0..12_000 {
+            let mut b = base.clone();
+            for _ in 0..1 + rnd() % 6 {
+                let r = rnd() as usize;
+                let i = r % b.len().min(400); // headers and the note: where parsers go wrong
+                b[i] = match r >> 24 & 3 {
+                    0 => (r >> 8) as u8,
+                    1 => 0xff,
+                    2 => 0,
+                    _ => b[i] ^ (1 << (r >> 8 & 7)),
+                };
+            }
+            let t = std::time::Instant::now();
+            match plan(&b) {
+                Ok(_) => accepted += 1,
+                Err(_) => refused_n += 1,
+            }
+            slowest = slowest.max(t.elapsed());
+        }
+        assert!(slowest < std::time::Duration::from_millis(200), "one case took {slowest:?}");
+        println!("checked: 12000 mutants in {:?} ({accepted} accepted, {refused_n} refused), slowest {slowest:?}", t0.elapsed());
     }
 
     #[test]

@@ -147,3 +147,102 @@ dump_logs() {
   done
   xl dmesg 2>/dev/null | grep -E '\(d[0-9]+\)|d[0-9]+v[0-9]+ ' | grep -v ' HVM' | tail -80 | sed 's/^/XLAB-DMESG /'
 }
+
+# ---- Scenarios: one function each. test.sh (written by tools/src/lab.rs) sets GUEST, WORD
+# (the payload's counting word), CYCLES, PAYLOAD, defines ready() (the payload is running)
+# and the xl config in /xlab/$GUEST.cfg, then calls scenario_<name>.
+
+# The xshim image's notes as Xen's own reader sees them.
+check_notes() {
+  if readnotes /xlab/kernel > /tmp/notes 2>&1; then check readnotes PASS 0 "$(grep -c '' /tmp/notes) lines"
+  else check readnotes FAIL 0 "$(tail -2 /tmp/notes | tr '\n' ' ')"; fi
+  grep -E 'PHYS32_ENTRY|ENTRY|HYPERCALL_PAGE|GUEST_OS|SUSPEND_CANCEL' /tmp/notes | sed 's/^/XLAB-INFO readnotes: /'
+}
+# xl create, then wait until ready(); 1 if the guest never got there.
+start_guest() {
+  step create 120 xl create "/xlab/$GUEST.cfg" || return 1
+  _t0=$(now)
+  if ready; then check reach-payload PASS "$(dt $_t0 $(now))" ready
+  else check reach-payload FAIL "$(dt $_t0 $(now))" 'no sign of the payload'; return 1; fi
+}
+# The end of every scenario: what xl sees, no guest left, every console.
+finish() {
+  sleep 1; xl list | sed 's/^/XLAB-INFO xl list: /'
+  exists "$GUEST" && xl destroy "$GUEST"
+  dump_logs
+}
+# repeat OP: OP (save_restore, checkpoint, migrate) CYCLES times, stopping at the first failure.
+repeat() {
+  _c=1; while [ $_c -le "$CYCLES" ]; do "$1" "$GUEST" "c$_c-" "$WORD" || break; _c=$((_c + 1)); done
+}
+scenario_boot() {
+  check_notes; start_guest || { finish; return; }
+  case "$PAYLOAD" in
+    hello|abi-check)
+      _t0=$(now)
+      if wait_gone "$GUEST" 60; then check powers-off PASS "$(dt $_t0 $(now))" 'domain gone'; else check powers-off FAIL 60 'still there'; fi;;
+    *) step xl-shutdown 90 xl shutdown -w "$GUEST";;
+  esac
+  finish
+}
+scenario_saverestore() { check_notes; start_guest && repeat save_restore; finish; }
+scenario_checkpoint() { check_notes; start_guest && repeat checkpoint; finish; }
+scenario_migrate() { check_notes; start_guest && repeat migrate; finish; }
+# Save/restore, checkpoint and migrate in random order at random moments (0-2.4 s apart).
+scenario_soak() {
+  check_notes; start_guest || { finish; return; }
+  _c=1
+  while [ $_c -le "$CYCLES" ]; do
+    _r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+    sleep "$(awk -v r="$_r" 'BEGIN { printf "%.1f", (r % 25) / 10 }')"
+    case $((_r % 3)) in
+      0) save_restore "$GUEST" "s$_c-" "$WORD";;
+      1) checkpoint "$GUEST" "s$_c-" "$WORD";;
+      2) migrate "$GUEST" "s$_c-" "$WORD";;
+    esac || break
+    _c=$((_c + 1))
+  done
+  finish
+}
+# The same operations as the xshim scenarios, once each, on the Linux PV guest.
+scenario_linux_baseline() {
+  start_guest && { migrate "$GUEST" '' "$WORD"; save_restore "$GUEST" '' "$WORD"; checkpoint "$GUEST" '' "$WORD"; }
+  finish
+}
+scenario_control() { check_notes; start_guest && control_misuse "$GUEST" "$WORD"; finish; }
+# A payload that faults: reported with a register dump; on_crash="preserve" keeps the domain.
+scenario_crash() {
+  check_notes; start_guest || { finish; return; }
+  _t0=$(now)
+  if wait_grep "$GUEST" 'payload exception #' 60; then
+    check exception-reported PASS "$(dt $_t0 $(now))" "$(cat $(logs_of "$GUEST") | tr -d '\r' | grep -a 'payload exception #' | head -1)"
+  else check exception-reported FAIL 60 'no exception report'; fi
+  sleep 1; _st=$(xl list "$GUEST" 2>/dev/null | awk 'NR==2 { print $5 }')
+  case "$_st" in *c*) check domain-crashed PASS 0 "state $_st (on_crash=preserve)";; *) check domain-crashed FAIL 0 "state '$_st'";; esac
+  finish
+}
+scenario_dom0_check() { check_notes; start_guest && dom0_integrity $((CYCLES * 10)); finish; }
+scenario_demo() {
+  check_notes; start_guest || { finish; return; }
+  wait_count "$GUEST" TICK 4 60; echo "XLAB-INFO saving at TICK $(last_count "$GUEST" TICK)"
+  save_restore "$GUEST" '' "$WORD" && wait_count "$GUEST" TICK $(( $(last_count "$GUEST" TICK) + 3 )) 60
+  finish
+}
+# One lab boot, two guests of the same size: the xshim ticker (xa, /xlab/xa.cfg) and the Linux
+# PV baseline (xb, /xlab/xb.cfg), each created, saved+restored CYCLES times, checkpointed and
+# migrated; check names carry "xshim-" or "linux-".
+scenario_compare() {
+  for _g in xa:xshim:TICK:2 xb:linux:COUNTER:3; do
+    IFS=: read -r _name _who _word _ready <<EOF_G
+$_g
+EOF_G
+    step "$_who-create" 120 xl create "/xlab/$_name.cfg" || continue
+    _t0=$(now)
+    if wait_count "$_name" "$_word" "$_ready" 240; then check "$_who-reach-payload" PASS "$(dt $_t0 $(now))" ready
+    else check "$_who-reach-payload" FAIL 240 'no output'; fi
+    _c=1; while [ $_c -le "$CYCLES" ]; do save_restore "$_name" "$_who-c$_c-" "$_word" || break; _c=$((_c + 1)); done
+    checkpoint "$_name" "$_who-" "$_word"; migrate "$_name" "$_who-" "$_word"
+    exists "$_name" && xl destroy "$_name"
+  done
+  dump_logs
+}

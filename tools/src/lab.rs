@@ -139,7 +139,7 @@ pub fn build() -> Result<(), String> {
 
 const GUEST: &str = "x1";
 
-/// The line count word and the wait that shows the guest reached its payload.
+/// The counting word, and the shell test that shows the guest reached its payload.
 fn readiness(payload: &str, linux: bool) -> (&'static str, String) {
     if linux {
         return ("COUNTER", format!("wait_count {GUEST} COUNTER 3 240"));
@@ -151,90 +151,46 @@ fn readiness(payload: &str, linux: bool) -> (&'static str, String) {
     }
 }
 
-/// The xshim guest is `xa`, the Linux baseline `xb`; check names are prefixed with theirs.
-fn compare_script(o: &LabOpts) -> String {
-    let mut s = String::from(". /xlab/xlab-lib.sh\n");
-    let common = xl_common(o.memory);
-    let ty = o.mode.xl_type();
-    let _ = writeln!(s, "cat > /xlab/xa.cfg <<'CFG'\nname=\"xa\"\ntype=\"{ty}\"\nkernel=\"/xlab/kernel\"\nramdisk=\"/xlab/payload\"\ncmdline=\"xshim.log=debug\"\n{common}\nCFG");
-    let _ = writeln!(s, "cat > /xlab/xb.cfg <<'CFG'\nname=\"xb\"\ntype=\"pv\"\nkernel=\"/xlab/vmlinuz\"\nramdisk=\"/xlab/guest.cpio.gz\"\nextra=\"console=hvc0 quiet\"\n{common}\nCFG");
-    for (g, who, word, ready) in [("xa", "xshim", "TICK", 2), ("xb", "linux", "COUNTER", 3)] {
-        let _ = writeln!(s, "step {who}-create 120 xl create /xlab/{g}.cfg && {{ t0=$(now); if wait_count {g} {word} {ready} 240; then check {who}-reach-payload PASS \"$(dt $t0 $(now))\" ready; else check {who}-reach-payload FAIL 240 'no output'; fi; }}");
-        let _ = writeln!(s, "cycle=1; while [ $cycle -le {n} ]; do save_restore {g} \"{who}-c$cycle-\" {word} || break; cycle=$((cycle+1)); done", n = o.cycles);
-        let _ = writeln!(s, "checkpoint {g} {who}- {word}; migrate {g} {who}- {word}; exists {g} && xl destroy {g}");
+/// The shell function in tools/lab/xlab-lib.sh that is the scenario.
+fn scenario_function(s: Scenario) -> &'static str {
+    match s {
+        Scenario::Boot => "scenario_boot",
+        Scenario::Saverestore => "scenario_saverestore",
+        Scenario::Checkpoint => "scenario_checkpoint",
+        Scenario::Migrate => "scenario_migrate",
+        Scenario::Soak => "scenario_soak",
+        Scenario::LinuxBaseline => "scenario_linux_baseline",
+        Scenario::Demo => "scenario_demo",
+        Scenario::Control => "scenario_control",
+        Scenario::Crash => "scenario_crash",
+        Scenario::Dom0Check => "scenario_dom0_check",
+        Scenario::Compare => "scenario_compare",
     }
-    s.push_str("dump_logs\n");
-    s
 }
 
+/// An xl config (written by test.sh into /xlab/NAME.cfg).
+fn xl_cfg(name: &str, ty: &str, kernel: &str, boot: &str, memory: u32) -> String {
+    format!("cat > /xlab/{name}.cfg <<'CFG'\nname=\"{name}\"\ntype=\"{ty}\"\nkernel=\"{kernel}\"\n{boot}\n{}\nCFG\n", xl_common(memory))
+}
+
+/// test.sh: the guest's xl config(s), the scenario's parameters, and one call of its function.
 fn script(o: &LabOpts) -> String {
-    if o.scenario == Scenario::Compare {
-        return compare_script(o);
-    }
     let linux = o.scenario == Scenario::LinuxBaseline;
     let (word, ready) = readiness(&o.payload, linux);
     let ty = o.mode.xl_type();
     let mut s = String::from(". /xlab/xlab-lib.sh\n");
-    let _ = writeln!(s, "cat > /xlab/guest.cfg <<'CFG'\nname=\"{GUEST}\"\ntype=\"{ty}\"\nkernel=\"/xlab/kernel\"");
-    if linux {
-        let _ = writeln!(s, "ramdisk=\"/xlab/guest.cpio.gz\"\nextra=\"console=hvc0 quiet\"");
+    if o.scenario == Scenario::Compare {
+        s.push_str(&xl_cfg("xa", ty, "/xlab/kernel", "ramdisk=\"/xlab/payload\"\ncmdline=\"xshim.log=debug\"", o.memory));
+        s.push_str(&xl_cfg("xb", "pv", "/xlab/vmlinuz", "ramdisk=\"/xlab/guest.cpio.gz\"\nextra=\"console=hvc0 quiet\"", o.memory));
+    } else if linux {
+        s.push_str(&xl_cfg(GUEST, ty, "/xlab/kernel", "ramdisk=\"/xlab/guest.cpio.gz\"\nextra=\"console=hvc0 quiet\"", o.memory));
     } else {
-        if o.image.is_none() {
-            let _ = writeln!(s, "ramdisk=\"/xlab/payload\"");
-        }
-        let _ = writeln!(s, "cmdline=\"xshim.log=debug {}\"", o.payload_args);
+        let ramdisk = if o.image.is_none() { "ramdisk=\"/xlab/payload\"\n" } else { "" };
+        s.push_str(&xl_cfg(GUEST, ty, "/xlab/kernel", &format!("{ramdisk}cmdline=\"xshim.log=debug {}\"", o.payload_args), o.memory));
     }
-    let _ = writeln!(s, "{}\nCFG", xl_common(o.memory));
-    if !linux {
-        let _ = writeln!(s, "readnotes /xlab/kernel > /tmp/notes 2>&1 && check readnotes PASS 0 \"$(grep -c '' /tmp/notes) lines\" || check readnotes FAIL 0 \"$(tail -2 /tmp/notes | tr '\\n' ' ')\"");
-        let _ = writeln!(s, "grep -E 'PHYS32_ENTRY|ENTRY|HYPERCALL_PAGE|GUEST_OS|SUSPEND_CANCEL' /tmp/notes | sed 's/^/XLAB-INFO readnotes: /'");
-    }
-    let _ = writeln!(s, "step create 120 xl create /xlab/guest.cfg || {{ dump_logs; exit 0; }}");
-    let _ = writeln!(s, "t0=$(now); if {ready}; then check reach-payload PASS \"$(dt $t0 $(now))\" ready; else check reach-payload FAIL \"$(dt $t0 $(now))\" 'no sign of the payload'; dump_logs; exit 0; fi");
-    let ops = |op: &str| -> String {
-        format!("cycle=1; while [ $cycle -le {n} ]; do {op} {GUEST} \"c$cycle-\" {word} || break; cycle=$((cycle+1)); done\n", n = o.cycles)
-    };
-    match o.scenario {
-        Scenario::Boot => match o.payload.as_str() {
-            "hello" | "abi-check" if !linux => {
-                let _ = writeln!(s, "t0=$(now); if wait_gone {GUEST} 60; then check powers-off PASS \"$(dt $t0 $(now))\" 'domain gone'; else check powers-off FAIL 60 'still there'; fi");
-            }
-            _ => {
-                let _ = writeln!(s, "step xl-shutdown 90 xl shutdown -w {GUEST}");
-            }
-        },
-        Scenario::Saverestore => s.push_str(&ops("save_restore")),
-        Scenario::Checkpoint => s.push_str(&ops("checkpoint")),
-        Scenario::Migrate => s.push_str(&ops("migrate")),
-        Scenario::Soak => {
-            let _ = writeln!(
-                s,
-                "cycle=1; while [ $cycle -le {n} ]; do r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' '); sleep $(awk -v r=$r 'BEGIN{{printf \"%.1f\", (r % 25) / 10}}'); \
-                 case $((r % 3)) in 0) save_restore {GUEST} \"s$cycle-\" {word};; 1) checkpoint {GUEST} \"s$cycle-\" {word};; 2) migrate {GUEST} \"s$cycle-\" {word};; esac || break; cycle=$((cycle+1)); done",
-                n = o.cycles
-            );
-        }
-        Scenario::LinuxBaseline => {
-            // The same operations as the xshim scenarios, once each.
-            s.push_str(&format!("migrate {GUEST} '' {word}; save_restore {GUEST} '' {word}; checkpoint {GUEST} '' {word}\n"));
-        }
-        Scenario::Compare => unreachable!("compare_script"),
-        Scenario::Control => {
-            let _ = writeln!(s, "control_misuse {GUEST} {word}");
-        }
-        Scenario::Crash => {
-            let _ = writeln!(s, "t0=$(now); if wait_grep {GUEST} 'payload exception #' 60; then check exception-reported PASS \"$(dt $t0 $(now))\" \"$(cat $(logs_of {GUEST}) | tr -d '\\r' | grep -a 'payload exception #' | head -1)\"; else check exception-reported FAIL 60 'no exception report'; fi");
-            let _ = writeln!(s, "sleep 1; st=$(xl list {GUEST} 2>/dev/null | awk 'NR==2{{print $5}}'); case \"$st\" in *c*) check domain-crashed PASS 0 \"state $st (on_crash=preserve)\";; *) check domain-crashed FAIL 0 \"state '$st'\";; esac");
-        }
-        Scenario::Dom0Check => {
-            let _ = writeln!(s, "dom0_integrity {}", o.cycles.max(1) * 10);
-        }
-        Scenario::Demo => {
-            let _ = writeln!(s, "wait_count {GUEST} TICK 4 60; echo \"XLAB-INFO saving at TICK $(last_count {GUEST} TICK)\"");
-            s.push_str(&format!("save_restore {GUEST} '' {word} && wait_count {GUEST} TICK $(( $(last_count {GUEST} TICK) + 3 )) 60\n"));
-        }
-    }
-    let _ = writeln!(s, "sleep 1; xl list | sed 's/^/XLAB-INFO xl list: /'; exists {GUEST} && xl destroy {GUEST}; dump_logs");
+    let _ = writeln!(s, "GUEST={GUEST} WORD={word} CYCLES={} PAYLOAD='{}'", o.cycles, o.payload);
+    let _ = writeln!(s, "ready() {{ {ready}; }}");
+    let _ = writeln!(s, "{}", scenario_function(o.scenario));
     s
 }
 
@@ -489,6 +445,25 @@ mod tests {
         "(XEN) CPU:    0",
         "(XEN) RIP:    e008:[<ffff82d040204505>]",
     ];
+
+    #[test]
+    fn every_scenario_script_is_valid_shell_calling_its_function() {
+        use clap::ValueEnum;
+        let lib = util::root().join("tools/lab/xlab-lib.sh");
+        for &scenario in Scenario::value_variants() {
+            let o = LabOpts { scenario, mode: Mode::Pv, payload: "ticker".into(), image: None, cycles: 2, memory: 128, payload_args: "spin=1".into() };
+            let text = script(&o);
+            assert!(text.trim_end().ends_with(scenario_function(scenario)), "{scenario:?}: {text}");
+            let lib_text = std::fs::read_to_string(&lib).unwrap();
+            assert!(lib_text.contains(&format!("{}() {{", scenario_function(scenario))), "{scenario:?} has a function in xlab-lib.sh");
+            let whole = format!("{}\n{}", lib_text, text.replacen(". /xlab/xlab-lib.sh", "", 1));
+            let out = std::process::Command::new("sh").args(["-n", "-c", &whole]).output().unwrap();
+            assert!(out.status.success(), "{scenario:?}: sh -n: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let text = script(&LabOpts { scenario: Scenario::Saverestore, mode: Mode::Pvh, payload: "ticker".into(), image: None, cycles: 5, memory: 32, payload_args: String::new() });
+        assert!(text.contains("type=\"pvh\"") && text.contains("memory=32") && text.contains("CYCLES=5"), "{text}");
+        println!("checked: {} scenario scripts parse with sh -n and call their function", Scenario::value_variants().len());
+    }
 
     #[test]
     fn a_guest_holding_xens_state_is_an_emulator_fault() {

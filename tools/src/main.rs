@@ -150,11 +150,10 @@ fn main() -> ExitCode {
         }
         Cmd::Inspect { file, json } => match util::read_file(&file).and_then(|b| inspect::inspect(&b)) {
             Ok(r) => {
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&r.json).unwrap_or_default());
-                } else {
-                    print!("{}", r.text);
-                }
+                // A closed pipe (`| head`) ends the output quietly, without a panic.
+                use std::io::Write;
+                let text = if json { serde_json::to_string_pretty(&r.json).unwrap_or_default() + "\n" } else { r.text };
+                let _ = std::io::stdout().write_all(text.as_bytes());
                 ExitCode::SUCCESS
             }
             Err(e) => fail(format!("{}: {e}", file.display())),

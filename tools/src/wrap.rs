@@ -22,14 +22,14 @@ pub fn wrap(shim: &[u8], payload: &[u8]) -> Result<Vec<u8>, String> {
         return Err(format!("payload of {} bytes does not fit the embedded-payload area (4 MiB)", payload.len()));
     }
     for ph in &elf.program_headers {
-        if ph.p_type == PT_LOAD && ph.p_paddr < layout::EMBEDDED_PAYLOAD_LIMIT && ph.p_paddr + ph.p_memsz > layout::EMBEDDED_PAYLOAD_BASE {
+        if ph.p_type == PT_LOAD && ph.p_paddr < layout::EMBEDDED_PAYLOAD_LIMIT && ph.p_paddr.saturating_add(ph.p_memsz) > layout::EMBEDDED_PAYLOAD_BASE {
             return Err("image already has a segment in the embedded-payload area (already wrapped?)".into());
         }
     }
     // The new program header goes right after the existing ones: that space must be free.
     let phoff = elf.header.e_phoff;
     let phnum = elf.header.e_phnum as u64;
-    let slot = phoff + phnum * PHDR_SIZE;
+    let slot = phnum.checked_mul(PHDR_SIZE).and_then(|n| phoff.checked_add(n)).ok_or("shim image: program header table offset overflows")?;
     let first_data = elf
         .program_headers
         .iter()
@@ -38,7 +38,7 @@ pub fn wrap(shim: &[u8], payload: &[u8]) -> Result<Vec<u8>, String> {
         .chain(elf.section_headers.iter().filter(|s| s.sh_type != goblin::elf::section_header::SHT_NOBITS && s.sh_offset > 0).map(|s| s.sh_offset))
         .min()
         .unwrap_or(shim.len() as u64);
-    if slot + PHDR_SIZE > first_data {
+    if slot.checked_add(PHDR_SIZE).is_none_or(|end| end > first_data) {
         return Err(format!("no room for another program header in the shim image (headers end at {slot:#x}, data starts at {first_data:#x})"));
     }
     let blob_off = (shim.len() as u64).div_ceil(0x1000) * 0x1000;
@@ -69,12 +69,12 @@ pub fn embedded_payload(image: &[u8]) -> Result<Option<&[u8]>, String> {
     let Some(ph) = elf.program_headers.iter().find(|p| p.p_type == PT_LOAD && p.p_paddr == layout::EMBEDDED_PAYLOAD_BASE) else {
         return Ok(None);
     };
-    let start = ph.p_offset as usize;
-    let end = start.checked_add(ph.p_filesz as usize).filter(|&e| e <= image.len()).ok_or("embedded payload segment is truncated")?;
-    let blob = &image[start..end];
+    let end = ph.p_offset.checked_add(ph.p_filesz).filter(|&e| e <= image.len() as u64).ok_or("embedded payload segment is truncated")?;
+    let blob = &image[ph.p_offset as usize..end as usize];
     if blob.len() < 16 || u64::from_le_bytes(blob[..8].try_into().unwrap()) != layout::EMBEDDED_PAYLOAD_MAGIC {
         return Err("segment at the embedded-payload address has no XSHIMPLD header".into());
     }
-    let len = u64::from_le_bytes(blob[8..16].try_into().unwrap()) as usize;
-    blob.get(16..16 + len).map(Some).ok_or_else(|| "embedded payload is shorter than its header says".into())
+    let len = u64::from_le_bytes(blob[8..16].try_into().unwrap());
+    let end = usize::try_from(len).ok().and_then(|l| l.checked_add(16));
+    end.and_then(|e| blob.get(16..e)).map(Some).ok_or_else(|| "embedded payload is shorter than its header says".into())
 }
