@@ -47,24 +47,26 @@ pub fn inspect(bytes: &[u8]) -> Result<Report, String> {
         }
         Err(e) => return Err(format!("not a readable ELF file: {e}")),
     };
-    let notes = xshim_elf_notes::parse_all(bytes).map_err(|e| e.to_string())?;
+    // The notes through the same validation the shim and `wrap` use, so they cannot disagree.
+    let notes: Vec<xshim_elf_notes::FoundNote> = xshim_shim::loader::segment_notes(&elf, bytes)
+        .map_err(|e| format!("refused: {e}"))?
+        .into_iter()
+        .map(|n| xshim_elf_notes::FoundNote { owner: String::from_utf8_lossy(n.owner).into_owned(), note_type: n.note_type, desc: n.desc.to_vec() })
+        .collect();
     let xen: Vec<_> = notes.iter().filter(|n| n.owner == "Xen").collect();
     let abi = notes.iter().find(|n| n.owner == "XSHIM" && n.note_type == 1).and_then(|n| match n.value() {
         NoteValue::Number(v) => Some(v),
         _ => None,
     });
     let mut text = String::new();
-    if xen.is_empty() {
-        // A payload.
+    if !xen.iter().any(|n| n.note_type == xshim_elf_notes::ty::PHYS32_ENTRY) {
+        // A payload (one that carries Xen notes is refused by the loader, naming them).
         let p = payload_json(bytes).map_err(|e| format!("payload refused: {e}"))?;
         text.push_str(&format!("payload ELF: entry {}, payload ABI v{}\n", p["entry"].as_str().unwrap_or("?"), abi.map(|v| v.to_string()).unwrap_or_else(|| "unknown (no .note.xshim)".into())));
         for s in p["segments"].as_array().into_iter().flatten() {
             text.push_str(&format!("  segment {} filesz {} memsz {}{}\n", s["addr"].as_str().unwrap_or(""), s["filesz"], s["memsz"], if s["exec"].as_bool() == Some(true) { " exec" } else { "" }));
         }
         return Ok(Report { kind: "payload", json: json!({"kind": "payload", "payload": p, "segments": segments(&elf)}), text });
-    }
-    if !xen.iter().any(|n| n.note_type == xshim_elf_notes::ty::PHYS32_ENTRY) {
-        return Err("image has Xen notes but no PHYS32_ENTRY: not bootable as PVH".into());
     }
     let embedded = crate::wrap::embedded_payload(bytes)?;
     let kind = if embedded.is_some() { "wrapped-image" } else { "shim" };
