@@ -27,7 +27,7 @@ mod entry {
     use crate::hw::{cpu, tables, xen::hypercall};
     use crate::kernel::{self, fatal};
     use crate::platform::{self, Platform};
-    use crate::{console};
+    use crate::console;
     use alloc::vec::Vec;
     use linked_list_allocator::LockedHeap;
     use xshim_elf_notes::{ty, xen_note_num, xen_note_str};

@@ -228,11 +228,12 @@ scenario_demo() {
   save_restore "$GUEST" '' "$WORD" && wait_count "$GUEST" TICK $(( $(last_count "$GUEST" TICK) + 3 )) 60
   finish
 }
-# One lab boot, two guests of the same size: the xshim ticker (xa, /xlab/xa.cfg) and the Linux
-# PV baseline (xb, /xlab/xb.cfg), each created, saved+restored CYCLES times, checkpointed and
-# migrated; check names carry "xshim-" or "linux-".
+# One lab boot, guests of the same size one after the other (GUESTS: name:label:word:ready):
+# the xshim ticker (xa), optionally another build's shim (xc, "before"), and the Linux PV
+# baseline (xb); each created, saved+restored CYCLES times, checkpointed and migrated; check
+# names carry the label.
 scenario_compare() {
-  for _g in xa:xshim:TICK:2 xb:linux:COUNTER:3; do
+  for _g in $GUESTS; do
     IFS=: read -r _name _who _word _ready <<EOF_G
 $_g
 EOF_G

@@ -69,6 +69,8 @@ pub struct LabOpts {
     pub scenario: Scenario,
     pub mode: Mode,
     pub payload: String,
+    /// A wrapped image instead of shim + payload. For `compare`: another build's shim ELF,
+    /// run with the same ticker as a third guest (`before`) in the same lab boot.
     pub image: Option<PathBuf>,
     pub cycles: u32,
     pub memory: u32,
@@ -180,8 +182,15 @@ fn script(o: &LabOpts) -> String {
     let ty = o.mode.xl_type();
     let mut s = String::from(". /xlab/xlab-lib.sh\n");
     if o.scenario == Scenario::Compare {
-        s.push_str(&xl_cfg("xa", ty, "/xlab/kernel", "ramdisk=\"/xlab/payload\"\ncmdline=\"xshim.log=debug\"", o.memory));
+        let ticker = "ramdisk=\"/xlab/payload\"\ncmdline=\"xshim.log=debug\"";
+        s.push_str(&xl_cfg("xa", ty, "/xlab/kernel", ticker, o.memory));
         s.push_str(&xl_cfg("xb", "pv", "/xlab/vmlinuz", "ramdisk=\"/xlab/guest.cpio.gz\"\nextra=\"console=hvc0 quiet\"", o.memory));
+        let mut guests = String::from("xa:xshim:TICK:2");
+        if o.image.is_some() {
+            s.push_str(&xl_cfg("xc", ty, "/xlab/kernel-before", ticker, o.memory));
+            guests.push_str(" xc:before:TICK:2");
+        }
+        let _ = writeln!(s, "GUESTS='{guests} xb:linux:COUNTER:3'");
     } else if linux {
         s.push_str(&xl_cfg(GUEST, ty, "/xlab/kernel", "ramdisk=\"/xlab/guest.cpio.gz\"\nextra=\"console=hvc0 quiet\"", o.memory));
     } else {
@@ -262,6 +271,9 @@ fn stage(o: &LabOpts, dir: &Path) -> Result<(), String> {
         copy(&util::lab_cache().join("guest.cpio.gz"), "guest.cpio.gz")?;
     } else if o.scenario == Scenario::Compare {
         copy(&util::shim_elf(), "kernel")?;
+        if let Some(before) = &o.image {
+            copy(before, "kernel-before")?;
+        }
         copy(&util::payload_elf("ticker"), "payload")?;
         copy(&util::lab_cache().join("vmlinuz"), "vmlinuz")?;
         copy(&util::lab_cache().join("guest.cpio.gz"), "guest.cpio.gz")?;
@@ -407,25 +419,40 @@ pub fn report(res: &LabResult) {
 }
 
 /// `xshim bench saverestore`: the xshim guest against the Linux PV baseline of the same memory
-/// size, in the same lab boot; figures as ratios (xshim / Linux).
-pub fn bench(memory: u32, cycles: u32, mode: Mode) -> Result<bool, String> {
-    let o = LabOpts { scenario: Scenario::Compare, mode, payload: "ticker".into(), image: None, cycles, memory, payload_args: String::new() };
+/// size, and optionally against another build's shim (`against`), in the same lab boot;
+/// figures as ratios against Linux (and against the other build).
+pub fn bench(memory: u32, cycles: u32, mode: Mode, against: Option<PathBuf>) -> Result<bool, String> {
+    let with_before = against.is_some();
+    let o = LabOpts { scenario: Scenario::Compare, mode, payload: "ticker".into(), image: against, cycles, memory, payload_args: String::new() };
     let res = run(&o, true)?;
     let stats = |who: &str, op: &str| -> Option<(usize, f64)> {
-        let v: Vec<f64> = res.checks.iter().filter(|c| c.pass && c.name.starts_with(who) && c.name.ends_with(op)).map(|c| c.secs).collect();
+        let v: Vec<f64> = res.checks.iter().filter(|c| c.pass && c.name.starts_with(&format!("{who}-")) && c.name.ends_with(op)).map(|c| c.secs).collect();
         (!v.is_empty()).then(|| (v.len(), v.iter().sum::<f64>() / v.len() as f64))
     };
     println!("\nbench: {memory} MiB guests, one lab boot; mean seconds per operation");
     let who = if mode == Mode::Pv { "xshim (PV)" } else { "xshim (PVH)" };
-    println!("{:<14} {:>14} {:>14} {:>8}", "operation", who, "Linux (PV)", "ratio");
+    let f = |v: Option<(usize, f64)>| v.map(|(n, m)| format!("{m:.2} (n={n})")).unwrap_or_else(|| "-".into());
+    let ratio = |a: Option<(usize, f64)>, b: Option<(usize, f64)>| match (a, b) {
+        (Some((_, a)), Some((_, b))) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "-".into(),
+    };
+    if with_before {
+        println!("{:<14} {:>14} {:>14} {:>14} {:>10} {:>10}", "operation", who, "before", "Linux (PV)", "/before", "/Linux");
+    } else {
+        println!("{:<14} {:>14} {:>14} {:>8}", "operation", who, "Linux (PV)", "ratio");
+    }
     for op in ["create", "reach-payload", "save", "restore", "checkpoint", "migrate"] {
-        let (x, l) = (stats("xshim", op), stats("linux", op));
-        let f = |v: Option<(usize, f64)>| v.map(|(n, m)| format!("{m:.2} (n={n})")).unwrap_or_else(|| "-".into());
-        let ratio = match (x, l) {
-            (Some((_, a)), Some((_, b))) if b > 0.0 => format!("{:.2}", a / b),
-            _ => "-".into(),
-        };
-        println!("{:<14} {:>14} {:>14} {:>8}", op, f(x), f(l), ratio);
+        let (x, b, l) = (stats("xshim", op), stats("before", op), stats("linux", op));
+        if with_before {
+            println!("{:<14} {:>14} {:>14} {:>14} {:>10} {:>10}", op, f(x), f(b), f(l), ratio(x, b), ratio(x, l));
+        } else {
+            println!("{:<14} {:>14} {:>14} {:>8}", op, f(x), f(l), ratio(x, l));
+        }
+    }
+    for who in ["xa", "xc"] {
+        if let Some(us) = res.console_of(who).iter().find_map(|l| l.split("entering after ").nth(1)) {
+            println!("boot to payload entry ({}): {}", if who == "xa" { "xshim" } else { "before" }, us.trim());
+        }
     }
     if let Some(i) = res.info.iter().find(|i| i.starts_with("image_bytes")) {
         println!("first save image: {i}");

@@ -88,6 +88,9 @@ enum Cmd {
         /// How the xshim guest runs (the Linux baseline is always PV).
         #[arg(long, value_enum, default_value_t = lab::Mode::Pvh)]
         mode: lab::Mode,
+        /// Another build's shim ELF, run with the same ticker in the same lab boot (before/after).
+        #[arg(long)]
+        against: Option<PathBuf>,
     },
     /// The main demo: wrap ticker, boot it under real Xen, save it, restore it, show it continue.
     Demo,
@@ -199,11 +202,11 @@ fn main() -> ExitCode {
             let lab = !no_lab && std::env::var_os("XSHIM_NO_LAB").is_none();
             ExitCode::from(testrun::run(testrun::TestOpts { lab, soak }) as u8)
         }
-        Cmd::Bench { what: _, memory, cycles, mode } => {
+        Cmd::Bench { what: _, memory, cycles, mode, against } => {
             if let Err(e) = build::setup().and_then(|_| build::build()).and_then(|_| lab::build()) {
                 return fail(e);
             }
-            match lab::bench(memory, cycles, mode) {
+            match lab::bench(memory, cycles, mode, against) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::from(1),
                 Err(e) => fail(e),
