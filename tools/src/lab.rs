@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -170,32 +171,34 @@ fn scenario_function(s: Scenario) -> &'static str {
     }
 }
 
-/// An xl config (written by test.sh into /xlab/NAME.cfg).
-fn xl_cfg(name: &str, ty: &str, kernel: &str, boot: &str, memory: u32) -> String {
-    format!("cat > /xlab/{name}.cfg <<'CFG'\nname=\"{name}\"\ntype=\"{ty}\"\nkernel=\"{kernel}\"\n{boot}\n{}\nCFG\n", xl_common(memory))
+/// An xl config (written by test.sh into DIR/NAME.cfg); `boot` names files relative to DIR.
+fn xl_cfg(dir: &str, name: &str, ty: &str, kernel: &str, boot: &str, memory: u32) -> String {
+    let boot = boot.replace("@/", &format!("{dir}/"));
+    format!("cat > {dir}/{name}.cfg <<'CFG'\nname=\"{name}\"\ntype=\"{ty}\"\nkernel=\"{dir}/{kernel}\"\n{boot}\n{}\nCFG\n", xl_common(memory))
 }
 
-/// test.sh: the guest's xl config(s), the scenario's parameters, and one call of its function.
-fn script(o: &LabOpts) -> String {
+/// A scenario's test.sh, run in `dir` inside dom0: the guest's xl config(s), the scenario's
+/// parameters, and one call of its function.
+fn script(o: &LabOpts, dir: &str) -> String {
     let linux = o.scenario == Scenario::LinuxBaseline;
     let (word, ready) = readiness(&o.payload, linux);
     let ty = o.mode.xl_type();
-    let mut s = String::from(". /xlab/xlab-lib.sh\n");
+    let mut s = format!(". /xlab/xlab-lib.sh\nXLAB_DIR={dir}\n");
     if o.scenario == Scenario::Compare {
-        let ticker = "ramdisk=\"/xlab/payload\"\ncmdline=\"xshim.log=debug\"";
-        s.push_str(&xl_cfg("xa", ty, "/xlab/kernel", ticker, o.memory));
-        s.push_str(&xl_cfg("xb", "pv", "/xlab/vmlinuz", "ramdisk=\"/xlab/guest.cpio.gz\"\nextra=\"console=hvc0 quiet\"", o.memory));
+        let ticker = "ramdisk=\"@/payload\"\ncmdline=\"xshim.log=debug\"";
+        s.push_str(&xl_cfg(dir, "xa", ty, "kernel", ticker, o.memory));
+        s.push_str(&xl_cfg(dir, "xb", "pv", "vmlinuz", "ramdisk=\"@/guest.cpio.gz\"\nextra=\"console=hvc0 quiet\"", o.memory));
         let mut guests = String::from("xa:xshim:TICK:2");
         if o.image.is_some() {
-            s.push_str(&xl_cfg("xc", ty, "/xlab/kernel-before", ticker, o.memory));
+            s.push_str(&xl_cfg(dir, "xc", ty, "kernel-before", ticker, o.memory));
             guests.push_str(" xc:before:TICK:2");
         }
         let _ = writeln!(s, "GUESTS='{guests} xb:linux:COUNTER:3'");
     } else if linux {
-        s.push_str(&xl_cfg(GUEST, ty, "/xlab/kernel", "ramdisk=\"/xlab/guest.cpio.gz\"\nextra=\"console=hvc0 quiet\"", o.memory));
+        s.push_str(&xl_cfg(dir, GUEST, ty, "kernel", "ramdisk=\"@/guest.cpio.gz\"\nextra=\"console=hvc0 quiet\"", o.memory));
     } else {
-        let ramdisk = if o.image.is_none() { "ramdisk=\"/xlab/payload\"\n" } else { "" };
-        s.push_str(&xl_cfg(GUEST, ty, "/xlab/kernel", &format!("{ramdisk}cmdline=\"xshim.log=debug {}\"", o.payload_args), o.memory));
+        let ramdisk = if o.image.is_none() { "ramdisk=\"@/payload\"\n" } else { "" };
+        s.push_str(&xl_cfg(dir, GUEST, ty, "kernel", &format!("{ramdisk}cmdline=\"xshim.log=debug {}\"", o.payload_args), o.memory));
     }
     let _ = writeln!(s, "GUEST={GUEST} WORD={word} CYCLES={} PAYLOAD='{}'", o.cycles, o.payload);
     let _ = writeln!(s, "ready() {{ {ready}; }}");
@@ -261,40 +264,115 @@ fn parse_line(res: &mut LabResult, raw: &str) -> Option<String> {
     None
 }
 
-/// Stages the files a scenario needs in a fresh run directory.
-fn stage(o: &LabOpts, dir: &Path) -> Result<(), String> {
-    let copy = |from: &Path, to: &str| std::fs::copy(from, dir.join(to)).map(|_| ()).map_err(|e| format!("{}: {e}", from.display()));
-    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    copy(&util::root().join("tools/lab/xlab-lib.sh"), "xlab-lib.sh")?;
-    if o.scenario == Scenario::LinuxBaseline {
-        copy(&util::lab_cache().join("vmlinuz"), "kernel")?;
-        copy(&util::lab_cache().join("guest.cpio.gz"), "guest.cpio.gz")?;
-    } else if o.scenario == Scenario::Compare {
-        copy(&util::shim_elf(), "kernel")?;
-        if let Some(before) = &o.image {
-            copy(before, "kernel-before")?;
+/// Stages the files a scenario needs in `root/DIR`: each file once in `root/files/` (the
+/// shim is 2.7 MiB and a session runs it in ~25 scenarios), linked from the scenario's dir.
+fn stage(o: &LabOpts, root: &Path, dir: &str) -> Result<(), String> {
+    let sub = root.join(dir);
+    let shared = root.join("files");
+    std::fs::create_dir_all(&sub).and_then(|_| std::fs::create_dir_all(&shared)).map_err(|e| e.to_string())?;
+    let link = |from: &Path, to: &str| -> Result<(), String> {
+        let meta = std::fs::metadata(from).map_err(|e| format!("{}: {e}", from.display()))?;
+        let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+        let key = format!("{}-{:x}-{}", from.file_name().map_or("f".into(), |n| n.to_string_lossy().into_owned()), mtime, meta.len());
+        if !shared.join(&key).exists() {
+            std::fs::copy(from, shared.join(&key)).map_err(|e| format!("{}: {e}", from.display()))?;
         }
-        copy(&util::payload_elf("ticker"), "payload")?;
-        copy(&util::lab_cache().join("vmlinuz"), "vmlinuz")?;
-        copy(&util::lab_cache().join("guest.cpio.gz"), "guest.cpio.gz")?;
+        std::os::unix::fs::symlink(format!("../files/{key}"), sub.join(to)).map_err(|e| format!("{}: {e}", sub.join(to).display()))
+    };
+    if o.scenario == Scenario::LinuxBaseline {
+        link(&util::lab_cache().join("vmlinuz"), "kernel")?;
+        link(&util::lab_cache().join("guest.cpio.gz"), "guest.cpio.gz")?;
+    } else if o.scenario == Scenario::Compare {
+        link(&util::shim_elf(), "kernel")?;
+        if let Some(before) = &o.image {
+            link(before, "kernel-before")?;
+        }
+        link(&util::payload_elf("ticker"), "payload")?;
+        link(&util::lab_cache().join("vmlinuz"), "vmlinuz")?;
+        link(&util::lab_cache().join("guest.cpio.gz"), "guest.cpio.gz")?;
     } else if let Some(img) = &o.image {
-        copy(img, "kernel")?;
+        link(img, "kernel")?;
     } else {
-        copy(&util::shim_elf(), "kernel")?;
-        copy(&util::payload_elf(&o.payload), "payload")?;
+        link(&util::shim_elf(), "kernel")?;
+        link(&util::payload_elf(&o.payload), "payload")?;
     }
-    std::fs::write(dir.join("test.sh"), script(o)).map_err(|e| e.to_string())
+    std::fs::write(sub.join("test.sh"), script(o, &format!("/xlab/{dir}"))).map_err(|e| e.to_string())
 }
 
+/// The lab's process group (bash, timeout, QEMU): killed on every way out of `run`, also
+/// when `run` unwinds.
+struct LabGroup(u32);
+
+impl LabGroup {
+    fn kill(&self) {
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.0)]).stderr(Stdio::null()).status();
+    }
+}
+
+impl Drop for LabGroup {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One scenario in its own lab boot (a session of one).
 pub fn run(o: &LabOpts, echo: bool) -> Result<LabResult, String> {
+    run_session(std::slice::from_ref(o), echo).map(|mut v| v.remove(0))
+}
+
+/// Boots the lab once and runs the scenarios one after another (see `run_session` in
+/// xlab-lib.sh: cleanup and a dom0 health check between them). A scenario that the lab could
+/// not finish (dom0 sick, the lab silent) ends the boot; the scenarios after it run in a new
+/// one, and the output says so. Results come back in order, one per scenario.
+pub fn run_session(list: &[LabOpts], echo: bool) -> Result<Vec<LabResult>, String> {
+    let mut results: Vec<Option<LabResult>> = (0..list.len()).map(|_| None).collect();
+    let mut boots = 0;
+    while let Some(first) = results.iter().position(|r| r.is_none()) {
+        boots += 1;
+        if boots > 1 {
+            println!("lab: rebooting the lab for the {} scenario(s) left", results.iter().filter(|r| r.is_none()).count());
+        }
+        let pending: Vec<usize> = (first..list.len()).filter(|&i| results[i].is_none()).collect();
+        let done = one_boot(list, &pending, echo)?;
+        let progressed = !done.is_empty();
+        for (i, r) in done {
+            results[i] = Some(r);
+        }
+        if !progressed {
+            // Nothing finished (the lab died before the first scenario): give up on the rest.
+            for i in pending {
+                let mut r = LabResult::default();
+                r.checks.push(Check { name: "lab-finished".into(), pass: false, secs: 0.0, detail: "the lab failed before this scenario started".into() });
+                results[i] = Some(r);
+            }
+        }
+    }
+    Ok(results.into_iter().map(|r| r.expect("every scenario has a result")).collect())
+}
+
+/// One lab boot over `pending` (indices into `list`); returns the results of the scenarios
+/// that started (the last one may have failed because of the lab).
+fn one_boot(list: &[LabOpts], pending: &[usize], echo: bool) -> Result<Vec<(usize, LabResult)>, String> {
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    let dir = util::root().join("target/lab-runs").join(format!("{:?}-{}-{stamp}", o.scenario, o.payload).to_lowercase());
+    let name = if pending.len() == 1 { format!("{:?}-{}", list[pending[0]].scenario, list[pending[0]].payload) } else { format!("session-{}", pending.len()) };
+    let dir = util::root().join("target/lab-runs").join(format!("{name}-{stamp}").to_lowercase());
     let files = dir.join("xlab");
-    stage(o, &files)?;
-    let limit = time_limit(o);
+    std::fs::create_dir_all(&files).map_err(|e| e.to_string())?;
+    std::fs::copy(util::root().join("tools/lab/xlab-lib.sh"), files.join("xlab-lib.sh")).map_err(|e| e.to_string())?;
+    let mut session = String::new();
+    let mut limit = 60;
+    for &i in pending {
+        stage(&list[i], &files, &format!("s{i}"))?;
+        let _ = writeln!(session, "s{i} {}", time_limit(&list[i]));
+        limit += time_limit(&list[i]) + 30;
+    }
+    std::fs::write(files.join("session"), session).map_err(|e| e.to_string())?;
+    std::fs::write(files.join("test.sh"), ". /xlab/xlab-lib.sh\nrun_session\n").map_err(|e| e.to_string())?;
     let log_path = dir.join("serial.log");
     let mut log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
     let t0 = Instant::now();
+    // Its own process group, so that every exit path can stop QEMU with it (run-lab.sh execs
+    // `timeout`, which runs QEMU: killing only the child left QEMU running, orphaned).
     let mut child = Command::new("bash")
         .arg(util::root().join("tools/lab/run-lab.sh"))
         .arg(&files)
@@ -302,13 +380,13 @@ pub fn run(o: &LabOpts, echo: bool) -> Result<LabResult, String> {
         .env("XSHIM_LAB_CACHE", util::lab_cache())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .map_err(|e| format!("cannot start the lab: {e}"))?;
-    let mut res = LabResult { log_path: log_path.clone(), ..Default::default() };
+    let group = LabGroup(child.id());
     if echo {
-        println!("lab: {:?} ({:?}, payload {}, {} MiB, cycles {}), time limit {limit} s, log {}", o.scenario, o.mode, o.image.as_ref().map(|p| p.display().to_string()).unwrap_or(o.payload.clone()), o.memory, o.cycles, log_path.display());
+        println!("lab: booting Xen + dom0 for {} scenario(s), time limit {limit} s, log {}", pending.len(), log_path.display());
     }
-    // Lines arrive through a channel so that a silent lab (dom0 or Xen hung) is noticed.
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let stdout = child.stdout.take().expect("piped");
     std::thread::spawn(move || {
@@ -318,44 +396,116 @@ pub fn run(o: &LabOpts, echo: bool) -> Result<LabResult, String> {
             }
         }
     });
+    let mut done: Vec<(usize, LabResult)> = Vec::new();
+    let mut current: Option<(usize, LabResult, Instant)> = None;
+    // Lines before the first scenario (Xen and dom0 booting) and after the last.
+    let mut boot = LabResult::default();
+    let mut sick: Option<String> = None;
+    let mut hung = false;
     loop {
-        match rx.recv_timeout(SILENCE_LIMIT) {
-            Ok(line) => {
-                let _ = writeln!(log, "{line}");
-                if let Some(msg) = parse_line(&mut res, &line) {
+        let line = match rx.recv_timeout(SILENCE_LIMIT) {
+            Ok(l) => l,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                hung = true;
+                group.kill();
+                break;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        let _ = writeln!(log, "{line}");
+        let clean = line.trim_end_matches('\r');
+        if let Some(rest) = clean.split("XLAB-SCENARIO-BEGIN ").nth(1) {
+            let i: usize = rest.trim_start_matches('s').split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(usize::MAX);
+            if let Some(&i) = pending.iter().find(|&&p| p == i) {
+                let o = &list[i];
+                if echo {
+                    println!("lab: {:?} ({:?}, payload {}, {} MiB, cycles {}), limit {} s", o.scenario, o.mode, o.image.as_ref().map(|p| p.display().to_string()).unwrap_or(o.payload.clone()), o.memory, o.cycles, time_limit(o));
+                }
+                let mut r = LabResult { log_path: log_path.clone(), ..Default::default() };
+                r.info.extend(boot.info.iter().filter(|i| i.contains("toolstack up")).cloned());
+                current = Some((i, r, Instant::now()));
+            }
+            continue;
+        }
+        if let Some(rest) = clean.split("XLAB-SCENARIO-END ").nth(1) {
+            if let Some((i, mut r, started)) = current.take() {
+                // `timeout` in dom0 ends a scenario past its limit with 124 (137 if it had to kill).
+                let rc = rest.split_whitespace().nth(1).unwrap_or("?");
+                r.finished = rc != "124" && rc != "137";
+                r.secs = started.elapsed().as_secs_f64();
+                if !r.finished {
+                    r.checks.push(Check { name: "lab-finished".into(), pass: false, secs: r.secs, detail: format!("the scenario did not finish within {} s (rc {rc})", time_limit(&list[i])) });
+                }
+                finish_scenario(&list[i], &mut r, &dir, i, echo);
+                done.push((i, r));
+            }
+            continue;
+        }
+        if let Some(rest) = clean.split("XLAB-LAB-SICK ").nth(1) {
+            sick = Some(rest.to_string());
+            if echo {
+                println!("lab: dom0 is unhealthy after {rest}");
+            }
+            continue;
+        }
+        match current.as_mut() {
+            Some((_, r, _)) => {
+                if let Some(msg) = parse_line(r, &line) {
                     if echo {
                         println!("  {msg}");
                         let _ = std::io::stdout().flush();
                     }
                 }
             }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                res.hung = true;
-                let _ = child.kill();
-                break;
+            None => {
+                parse_line(&mut boot, &line);
             }
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
-    let st = child.wait().map_err(|e| e.to_string())?;
-    let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    let _ = child.wait();
+    group.kill();
+    if let Some((i, mut r, started)) = current.take() {
+        r.secs = started.elapsed().as_secs_f64();
+        r.hung = hung;
+        let detail = if hung {
+            format!("the lab went silent for {} s (dom0 or Xen hung); stopped", SILENCE_LIMIT.as_secs())
+        } else {
+            format!("the lab ended during the scenario after {:.0} s", util::secs(t0))
+        };
+        r.checks.push(Check { name: "lab-finished".into(), pass: false, secs: r.secs, detail });
+        finish_scenario(&list[i], &mut r, &dir, i, echo);
+        done.push((i, r));
     }
-    res.secs = util::secs(t0);
-    if res.hung {
-        res.checks.push(Check { name: "lab-finished".into(), pass: false, secs: res.secs, detail: format!("the lab went silent for {} s (dom0 or Xen hung); stopped", SILENCE_LIMIT.as_secs()) });
-    } else if !res.finished {
-        res.checks.push(Check { name: "lab-finished".into(), pass: false, secs: res.secs, detail: format!("dom0 did not finish the scenario within {limit} s ({st}) {}", err.trim()) });
+    for i in boot.info.iter().filter(|i| i.starts_with("dom0 footprint")) {
+        println!("lab: {i}");
     }
-    let streamed = res.checks.len();
-    host_checks(o, &mut res);
+    if let Some(why) = sick {
+        println!("lab: the session stopped: dom0 unhealthy ({why})");
+    }
     if echo {
-        for c in &res.checks[streamed..] {
+        println!("lab: {} of {} scenario(s) ran in this boot, {:.1} s", done.len(), pending.len(), util::secs(t0));
+    }
+    Ok(done)
+}
+
+/// After a scenario: the host-side checks, and its consoles in the run directory.
+fn finish_scenario(o: &LabOpts, r: &mut LabResult, dir: &Path, i: usize, echo: bool) {
+    let streamed = r.checks.len();
+    host_checks(o, r);
+    if echo {
+        for c in &r.checks[streamed..] {
             println!("  {} {} {}", if c.pass { "PASS" } else { "FAIL" }, c.name, c.detail);
         }
     }
-    Ok(res)
+    // Every guest console of the scenario (all its domains: restores and migrations run
+    // under the same name or NAME--incoming), for anyone to check with their own tools.
+    let mut text = String::new();
+    for (name, lines) in &r.consoles {
+        for l in lines {
+            let _ = writeln!(text, "{name}: {l}");
+        }
+    }
+    let _ = std::fs::write(dir.join(format!("s{i}-console.log")), text);
 }
 
 /// Checks made on the host from the guest's console.
@@ -479,7 +629,7 @@ mod tests {
         let lib = util::root().join("tools/lab/xlab-lib.sh");
         for &scenario in Scenario::value_variants() {
             let o = LabOpts { scenario, mode: Mode::Pv, payload: "ticker".into(), image: None, cycles: 2, memory: 128, payload_args: "spin=1".into() };
-            let text = script(&o);
+            let text = script(&o, "/xlab/s0");
             assert!(text.trim_end().ends_with(scenario_function(scenario)), "{scenario:?}: {text}");
             let lib_text = std::fs::read_to_string(&lib).unwrap();
             assert!(lib_text.contains(&format!("{}() {{", scenario_function(scenario))), "{scenario:?} has a function in xlab-lib.sh");
@@ -487,7 +637,7 @@ mod tests {
             let out = std::process::Command::new("sh").args(["-n", "-c", &whole]).output().unwrap();
             assert!(out.status.success(), "{scenario:?}: sh -n: {}", String::from_utf8_lossy(&out.stderr));
         }
-        let text = script(&LabOpts { scenario: Scenario::Saverestore, mode: Mode::Pvh, payload: "ticker".into(), image: None, cycles: 5, memory: 32, payload_args: String::new() });
+        let text = script(&LabOpts { scenario: Scenario::Saverestore, mode: Mode::Pvh, payload: "ticker".into(), image: None, cycles: 5, memory: 32, payload_args: String::new() }, "/xlab/s0");
         assert!(text.contains("type=\"pvh\"") && text.contains("memory=32") && text.contains("CYCLES=5"), "{text}");
         println!("checked: {} scenario scripts parse with sh -n and call their function", Scenario::value_variants().len());
     }

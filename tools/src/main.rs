@@ -100,10 +100,12 @@ enum Cmd {
 enum LabCmd {
     /// Build (or check) the cached lab.
     Build,
-    /// Run a scenario in the lab and print one PASS/FAIL line per check.
+    /// Run scenarios in the lab, one boot of Xen + dom0 for all of them, and print one
+    /// PASS/FAIL line per check.
     Run {
-        #[arg(value_enum)]
-        scenario: lab::Scenario,
+        /// One or more scenarios, run in this order in one lab session.
+        #[arg(value_enum, num_args = 1.., required = true)]
+        scenario: Vec<lab::Scenario>,
         /// Guest type (default: pvh; linux-baseline: pv).
         #[arg(long, value_enum)]
         mode: Option<lab::Mode>,
@@ -178,8 +180,7 @@ fn main() -> ExitCode {
             Err(e) => fail(e),
         },
         Cmd::Lab { cmd: LabCmd::Run { scenario, mode, payload, image, cycles, memory, args } } => {
-            let mode = mode.unwrap_or(if scenario == lab::Scenario::LinuxBaseline { lab::Mode::Pv } else { lab::Mode::Pvh });
-            if image.is_none() && scenario != lab::Scenario::LinuxBaseline && !util::payload_elf(&payload).exists() {
+            if image.is_none() && !util::payload_elf(&payload).exists() {
                 if let Err(e) = build::build() {
                     return fail(e);
                 }
@@ -187,10 +188,21 @@ fn main() -> ExitCode {
             if let Err(e) = lab::build() {
                 return fail(e);
             }
-            match lab::run(&lab::LabOpts { scenario, mode, payload, image, cycles, memory, payload_args: args }, true) {
-                Ok(res) => {
-                    lab::report(&res);
-                    if res.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+            let list: Vec<lab::LabOpts> = scenario
+                .iter()
+                .map(|&s| {
+                    let mode = mode.unwrap_or(if s == lab::Scenario::LinuxBaseline { lab::Mode::Pv } else { lab::Mode::Pvh });
+                    lab::LabOpts { scenario: s, mode, payload: payload.clone(), image: image.clone(), cycles, memory, payload_args: args.clone() }
+                })
+                .collect();
+            match lab::run_session(&list, true) {
+                Ok(results) => {
+                    let mut ok = true;
+                    for res in &results {
+                        lab::report(res);
+                        ok &= res.passed();
+                    }
+                    if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
                 }
                 Err(e) => fail(e),
             }
