@@ -113,7 +113,7 @@ mod entry {
         init_heap();
         // Events are masked (Xen starts a PV guest so); the token says so for the locks.
         let (events, _) = Platform::Pv.events_disable();
-        let info = platform::pv::init(start_info_va).unwrap_or_else(|e| fatal::fatal("PV bring-up", e));
+        let info = platform::pv::init(start_info_va, &events).unwrap_or_else(|e| fatal::fatal("PV bring-up", e));
         let (shim_opts, payload_cmdline) = start_info::split_cmdline(&info.cmdline);
         console::init_logger(log_level(&shim_opts));
         platform::pv::connect(&info, &events).unwrap_or_else(|e| fatal::fatal("PV bring-up", e));

@@ -2,5 +2,8 @@
 # PID 1 of the linux-baseline guest: a console counter, one line a second.
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
+# `xl shutdown`: Linux's orderly poweroff runs /sbin/poweroff, which signals PID 1 (this
+# shell) with USR2; power off for real then, as an init would.
+trap 'echo "COUNTER poweroff"; poweroff -f' USR2 TERM
 i=0
 while true; do i=$((i+1)); echo "COUNTER $i"; sleep 1; done

@@ -12,7 +12,13 @@ logs_of() {
   echo /dev/null
 }
 # The highest number N of lines "<WORD> N" in the guest's console logs (0 if none): one awk.
-last_count() { awk -v w="$2" '{ sub(/\r$/, "") } $1 == w && $2 ~ /^[0-9]+$/ { if ($2 + 0 > m) m = $2 + 0 } END { print m + 0 }' $(logs_of "$1") 2>/dev/null; }
+# WORD "-": any payload; the number of lines matching the regex $PROGRESS instead.
+last_count() {
+  if [ "$2" = - ]; then grep -acE "$PROGRESS" $(logs_of "$1") 2>/dev/null | awk -F: '{ s += $NF } END { print s + 0 }'; return; fi
+  awk -v w="$2" '{ sub(/\r$/, "") } $1 == w && $2 ~ /^[0-9]+$/ { if ($2 + 0 > m) m = $2 + 0 } END { print m + 0 }' $(logs_of "$1") 2>/dev/null
+}
+# A line every 30 s of waiting, so that a long wait is not taken for a silent (hung) lab.
+heartbeat() { [ $(($1 % 60)) -eq 59 ] && echo "XLAB-WAITING $2 $((($1 + 1) / 2)) s"; }
 # Waits poll twice a second with one short process each: polling every 0.2 s with four
 # processes (cat | tr | grep | awk) halved a compute payload's speed under TCG (894 vs 1,919
 # iterations/s, measured).
@@ -22,14 +28,14 @@ POLL=0.5
 wait_count() {
   _n=0; _lim=$(($4 * 2))
   while [ "$(last_count "$1" "$2")" -lt "$3" ]; do
-    [ $_n -ge $_lim ] && return 1; sleep $POLL; _n=$((_n + 1))
+    [ $_n -ge $_lim ] && return 1; sleep $POLL; heartbeat $_n "$1 for $2 >= $3"; _n=$((_n + 1))
   done
 }
 # wait_grep NAME REGEX SECONDS
 wait_grep() {
   _n=0; _lim=$(($3 * 2))
   while ! grep -aqE "$2" $(logs_of "$1") 2>/dev/null; do
-    [ $_n -ge $_lim ] && return 1; sleep $POLL; _n=$((_n + 1))
+    [ $_n -ge $_lim ] && return 1; sleep $POLL; heartbeat $_n "$1 for /$2/"; _n=$((_n + 1))
   done
 }
 exists() { xl domid "$1" >/dev/null 2>&1; }
@@ -216,6 +222,19 @@ scenario_soak() {
 # The same operations as the xshim scenarios, once each, on the Linux PV guest.
 scenario_linux_baseline() {
   start_guest && { migrate "$GUEST" '' "$WORD"; save_restore "$GUEST" '' "$WORD"; checkpoint "$GUEST" '' "$WORD"; }
+  finish
+}
+# After migrate, save/restore and checkpoint, a guest that powers off must go away
+# (on_poweroff="destroy": the xl that restored or received it watches it). The ticker powers
+# itself off (ticks=N); the Linux guest is asked to (xl shutdown).
+scenario_lifecycle() {
+  [ "$PAYLOAD" = linux ] || check_notes
+  start_guest || { finish; return; }
+  { migrate "$GUEST" '' "$WORD" && save_restore "$GUEST" '' "$WORD" && checkpoint "$GUEST" '' "$WORD"; } || { finish; return; }
+  [ "$PAYLOAD" = linux ] && step xl-shutdown 90 xl shutdown "$GUEST"
+  _t0=$(now)
+  if wait_gone "$GUEST" 150; then check gone-after-poweroff PASS "$(dt $_t0 $(now))" 'domain destroyed (on_poweroff=destroy)'
+  else check gone-after-poweroff FAIL "$(dt $_t0 $(now))" "state $(xl list "$GUEST" 2>/dev/null | awk 'NR==2 { print $5 }'); xl processes: $(ps -eo args | grep '^xl ' | tr '\n' ';')"; fi
   finish
 }
 scenario_control() { check_notes; start_guest && control_misuse "$GUEST" "$WORD"; finish; }

@@ -27,6 +27,9 @@ pub enum Scenario {
     LinuxBaseline,
     /// The demo: boot, a few ticks, save, restore, a few ticks.
     Demo,
+    /// Migrate, save/restore and checkpoint, then the guest powers off (ticker: `--args
+    /// ticks=N`; `--payload linux`: xl shutdown): its domain must be destroyed.
+    Lifecycle,
     /// A console backend that stops reading for 12 s (nothing the payload wrote is lost),
     /// then the control/shutdown protocol under misuse: an unknown request (ignored, acknowledged,
     /// the guest keeps running), then two `xl save` of the guest at once (one wins, the other
@@ -76,6 +79,33 @@ pub struct LabOpts {
     pub cycles: u32,
     pub memory: u32,
     pub payload_args: String,
+    /// A regex the guest's console must match once the payload runs (default: per payload,
+    /// e.g. two TICK lines for the ticker).
+    pub ready: Option<String>,
+    /// A regex whose matching console lines show the payload makes progress (default: the
+    /// numbered TICK lines). Each operation waits for one more matching line.
+    pub progress: Option<String>,
+    /// Print the guest's console after the scenario (`lab run`; the test tier shows it only
+    /// when a check fails).
+    pub show_console: bool,
+}
+
+impl LabOpts {
+    /// The Linux PV baseline guest instead of xshim (its scenario, or `--payload linux`).
+    pub fn is_linux(&self) -> bool {
+        self.scenario == Scenario::LinuxBaseline || self.payload == "linux"
+    }
+}
+
+impl Default for LabOpts {
+    fn default() -> Self {
+        LabOpts { scenario: Scenario::Boot, mode: Mode::Pvh, payload: "ticker".into(), image: None, cycles: 1, memory: 128, payload_args: String::new(), ready: None, progress: None, show_console: false }
+    }
+}
+
+/// A string as one single-quoted shell word.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 #[derive(Debug, Clone)]
@@ -168,6 +198,7 @@ fn scenario_function(s: Scenario) -> &'static str {
         Scenario::Crash => "scenario_crash",
         Scenario::Dom0Check => "scenario_dom0_check",
         Scenario::Compare => "scenario_compare",
+        Scenario::Lifecycle => "scenario_lifecycle",
     }
 }
 
@@ -180,8 +211,17 @@ fn xl_cfg(dir: &str, name: &str, ty: &str, kernel: &str, boot: &str, memory: u32
 /// A scenario's test.sh, run in `dir` inside dom0: the guest's xl config(s), the scenario's
 /// parameters, and one call of its function.
 fn script(o: &LabOpts, dir: &str) -> String {
-    let linux = o.scenario == Scenario::LinuxBaseline;
-    let (word, ready) = readiness(&o.payload, linux);
+    let linux = o.is_linux();
+    let (mut word, mut ready) = readiness(&o.payload, linux);
+    if let Some(re) = &o.ready {
+        ready = format!("wait_grep {GUEST} {} 180", sh_quote(re));
+    }
+    let mut progress = String::new();
+    if let Some(re) = &o.progress {
+        // WORD "-": count the lines that match PROGRESS instead of numbered WORD lines.
+        word = "-";
+        progress = format!("PROGRESS={}\n", sh_quote(re));
+    }
     let ty = o.mode.xl_type();
     let mut s = format!(". /xlab/xlab-lib.sh\nXLAB_DIR={dir}\n");
     if o.scenario == Scenario::Compare {
@@ -200,7 +240,8 @@ fn script(o: &LabOpts, dir: &str) -> String {
         let ramdisk = if o.image.is_none() { "ramdisk=\"@/payload\"\n" } else { "" };
         s.push_str(&xl_cfg(dir, GUEST, ty, "kernel", &format!("{ramdisk}cmdline=\"xshim.log=debug {}\"", o.payload_args), o.memory));
     }
-    let _ = writeln!(s, "GUEST={GUEST} WORD={word} CYCLES={} PAYLOAD='{}'", o.cycles, o.payload);
+    s.push_str(&progress);
+    let _ = writeln!(s, "GUEST={GUEST} WORD={word} CYCLES={} PAYLOAD={}", o.cycles, sh_quote(&o.payload));
     let _ = writeln!(s, "ready() {{ {ready}; }}");
     let _ = writeln!(s, "{}", scenario_function(o.scenario));
     s
@@ -213,6 +254,7 @@ fn time_limit(o: &LabOpts) -> u64 {
         Scenario::Control => 120,
         Scenario::Migrate | Scenario::Soak => 60,
         Scenario::Compare => 120,
+        Scenario::Lifecycle => 240,
         _ => 45,
     };
     (240 + per_op * o.cycles as u64 + if o.scenario == Scenario::LinuxBaseline { 120 } else { 0 }).min(3600)
@@ -279,7 +321,7 @@ fn stage(o: &LabOpts, root: &Path, dir: &str) -> Result<(), String> {
         }
         std::os::unix::fs::symlink(format!("../files/{key}"), sub.join(to)).map_err(|e| format!("{}: {e}", sub.join(to).display()))
     };
-    if o.scenario == Scenario::LinuxBaseline {
+    if o.is_linux() {
         link(&util::lab_cache().join("vmlinuz"), "kernel")?;
         link(&util::lab_cache().join("guest.cpio.gz"), "guest.cpio.gz")?;
     } else if o.scenario == Scenario::Compare {
@@ -419,7 +461,7 @@ fn one_boot(list: &[LabOpts], pending: &[usize], echo: bool) -> Result<Vec<(usiz
             if let Some(&i) = pending.iter().find(|&&p| p == i) {
                 let o = &list[i];
                 if echo {
-                    println!("lab: {:?} ({:?}, payload {}, {} MiB, cycles {}), limit {} s", o.scenario, o.mode, o.image.as_ref().map(|p| p.display().to_string()).unwrap_or(o.payload.clone()), o.memory, o.cycles, time_limit(o));
+                    println!("lab: [{:6.1} s] {:?} ({:?}, payload {}, {} MiB, cycles {}), limit {} s", util::secs(t0), o.scenario, o.mode, o.image.as_ref().map(|p| p.display().to_string()).unwrap_or(o.payload.clone()), o.memory, o.cycles, time_limit(o));
                 }
                 let mut r = LabResult { log_path: log_path.clone(), ..Default::default() };
                 r.info.extend(boot.info.iter().filter(|i| i.contains("toolstack up")).cloned());
@@ -441,6 +483,9 @@ fn one_boot(list: &[LabOpts], pending: &[usize], echo: bool) -> Result<Vec<(usiz
             }
             continue;
         }
+        if echo && clean.contains("XLAB: toolstack up at") {
+            println!("lab: [{:6.1} s] Xen and dom0's toolstack are up", util::secs(t0));
+        }
         if let Some(rest) = clean.split("XLAB-LAB-SICK ").nth(1) {
             sick = Some(rest.to_string());
             if echo {
@@ -452,7 +497,7 @@ fn one_boot(list: &[LabOpts], pending: &[usize], echo: bool) -> Result<Vec<(usiz
             Some((_, r, _)) => {
                 if let Some(msg) = parse_line(r, &line) {
                     if echo {
-                        println!("  {msg}");
+                        println!("  [{:6.1} s] {msg}", util::secs(t0));
                         let _ = std::io::stdout().flush();
                     }
                 }
@@ -497,6 +542,13 @@ fn finish_scenario(o: &LabOpts, r: &mut LabResult, dir: &Path, i: usize, echo: b
             println!("  {} {} {}", if c.pass { "PASS" } else { "FAIL" }, c.name, c.detail);
         }
     }
+    if o.show_console {
+        let lines = r.console_of(GUEST);
+        println!("---- console of {GUEST} ({} lines, every domain of the scenario)", lines.len());
+        for l in lines {
+            println!("  {l}");
+        }
+    }
     // Every guest console of the scenario (all its domains: restores and migrations run
     // under the same name or NAME--incoming), for anyone to check with their own tools.
     let mut text = String::new();
@@ -510,7 +562,7 @@ fn finish_scenario(o: &LabOpts, r: &mut LabResult, dir: &Path, i: usize, echo: b
 
 /// Checks made on the host from the guest's console.
 fn host_checks(o: &LabOpts, res: &mut LabResult) {
-    if o.scenario == Scenario::LinuxBaseline {
+    if o.is_linux() {
         return;
     }
     let guest = if o.scenario == Scenario::Compare { "xa" } else { GUEST };
@@ -523,7 +575,8 @@ fn host_checks(o: &LabOpts, res: &mut LabResult) {
         return;
     }
     add("no-shim-crash", !crashed, if crashed { "the shim crashed (see the console)".into() } else { "no crash or panic on the console".into() });
-    let is_ticker = o.payload == "ticker" || o.image.as_ref().is_some_and(|_| console.contains("TICKER start"));
+    // The ticker, unless the run names its own progress pattern (another payload).
+    let is_ticker = o.progress.is_none() && ((o.payload == "ticker" && o.image.is_none()) || console.contains("TICKER start"));
     if is_ticker && (o.scenario != Scenario::Boot || console.contains("TICK ")) {
         let r = ticker_check::check(console.lines());
         add("ticker-continuity", r.ok(), r.summary());
@@ -573,7 +626,7 @@ pub fn report(res: &LabResult) {
 /// figures as ratios against Linux (and against the other build).
 pub fn bench(memory: u32, cycles: u32, mode: Mode, against: Option<PathBuf>) -> Result<bool, String> {
     let with_before = against.is_some();
-    let o = LabOpts { scenario: Scenario::Compare, mode, payload: "ticker".into(), image: against, cycles, memory, payload_args: String::new() };
+    let o = LabOpts { scenario: Scenario::Compare, mode, image: against, cycles, memory, ..Default::default() };
     let res = run(&o, true)?;
     let stats = |who: &str, op: &str| -> Option<(usize, f64)> {
         let v: Vec<f64> = res.checks.iter().filter(|c| c.pass && c.name.starts_with(&format!("{who}-")) && c.name.ends_with(op)).map(|c| c.secs).collect();
@@ -628,7 +681,7 @@ mod tests {
         use clap::ValueEnum;
         let lib = util::root().join("tools/lab/xlab-lib.sh");
         for &scenario in Scenario::value_variants() {
-            let o = LabOpts { scenario, mode: Mode::Pv, payload: "ticker".into(), image: None, cycles: 2, memory: 128, payload_args: "spin=1".into() };
+            let o = LabOpts { scenario, mode: Mode::Pv, cycles: 2, payload_args: "spin=1".into(), ..Default::default() };
             let text = script(&o, "/xlab/s0");
             assert!(text.trim_end().ends_with(scenario_function(scenario)), "{scenario:?}: {text}");
             let lib_text = std::fs::read_to_string(&lib).unwrap();
@@ -637,8 +690,14 @@ mod tests {
             let out = std::process::Command::new("sh").args(["-n", "-c", &whole]).output().unwrap();
             assert!(out.status.success(), "{scenario:?}: sh -n: {}", String::from_utf8_lossy(&out.stderr));
         }
-        let text = script(&LabOpts { scenario: Scenario::Saverestore, mode: Mode::Pvh, payload: "ticker".into(), image: None, cycles: 5, memory: 32, payload_args: String::new() }, "/xlab/s0");
+        let text = script(&LabOpts { scenario: Scenario::Saverestore, cycles: 5, memory: 32, ..Default::default() }, "/xlab/s0");
         assert!(text.contains("type=\"pvh\"") && text.contains("memory=32") && text.contains("CYCLES=5"), "{text}");
+        // Any payload: its own readiness and progress patterns, quoted for the shell.
+        let text = script(&LabOpts { scenario: Scenario::Saverestore, ready: Some("bench: it's up".into()), progress: Some("^iter [0-9]+".into()), ..Default::default() }, "/xlab/s0");
+        assert!(text.contains("wait_grep x1 'bench: it'\\''s up' 180") && text.contains("PROGRESS='^iter [0-9]+'") && text.contains("WORD=-"), "{text}");
+        let lib = std::fs::read_to_string(util::root().join("tools/lab/xlab-lib.sh")).unwrap();
+        let out = std::process::Command::new("sh").args(["-n", "-c", &format!("{lib}\n{}", text.replacen(". /xlab/xlab-lib.sh", "", 1))]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         println!("checked: {} scenario scripts parse with sh -n and call their function", Scenario::value_variants().len());
     }
 

@@ -123,6 +123,13 @@ enum LabCmd {
         /// Extra payload command-line words (e.g. spin=1).
         #[arg(long, default_value = "")]
         args: String,
+        /// A regex the console shows once the payload runs (default: per example payload).
+        #[arg(long)]
+        ready: Option<String>,
+        /// A regex of console lines that show progress; each operation waits for one more
+        /// (default: the ticker's numbered TICK lines).
+        #[arg(long)]
+        progress: Option<String>,
     },
 }
 
@@ -179,7 +186,7 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(e),
         },
-        Cmd::Lab { cmd: LabCmd::Run { scenario, mode, payload, image, cycles, memory, args } } => {
+        Cmd::Lab { cmd: LabCmd::Run { scenario, mode, payload, image, cycles, memory, args, ready, progress } } => {
             if image.is_none() && !util::payload_elf(&payload).exists() {
                 if let Err(e) = build::build() {
                     return fail(e);
@@ -192,7 +199,7 @@ fn main() -> ExitCode {
                 .iter()
                 .map(|&s| {
                     let mode = mode.unwrap_or(if s == lab::Scenario::LinuxBaseline { lab::Mode::Pv } else { lab::Mode::Pvh });
-                    lab::LabOpts { scenario: s, mode, payload: payload.clone(), image: image.clone(), cycles, memory, payload_args: args.clone() }
+                    lab::LabOpts { scenario: s, mode, payload: payload.clone(), image: image.clone(), cycles, memory, payload_args: args.clone(), ready: ready.clone(), progress: progress.clone(), show_console: true }
                 })
                 .collect();
             match lab::run_session(&list, true) {
@@ -248,7 +255,7 @@ fn demo() -> ExitCode {
         return fail(e);
     }
     println!("demo: booting it under real Xen (PVH) in the lab, then xl save + xl restore");
-    let o = lab::LabOpts { scenario: lab::Scenario::Demo, mode: lab::Mode::Pvh, payload: "ticker".into(), image: Some(image), cycles: 1, memory: 128, payload_args: String::new() };
+    let o = lab::LabOpts { scenario: lab::Scenario::Demo, image: Some(image), ..Default::default() };
     let mut res = match lab::run(&o, true) {
         Ok(r) => r,
         Err(e) => return fail(e),

@@ -220,7 +220,7 @@ fn lab_tier(t: &mut Tally, soak: bool) {
         return t.record("lab-build", false, &e);
     }
     let t0 = std::time::Instant::now();
-    let base = |scenario, payload: &str, cycles| LabOpts { scenario, mode: Mode::Pvh, payload: payload.into(), image: None, cycles, memory: 128, payload_args: String::new() };
+    let base = |scenario, payload: &str, cycles| LabOpts { scenario, payload: payload.into(), cycles, ..Default::default() };
     let pv = |scenario, cycles| LabOpts { mode: Mode::Pv, ..base(scenario, "ticker", cycles) };
     let mut list: Vec<(String, LabOpts)> = Vec::new();
     let mut add = |label: &str, o: LabOpts| list.push((label.to_string(), o));

@@ -67,7 +67,7 @@ fn install_traps_and_callbacks() -> Result<(), PlatformError> {
 }
 
 /// The first half of bring-up, before the logger exists (it needs start_info's command line).
-pub fn init(start_info_va: u64) -> Result<PvInfo, PlatformError> {
+pub fn init(start_info_va: u64, events: &EventsOff) -> Result<PvInfo, PlatformError> {
     // SAFETY: Xen passes start_info's virtual address in %rsi; it is mapped and ours.
     let si: StartInfo = unsafe { core::ptr::read_volatile(start_info_va as *const StartInfo) };
     let boot = parse_pv_start_info(&si)?;
@@ -76,7 +76,7 @@ pub fn init(start_info_va: u64) -> Result<PvInfo, PlatformError> {
     }
     pv_mm::init(start_info_va, boot.p2m_va, boot.nr_pages);
     // Events stay masked until the payload runs; then they arrive by the event callback.
-    xshim_shim::xen::pv::attach_to_domain(&mut XenHypercalls, &mut xen::BootEnv, &mut PvMem, &shared_info::pages())?;
+    xshim_shim::xen::pv::attach_to_domain(&mut XenHypercalls, &mut xen::Env::boot(events), &mut PvMem, &shared_info::pages())?;
     install_traps_and_callbacks()?;
     pv_mm::load_gdt()?;
     crate::clock::use_xen();

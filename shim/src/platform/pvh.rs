@@ -12,7 +12,7 @@ pub fn init(cpuid_base: u32, events: &EventsOff) -> Result<(), PlatformError> {
     if !hypercall::install_page(cpuid_base) {
         return Err(PlatformError::NoHypercallPage);
     }
-    let mut env = xen::BootEnv;
+    let mut env = xen::Env::boot(events);
     xshim_shim::xen::pvh::map_shared_info(&mut XenHypercalls, &mut env, &shared_info::pages())?;
     crate::clock::use_xen();
     let (ports, console, store) = xen::connect(Platform::Pvh, events)?;

@@ -44,12 +44,19 @@ fn attach_console(events: &EventsOff, ring: RingPage) {
     console::attach_ring(events, unsafe { ConsoleRing::new(ring.addr, ring.port) });
 }
 
-/// The shim's drivers as the suspend steps and bring-up see them.
-struct Env<'a> {
+/// The shim's drivers as the suspend steps and bring-up see them (at boot, before the Xen
+/// state exists, without a xenstore client).
+pub struct Env<'a> {
     events: &'a EventsOff,
     xenstore: Option<&'a mut Xenstore>,
     /// Set by xenstore_attach at boot, where there is no client yet.
     new_xenstore: Option<Xenstore>,
+}
+
+impl<'a> Env<'a> {
+    pub fn boot(events: &'a EventsOff) -> Env<'a> {
+        Env { events, xenstore: None, new_xenstore: None }
+    }
 }
 
 impl GuestEnv for Env<'_> {
@@ -92,36 +99,6 @@ impl GuestEnv for Env<'_> {
     }
 }
 
-/// The drivers as bring-up uses them, before the Xen state exists (only the page-state
-/// setters are used then).
-pub struct BootEnv;
-
-impl GuestEnv for BootEnv {
-    fn set_events_masked(&mut self, masked: bool) {
-        shared_info::set_upcall_mask(masked);
-    }
-    fn now_ns(&mut self) -> u64 {
-        crate::clock::now_ns()
-    }
-    fn clock_rebase(&mut self, mono: u64) {
-        crate::clock::rebase_on_xen(mono);
-    }
-    fn console_flush(&mut self, _timeout_ns: u64) -> u32 {
-        0
-    }
-    fn console_attach(&mut self, _ring: RingPage) {}
-    fn xenstore_quiesce(&mut self) {}
-    fn xenstore_attach(&mut self, _ring: RingPage) -> Result<(), XsError> {
-        Ok(())
-    }
-    fn set_shared_info_mapped(&mut self, mapped: bool) {
-        shared_info::set_shared_info_mapped(mapped);
-    }
-    fn set_vcpu_info_registered(&mut self, registered: bool) {
-        shared_info::set_vcpu_info_registered(registered);
-    }
-}
-
 /// The part of bring-up both modes share, once shared_info and time work: the grant frame,
 /// the ports, the console ring, and xenstore with the nodes and the watch that make the
 /// guest saveable. Returns the ports and the ring pages, for the boot log.
@@ -148,7 +125,7 @@ pub fn connect(platform: Platform, events: &EventsOff) -> Result<(XenPorts, Ring
         Platform::Native => unreachable!("connect() is for Xen guests"),
     };
     attach_console(events, console_ring);
-    let mut env = Env { events, xenstore: None, new_xenstore: None };
+    let mut env = Env::boot(events);
     if let Err(e) = env.xenstore_attach(store_ring) {
         log::error!("xenstore: cannot advertise features/watch {SHUTDOWN_NODE}: {e}; save/restore will not work");
     }
