@@ -256,6 +256,9 @@ fn lab_tier(t: &mut Tally, soak: bool) {
     add("lab-saverestore-pv-busy", LabOpts { payload_args: "spin=1".into(), ..pv(Scenario::Saverestore, 2) });
     add("lab-saverestore-pv-512m", LabOpts { memory: 512, ..pv(Scenario::Saverestore, 2) });
     add("lab-control-pv", pv(Scenario::Control, 1));
+    // A payload that powers off after migrate, save/restore and checkpoint.
+    add("lab-lifecycle-pvh", LabOpts { payload_args: "ticks=25".into(), ..base(Scenario::Lifecycle, "ticker", 1) });
+    add("lab-lifecycle-pv", LabOpts { payload_args: "ticks=25".into(), ..pv(Scenario::Lifecycle, 1) });
     // The Linux PV guest through the same steps, for comparison.
     add("lab-linux-baseline-pv", LabOpts { mode: Mode::Pv, ..base(Scenario::LinuxBaseline, "linux", 1) });
     // Opt-in: the long soaks and the large PVH guest.
