@@ -126,12 +126,9 @@ pub fn dispatch(nr: u64, a: [u64; 4], svc: &mut impl Services) -> Result<u64, Er
             if a[1] == 0 {
                 return Ok(len);
             }
-            let dst = PayloadSlice::new(&svc.memory(), a[0], a[1].min(len.max(1)), 1)?;
-            // Re-check the whole buffer the payload named, not only what we fill.
-            PayloadSlice::new(&svc.memory(), a[0], a[1], 1)?;
-            let n = dst.len().min(len as usize);
-            let src = alloc::vec::Vec::from(&svc.cmdline().as_bytes()[..n]);
-            let dst = PayloadSlice { ptr: dst.ptr, len: n as u64 };
+            // The whole buffer the payload named is checked, not only what is filled.
+            let dst = PayloadSlice::new(&svc.memory(), a[0], a[1], 1)?;
+            let src = alloc::vec::Vec::from(&svc.cmdline().as_bytes()[..dst.len().min(len as usize)]);
             svc.write_payload(dst, &src);
             Ok(len)
         }

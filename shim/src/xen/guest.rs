@@ -8,7 +8,6 @@ use super::p2m_tree::P2mTreeError;
 use super::pv_layout::PlanError;
 use super::xenstore_wire::XsError;
 use crate::start_info::PvStartInfoError;
-use alloc::string::String;
 use core::fmt;
 
 /// A ring page shared with a backend (console, xenstore) and its event channel.
@@ -41,6 +40,8 @@ pub enum PlatformError {
     NoHypercallPage,
     /// PV: Xen's bootstrap page tables have no L3/L2 for the low 1 GiB.
     NoBootstrapTables,
+    /// PV: the p2m can only be published in shared_info, which is not mapped.
+    SharedInfoNotMapped,
 }
 
 impl fmt::Display for PlatformError {
@@ -54,6 +55,7 @@ impl fmt::Display for PlatformError {
             PlatformError::BeyondP2m(p) => write!(f, "{p} is beyond the p2m"),
             PlatformError::NoHypercallPage => write!(f, "Xen did not fill the hypercall page"),
             PlatformError::NoBootstrapTables => write!(f, "PV: Xen's bootstrap page tables do not map the low 1 GiB"),
+            PlatformError::SharedInfoNotMapped => write!(f, "PV: publishing the p2m needs shared_info, which is not mapped"),
         }
     }
 }
@@ -122,9 +124,4 @@ pub trait PvMemory {
 pub fn mfn_of_va(mem: &impl PvMemory, va: u64) -> Result<Mfn, PlatformError> {
     let pfn = Pfn::containing(va);
     mem.p2m(pfn).ok_or(PlatformError::BeyondP2m(pfn))
-}
-
-/// For log lines.
-pub fn describe(e: &PlatformError) -> String {
-    alloc::format!("{e}")
 }

@@ -94,7 +94,7 @@ fn publish_p2m_frame_list_list() -> Result<(), PlatformError> {
     p2m_tree::build(entries, |page| lookup(p2m_va + page * PAGE_SIZE), |m| lookup(base.wrapping_add(1 + m) as u64), top, mids)?;
     let fll = mfn_of_va(&PvMem, base as u64)?;
     if !shared_info::set_p2m_info(entries, fll.raw()) {
-        return Err(PlatformError::Xen(xshim_shim::xen::errno::XenError { op: "publishing the p2m (shared_info not mapped)", errno: xshim_shim::xen::errno::XenErrno::EFAULT }));
+        return Err(PlatformError::SharedInfoNotMapped);
     }
     Ok(())
 }
