@@ -61,9 +61,8 @@ pub const MAX_CMDLINE: usize = 1024;
 
 pub const PAGE_SIZE: u64 = 4096;
 pub const PAGE_SHIFT: u32 = 12;
-/// Entries in one x86-64 page table (each 8 bytes), and the memory one L1 table maps.
+/// Entries in one x86-64 page table (each 8 bytes).
 pub const PTES_PER_TABLE: u64 = 512;
-pub const L1_TABLE_SPAN: u64 = PTES_PER_TABLE * PAGE_SIZE;
 /// The frame-address bits of a page-table entry (bits 12..52).
 pub const PTE_ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 /// PV: the shim maps at most the low 1 GiB (one L2 table of 512 slots of 2 MiB).

@@ -75,8 +75,8 @@ pub fn halt_forever() -> ! {
     }
 }
 
-/// PV: `hlt` and `cli` are privileged there; a PV guest that has nothing left spins in Xen
-/// instead (SCHEDOP_block is the caller's business). This one just parks the vCPU.
+/// PV's `halt_forever`: `cli` and `hlt` are privileged in Xen's guest-kernel mode (they would
+/// fault), so after SCHEDOP_shutdown, which does not return, the vCPU just spins.
 pub fn spin_forever() -> ! {
     loop {
         core::hint::spin_loop();

@@ -150,8 +150,8 @@ pub fn arm_timer(xen_time_ns: u64) {
 
 /// The event upcall: drains the ports; xenstore traffic may carry a `control/shutdown`
 /// request, which is read, acknowledged and returned for the kernel to act on.
-pub fn on_upcall(events: &EventsOff) -> Option<Request> {
-    let _ = events;
+/// `_events`: the Xen state's lock is only taken with event delivery off.
+pub fn on_upcall(_events: &EventsOff) -> Option<Request> {
     let mut guard = XEN.lock();
     let Some(st) = guard.as_mut() else {
         shared_info::drain_pending(|_| {});

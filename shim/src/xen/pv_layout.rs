@@ -2,7 +2,7 @@
 //! shim adds (Xen's bootstrap tables map only the start of RAM), and where each comes from:
 //! the shim's static pool first, then pages at the top of the RAM mapped so far (withheld
 //! from the payload). The bare-metal side fills the tables and makes the hypercalls.
-use crate::layout::{L1_TABLE_SPAN, PAGE_SIZE, PAYLOAD_FREE_BASE, PTES_PER_TABLE, PV_MAX_MAPPED_PAGES, PV_MIN_FREE_RAM_FOR_PAYLOAD};
+use crate::layout::{PAGE_SIZE, PAYLOAD_FREE_BASE, PTES_PER_TABLE, PV_MAX_MAPPED_PAGES, PV_MIN_FREE_RAM_FOR_PAYLOAD};
 use alloc::vec::Vec;
 
 /// What an L2 slot of Xen's bootstrap tables holds.
@@ -98,9 +98,6 @@ pub fn slot_pfns(slot: u64, nr_pages: u64) -> (u64, u64) {
     let first = slot * PTES_PER_TABLE;
     (first, nr_pages.saturating_sub(first).min(PTES_PER_TABLE))
 }
-
-/// Bytes of address space one slot covers (for logs).
-pub const SLOT_SPAN: u64 = L1_TABLE_SPAN;
 
 #[cfg(test)]
 mod tests {
