@@ -8,6 +8,8 @@ use core::fmt;
 pub struct Shim {
     gate: CallGate,
     pub boot: BootInfo,
+    /// Where the shim put the BootInfo: at the top of the payload's stack.
+    pub boot_at: u64,
 }
 
 impl Shim {
@@ -16,6 +18,7 @@ impl Shim {
     /// # Safety
     /// `boot` must be the pointer the shim passed to the payload entry point.
     pub unsafe fn from_boot(boot: *const BootInfo) -> Option<Shim> {
+        let boot_at = boot as u64;
         // SAFETY: the caller passes the shim's BootInfo pointer, valid for reads.
         let boot = unsafe { boot.read() };
         if boot.magic != abi::BOOT_MAGIC || boot.call == 0 {
@@ -23,7 +26,7 @@ impl Shim {
         }
         // SAFETY: the shim stores the address of its `CallGate` function in `call`.
         let gate: CallGate = unsafe { core::mem::transmute::<u64, CallGate>(boot.call) };
-        Some(Shim { gate, boot })
+        Some(Shim { gate, boot, boot_at })
     }
 
     pub fn features(&self) -> Features {

@@ -6,6 +6,7 @@
 extern crate alloc;
 
 pub mod abi_dispatch;
+pub mod address_space;
 pub mod layout;
 pub mod loader;
 pub mod payload_mem;

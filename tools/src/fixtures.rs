@@ -23,3 +23,15 @@ pub fn bad_payloads(good: &[u8]) -> Vec<(&'static str, Vec<u8>, &'static str)> {
         ("too-many-headers", too_many, "program headers"),
     ]
 }
+
+/// The attacks `hello` makes on the shim (`fault=KIND`): for each, the line the shim must
+/// print, in every mode. Each ends in a clean crash, with the shim's record intact.
+pub const PAYLOAD_ATTACKS: [(&str, &str); 4] = [
+    ("stack", "payload stack overflow at "),
+    ("shim-data", "payload fault: page fault writing "),
+    ("gate", "payload fault: page fault writing "),
+    ("cli", "payload fault: general protection "),
+];
+
+/// The line that shows the payload did not reach the shim's own record of its memory.
+pub const SHIM_RECORD_INTACT: &str = "the shim's record of the payload's memory is intact: window 0x800000..0x1000000";

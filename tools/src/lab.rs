@@ -572,6 +572,13 @@ fn host_checks(o: &LabOpts, res: &mut LabResult) {
     if o.scenario == Scenario::Crash {
         let dump = console.contains("rax=") && console.contains("xshim: crashing the domain: payload exception");
         add("register-dump", dump, if dump { "register dump, then the domain crashed".into() } else { "no register dump / crash line".into() });
+        let kind = o.payload_args.split_whitespace().find_map(|w| w.strip_prefix("fault="));
+        if let Some((kind, phrase)) = crate::fixtures::PAYLOAD_ATTACKS.iter().find(|(k, _)| Some(*k) == kind) {
+            let line = console.lines().find(|l| l.contains(phrase)).unwrap_or("").trim().to_string();
+            add(&format!("attack-{kind}-stopped"), !line.is_empty(), if line.is_empty() { format!("no \"{phrase}\" line") } else { line });
+            let intact = console.contains(crate::fixtures::SHIM_RECORD_INTACT);
+            add("shim-record-intact", intact, format!("the shim's record of the payload's memory intact after the attack: {intact}"));
+        }
         return;
     }
     add("no-shim-crash", !crashed, if crashed { "the shim crashed (see the console)".into() } else { "no crash or panic on the console".into() });

@@ -131,6 +131,15 @@ fn qemu_tier(t: &mut Tally) {
             ok.then(|| format!("{report}; exit 0x7f")).ok_or(format!("report \"{report}\", exit {:?}", r.payload_code))
         });
     }
+    // Attacks on the shim by its payload: each a payload fault naming the address, the shim's
+    // record of the payload's memory intact, a clean crash.
+    for (kind, phrase) in fixtures::PAYLOAD_ATTACKS {
+        qemu_boot(t, &format!("qemu-payload-attack-{kind}"), &shim, Some(&util::payload_elf("hello")), &format!("fault={kind}"), move |r| {
+            let line = r.output.lines().find(|l| l.contains(phrase)).unwrap_or("").trim().to_string();
+            let ok = !line.is_empty() && r.output.contains(fixtures::SHIM_RECORD_INTACT) && r.output.contains("crashing the domain: payload exception") && r.payload_code == Some(0x7f);
+            ok.then(|| format!("{line}; record intact; exit 0x7f")).ok_or(format!("no \"{phrase}\" line, intact record and crash (exit {:?})", r.payload_code))
+        });
+    }
     // A wrapped image boots without a module.
     let image = util::artifacts().join("hello.xshim");
     let wrapped = util::read_file(&shim).and_then(|s| Ok((s, util::read_file(&util::payload_elf("hello"))?))).and_then(|(s, p)| wrap::wrap(&s, &p));
@@ -237,6 +246,10 @@ fn lab_tier(t: &mut Tally, soak: bool) {
     for mode in [Mode::Pvh, Mode::Pv] {
         let name = format!("lab-crash-{}-pf", if mode == Mode::Pv { "pv" } else { "pvh" });
         add(&name, LabOpts { mode, payload_args: "fault=pf".into(), ..base(Scenario::Crash, "hello", 1) });
+        for (kind, _) in fixtures::PAYLOAD_ATTACKS {
+            let name = format!("lab-attack-{}-{kind}", if mode == Mode::Pv { "pv" } else { "pvh" });
+            add(&name, LabOpts { mode, payload_args: format!("fault={kind}"), ..base(Scenario::Crash, "hello", 1) });
+        }
     }
     // Memory sizes: the smallest guest the layout allows, and a large one.
     add("lab-boot-pv-ticker-32m", LabOpts { mode: Mode::Pv, memory: 32, ..base(Scenario::Boot, "ticker", 1) });

@@ -59,7 +59,8 @@ pv_start64:
 hypercall_page:
     .fill   4096, 1, 0xc3
 
-/* PV: the same without `sti` (ring 3; event delivery is Xen's upcall mask). */
+/* PV: jump to the payload in guest-kernel mode: rdi = entry, rsi = stack top, rdx =
+ * BootInfo (no `sti`: ring 3; event delivery is Xen's upcall mask). Never returns. */
     .section .text, "ax"
     .globl enter_payload_pv
 enter_payload_pv:
@@ -70,17 +71,70 @@ enter_payload_pv:
     push    $0
     jmp     *%rax
 
-/* Switch to the payload: rdi = entry, rsi = stack top, rdx = BootInfo. Never returns. */
-    .section .text, "ax"
-    .globl enter_payload
-enter_payload:
-    mov     %rsi, %rsp
-    mov     %rdi, %rax
+/* PVH and native: drop to the payload in ring 3 with interrupts on: rdi = entry, rsi =
+ * stack top, rdx = BootInfo. The selectors are tables.rs's user data (0x18) and code (0x20)
+ * with RPL 3. The general registers are cleared: nothing of the shim's leaks. Never returns. */
+    .globl enter_payload_user
+enter_payload_user:
+    sub     $8, %rsi
+    movq    $0, (%rsi)                      /* fake return address: the entry must not return */
+    push    $0x1b
+    push    %rsi
+    push    $0x202                          /* IF, and the reserved bit 1 */
+    push    $0x23
+    push    %rdi
     mov     %rdx, %rdi
+    xor     %eax, %eax
+    xor     %ebx, %ebx
+    xor     %ecx, %ecx
+    xor     %edx, %edx
+    xor     %esi, %esi
     xor     %ebp, %ebp
-    push    $0                              /* fake return address: the entry must not return */
-    sti
-    jmp     *%rax
+    xor     %r8d, %r8d
+    xor     %r9d, %r9d
+    xor     %r10d, %r10d
+    xor     %r11d, %r11d
+    xor     %r12d, %r12d
+    xor     %r13d, %r13d
+    xor     %r14d, %r14d
+    xor     %r15d, %r15d
+    iretq
+
+/* The call gate as the payload sees it (BootInfo.call, a sysv64 function of (nr, a0..a3)):
+ * the only shim page a user-mode payload may execute (linker/shim.ld). `syscall` takes %rcx
+ * for the return address, so the fourth argument travels in %r10. */
+    .section .user_gate, "ax"
+    .globl payload_call_gate
+payload_call_gate:
+    mov     %rcx, %r10
+    syscall
+    ret
+
+/* The shim side of `syscall` (LSTAR): interrupts off (SFMASK), still on the payload's stack.
+ * Switch to the entry stack, call payload_call(nr, a0, a1, a2, a3) and go back with sysretq;
+ * the caller-saved registers that carried arguments are cleared on the way out. */
+    .section .text, "ax"
+    .globl syscall_entry
+syscall_entry:
+    mov     %rsp, payload_call_rsp(%rip)
+    lea     kernel_entry_stack_top(%rip), %rsp
+    push    payload_call_rsp(%rip)
+    push    %rcx                            /* the payload's return address */
+    push    %r11                            /* its rflags */
+    push    %rbp                            /* keeps %rsp 16-byte aligned for the call */
+    mov     %r10, %rcx
+    call    payload_call
+    pop     %rbp
+    pop     %r11
+    pop     %rcx
+    pop     %rsp
+    xor     %edi, %edi
+    xor     %esi, %esi
+    xor     %edx, %edx
+    xor     %r8d, %r8d
+    xor     %r9d, %r9d
+    xor     %r10d, %r10d
+    sysretq
 
 /* Both trap paths: save the general registers in `TrapFrame` order, call
  * trap_dispatch(&mut TrapFrame), restore them and drop the vector and error code. */
@@ -224,6 +278,17 @@ boot_gdt_ptr:
     .word   boot_gdt_end - boot_gdt - 1
     .long   boot_gdt
     .long   0
+
+    .section .bss.kernel_entry_stack, "aw", @nobits
+    .balign 16
+payload_call_rsp:
+    .skip   8
+    .balign 16
+    /* The stack the shim runs on when the payload enters it: its calls (syscall_entry) and
+     * its exceptions (the TSS's ring-0 stack). Never both at once: a call runs in ring 0. */
+    .skip   65536
+    .globl kernel_entry_stack_top
+kernel_entry_stack_top:
 
     .section .bss.boot_stack, "aw", @nobits
     .balign 16

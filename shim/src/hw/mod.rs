@@ -4,6 +4,7 @@
 pub mod cpu;
 pub mod debugcon;
 pub mod native;
+pub mod paging;
 pub mod tables;
 pub mod xen;
 

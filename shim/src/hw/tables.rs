@@ -15,8 +15,16 @@ const TRAP_STUBS: usize = 51;
 
 extern "C" {
     static trap_stub_table: [[u64; 2]; TRAP_STUBS];
-    fn enter_payload(entry: u64, stack_top: u64, boot: u64) -> !;
+    static kernel_entry_stack_top: u8;
+    fn enter_payload_user(entry: u64, stack_top: u64, boot: u64) -> !;
     fn enter_payload_pv(entry: u64, stack_top: u64, boot: u64) -> !;
+    fn syscall_entry();
+    fn payload_call_gate();
+}
+
+/// The address of the call gate's user-mode stub (entry.S), which the payload calls.
+pub fn user_call_gate() -> u64 {
+    payload_call_gate as *const () as u64
 }
 
 /// Registers saved by trap_common, lowest address first.
@@ -53,7 +61,16 @@ struct Stack<const N: usize>([u8; N]);
 static mut IRQ_STACK: Stack<{ layout::IRQ_STACK_SIZE }> = Stack([0; layout::IRQ_STACK_SIZE]);
 static mut FAULT_STACK: Stack<{ layout::FAULT_STACK_SIZE }> = Stack([0; layout::FAULT_STACK_SIZE]);
 static TSS: spin::Once<TaskStateSegment> = spin::Once::new();
-static GDT: spin::Once<(GlobalDescriptorTable, SegmentSelector, SegmentSelector, SegmentSelector)> = spin::Once::new();
+/// The GDT's selectors, in the order `syscall`/`sysret` require: kernel code, kernel data,
+/// then user data and user code (entry.S's `enter_payload_user` uses 0x18 and 0x20, RPL 3).
+struct Selectors {
+    kernel_code: SegmentSelector,
+    kernel_data: SegmentSelector,
+    user_data: SegmentSelector,
+    user_code: SegmentSelector,
+    tss: SegmentSelector,
+}
+static GDT: spin::Once<(GlobalDescriptorTable, Selectors)> = spin::Once::new();
 static IDT: spin::Once<InterruptDescriptorTable> = spin::Once::new();
 
 /// IST slots: interrupts (upcalls, timer) run on their own stack, never the payload's;
@@ -65,32 +82,37 @@ fn stack_top<const N: usize>(stack: *mut Stack<N>) -> VirtAddr {
     VirtAddr::new(stack as u64 + N as u64)
 }
 
-/// Loads the shim's GDT (with a TSS for the IST stacks) and IDT.
+/// Loads the shim's GDT (with user segments, and a TSS for the IST stacks and the stack a
+/// trap from the payload's ring 3 lands on) and IDT, and points `syscall` at the call gate.
 pub fn init_descriptor_tables() {
     let tss = TSS.call_once(|| {
         let mut tss = TaskStateSegment::new();
         tss.interrupt_stack_table[IST_IRQ as usize] = stack_top(&raw mut IRQ_STACK);
         tss.interrupt_stack_table[IST_FAULT as usize] = stack_top(&raw mut FAULT_STACK);
+        tss.privilege_stack_table[0] = VirtAddr::new(&raw const kernel_entry_stack_top as u64);
         tss
     });
-    let gdt = GDT.call_once(|| {
+    let (gdt, sel) = GDT.call_once(|| {
         let mut gdt = GlobalDescriptorTable::new();
-        let code = gdt.append(Descriptor::kernel_code_segment());
-        let data = gdt.append(Descriptor::kernel_data_segment());
-        let tss_sel = gdt.append(Descriptor::tss_segment(tss));
-        (gdt, code, data, tss_sel)
+        let kernel_code = gdt.append(Descriptor::kernel_code_segment());
+        let kernel_data = gdt.append(Descriptor::kernel_data_segment());
+        let user_data = gdt.append(Descriptor::user_data_segment());
+        let user_code = gdt.append(Descriptor::user_code_segment());
+        let tss = gdt.append(Descriptor::tss_segment(tss));
+        (gdt, Selectors { kernel_code, kernel_data, user_data, user_code, tss })
     });
-    gdt.0.load();
+    gdt.load();
     // SAFETY: the selectors index the GDT just loaded; the code selector is a 64-bit code
     // segment and the data selector a writable data segment, as the CPU requires.
     unsafe {
         use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
-        CS::set_reg(gdt.1);
-        DS::set_reg(gdt.2);
-        ES::set_reg(gdt.2);
-        SS::set_reg(gdt.2);
-        x86_64::instructions::tables::load_tss(gdt.3);
+        CS::set_reg(sel.kernel_code);
+        DS::set_reg(sel.kernel_data);
+        ES::set_reg(sel.kernel_data);
+        SS::set_reg(sel.kernel_data);
+        x86_64::instructions::tables::load_tss(sel.tss);
     }
+    init_syscall(sel);
     let idt = IDT.call_once(|| {
         let mut idt = InterruptDescriptorTable::new();
         // SAFETY: trap_stub_table is a static table of (vector, stub address) pairs emitted by
@@ -136,6 +158,18 @@ pub fn init_descriptor_tables() {
     idt.load();
 }
 
+/// `syscall` enters entry.S's `syscall_entry` in ring 0 with interrupts, single-step,
+/// direction and alignment-check flags cleared; `sysretq` returns to ring 3.
+fn init_syscall(sel: &Selectors) {
+    use x86_64::registers::model_specific::{Efer, EferFlags, LStar, SFMask, Star};
+    use x86_64::registers::rflags::RFlags;
+    Star::write(sel.user_code, sel.user_data, sel.kernel_code, sel.kernel_data).expect("the GDT is laid out for syscall/sysret");
+    LStar::write(VirtAddr::new(syscall_entry as *const () as u64));
+    SFMask::write(RFlags::INTERRUPT_FLAG | RFlags::TRAP_FLAG | RFlags::DIRECTION_FLAG | RFlags::ALIGNMENT_CHECK);
+    // SAFETY: SCE only makes `syscall` usable; its target was set just above.
+    unsafe { Efer::update(|f| *f |= EferFlags::SYSTEM_CALL_EXTENSIONS) };
+}
+
 pub const EXCEPTION_NAMES: [&str; 32] = [
     "divide error", "debug", "NMI", "breakpoint", "overflow", "bound range", "invalid opcode", "device not available",
     "double fault", "coprocessor overrun", "invalid TSS", "segment not present", "stack fault", "general protection",
@@ -143,18 +177,18 @@ pub const EXCEPTION_NAMES: [&str; 32] = [
     "reserved", "reserved", "reserved", "reserved", "reserved", "reserved", "HV injection", "VMM communication", "security", "reserved",
 ];
 
-/// Jumps to the payload on its own stack with interrupts enabled (PVH, native: iretq).
+/// Drops to the payload in ring 3 on its own stack with interrupts enabled (PVH, native).
 /// # Safety
 /// `entry` must be the loaded payload's entry, `stack_top` the top of its stack and
-/// `boot_info` a pointer to its BootInfo, all mapped.
-pub unsafe fn enter_payload_ring0(entry: u64, stack_top: u64, boot_info: u64) -> ! {
+/// `boot_info` a pointer to its BootInfo, all mapped user-accessible.
+pub unsafe fn enter_payload_ring3(entry: u64, stack_top: u64, boot_info: u64) -> ! {
     // SAFETY: the caller vouches for the arguments.
-    unsafe { enter_payload(entry, stack_top, boot_info) }
+    unsafe { enter_payload_user(entry, stack_top, boot_info) }
 }
 
 /// PV: the same through Xen's guest-kernel mode (events are unmasked by the caller).
 /// # Safety
-/// As `enter_payload_ring0`.
+/// As `enter_payload_ring3`, mapped in guest-kernel mode.
 pub unsafe fn enter_payload_xen_pv(entry: u64, stack_top: u64, boot_info: u64) -> ! {
     // SAFETY: the caller vouches for the arguments.
     unsafe { enter_payload_pv(entry, stack_top, boot_info) }

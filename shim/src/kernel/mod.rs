@@ -9,7 +9,8 @@ pub mod traps;
 use crate::platform::Platform;
 use alloc::string::String;
 use alloc::vec::Vec;
-use xshim_payload::abi::MemRegion;
+use xshim_payload::abi::{BootInfo, MemRegion};
+use xshim_shim::address_space::{Access, AddressSpace, PlanError, Span};
 use xshim_shim::layout;
 use xshim_shim::start_info::Module;
 
@@ -25,9 +26,47 @@ pub fn set_platform(p: Platform) {
     PLATFORM.call_once(|| p);
 }
 
+/// The payload's stack, with an unmapped guard page below it: an overflow faults there
+/// instead of running into the shim's data.
 #[repr(C, align(4096))]
-struct PayloadStack([u8; layout::PAYLOAD_STACK_SIZE]);
-static mut PAYLOAD_STACK: PayloadStack = PayloadStack([0; layout::PAYLOAD_STACK_SIZE]);
+struct PayloadStack {
+    guard: [u8; layout::PAGE_SIZE as usize],
+    stack: [u8; layout::PAYLOAD_STACK_SIZE],
+}
+static mut PAYLOAD_STACK: PayloadStack = PayloadStack { guard: [0; layout::PAGE_SIZE as usize], stack: [0; layout::PAYLOAD_STACK_SIZE] };
+
+/// The guard page below the payload's stack.
+pub fn payload_stack_guard() -> MemRegion {
+    MemRegion { base: &raw const PAYLOAD_STACK as u64, len: layout::PAGE_SIZE }
+}
+
+extern "C" {
+    static __shim_start: u8;
+    static __user_gate_start: u8;
+    static __user_gate_end: u8;
+    static __rodata_start: u8;
+    static __data_start: u8;
+}
+
+/// Who may touch what once the payload runs (linker/shim.ld's section symbols: only their
+/// addresses are taken).
+fn address_space(window: MemRegion, stack: MemRegion, regions: &[MemRegion]) -> Result<AddressSpace, PlanError> {
+    let sym = |s: *const u8| s as u64;
+    let (text, gate, gate_end, rodata, data) =
+        (sym(&raw const __shim_start), sym(&raw const __user_gate_start), sym(&raw const __user_gate_end), sym(&raw const __rodata_start), sym(&raw const __data_start));
+    let guard = payload_stack_guard();
+    let span = |r: MemRegion, access| Span { start: r.base, end: r.base + r.len, access };
+    let mut spans = alloc::vec![
+        Span { start: text, end: gate, access: Access::KernelCode },
+        Span { start: gate, end: gate_end, access: Access::UserCode },
+        Span { start: rodata, end: data, access: Access::KernelRead },
+        span(guard, Access::None),
+        span(stack, Access::UserData),
+        span(window, Access::UserAll),
+    ];
+    spans.extend(regions.iter().map(|&r| span(r, Access::UserAll)));
+    AddressSpace::new(spans)
+}
 
 /// Loads the payload and enters it; shared by every platform.
 pub fn load_and_enter(modules: &[Module], regions: Vec<MemRegion>, payload_cmdline: String, shim_end: u64) -> ! {
@@ -40,13 +79,21 @@ pub fn load_and_enter(modules: &[Module], regions: Vec<MemRegion>, payload_cmdli
             fatal::crash("no valid payload");
         }
     };
-    let stack_base = &raw const PAYLOAD_STACK as u64;
+    let stack_base = &raw const PAYLOAD_STACK as u64 + layout::PAGE_SIZE;
     let stack = MemRegion { base: stack_base, len: layout::PAYLOAD_STACK_SIZE as u64 };
     let window = MemRegion { base: layout::PAYLOAD_WINDOW_BASE, len: layout::PAYLOAD_WINDOW_LIMIT - layout::PAYLOAD_WINDOW_BASE };
     let free: u64 = regions.iter().map(|r| r.len).sum();
-    let boot_info = services::init(services::PayloadInfo { cmdline: payload_cmdline, regions, window, stack, features: p.features() });
+    let space = address_space(window, stack, &regions).unwrap_or_else(|e| fatal::fatal("the shim's memory layout", e));
+    let boot_info = services::init(services::PayloadInfo { cmdline: payload_cmdline, regions, window, stack, features: p.features() }, p.payload_call_gate(services::direct_call_gate()));
+    // The payload's BootInfo is a copy at the top of its own stack: the shim's pages are out
+    // of its reach.
+    let boot_at = (stack_base + layout::PAYLOAD_STACK_SIZE as u64 - core::mem::size_of::<BootInfo>() as u64) & !15;
+    // SAFETY: `boot_at` is inside the payload's stack (a static the shim owns until the
+    // payload starts), aligned, and nothing references that memory.
+    unsafe { (boot_at as *mut BootInfo).write(*boot_info) };
+    let protection = p.protect(&space).unwrap_or_else(|e| fatal::fatal("memory protection", e));
     log::info!(
-        "payload: {} segment(s), {} KiB, entry {:#x}; {} MiB free memory; entering after {} us",
+        "payload: {} segment(s), {} KiB, entry {:#x}; {} MiB free memory; {protection}; entering after {} us",
         plan.segments.len(),
         plan.footprint() / 1024,
         plan.entry,
@@ -54,6 +101,7 @@ pub fn load_and_enter(modules: &[Module], regions: Vec<MemRegion>, payload_cmdli
         crate::clock::now_ns() / 1000
     );
     // SAFETY: the loader validated that `entry` is inside an executable segment it copied,
-    // the stack is the payload's own static, and `boot_info` points at a static.
-    unsafe { p.enter_payload(plan.entry, stack_base + layout::PAYLOAD_STACK_SIZE as u64, boot_info as *const _ as u64) }
+    // the stack is the payload's own static (its top holds the BootInfo copy), all mapped
+    // for the payload by `protect`.
+    unsafe { p.enter_payload(plan.entry, boot_at, boot_at) }
 }

@@ -23,8 +23,9 @@ static RESUME_NOTIFY: AtomicBool = AtomicBool::new(false);
 static RESUMED: AtomicBool = AtomicBool::new(false);
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
-/// Fixes the payload's view of the platform and returns its BootInfo.
-pub fn init(info: PayloadInfo) -> &'static BootInfo {
+/// Fixes the payload's view of the platform and returns its BootInfo; `call` is the address
+/// the payload calls (`Platform::payload_call_gate`).
+pub fn init(info: PayloadInfo, call: u64) -> &'static BootInfo {
     let features = info.features;
     let stack_size = info.stack.len;
     INFO.call_once(|| info);
@@ -32,10 +33,21 @@ pub fn init(info: PayloadInfo) -> &'static BootInfo {
         magic: abi::BOOT_MAGIC,
         abi_version: abi::ABI_VERSION,
         features: features.bits(),
-        call: call_gate as *const () as u64,
+        call,
         stack_size,
         reserved: 0,
     })
+}
+
+/// The shim's record of the payload's memory, as one line (after a payload fault, it shows
+/// that the payload did not reach it).
+pub fn payload_memory_record() -> Option<String> {
+    let info = INFO.get()?;
+    let (w, s) = (info.window, info.stack);
+    Some(alloc::format!(
+        "window {:#x}..{:#x}, stack {:#x}..{:#x}, {} region(s) of {} MiB",
+        w.base, w.base + w.len, s.base, s.base + s.len, info.regions.len(), info.regions.iter().map(|r| r.len).sum::<u64>() >> 20
+    ))
 }
 
 pub fn generation() -> u64 {
@@ -48,9 +60,16 @@ pub fn note_resumed() {
     RESUMED.store(true, Ordering::SeqCst);
 }
 
-/// The call gate. A thin shell: events off while the shim works for the payload (so an
-/// event upcall never finds shim state half-updated), then the safe dispatcher.
-extern "sysv64" fn call_gate(nr: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> i64 {
+/// The address of `payload_call`, for a payload that calls it directly (PV guest-kernel mode).
+pub fn direct_call_gate() -> u64 {
+    payload_call as *const () as u64
+}
+
+/// The call gate: entered from entry.S's `syscall_entry` (a payload in ring 3), or called
+/// directly. A thin shell: events off while the shim works for the payload (so an event
+/// upcall never finds shim state half-updated), then the safe dispatcher.
+#[no_mangle]
+extern "sysv64" fn payload_call(nr: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> i64 {
     let platform = super::platform();
     let (events, were_on) = platform.events_disable();
     let r = encode(dispatch(nr, [a0, a1, a2, a3], &mut ShimServices { info: INFO.get().expect("services initialised before the payload runs"), events: &events }));

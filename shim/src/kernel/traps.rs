@@ -53,11 +53,17 @@ fn xen_upcall(events: &EventsOff) {
 }
 
 fn exception(f: &TrapFrame) -> ! {
-    let cr2 = super::platform().fault_address();
+    let p = super::platform();
+    let cr2 = p.fault_address();
     let name = EXCEPTION_NAMES[f.vector as usize];
-    let in_payload = (layout::PAYLOAD_WINDOW_BASE..layout::PAYLOAD_WINDOW_LIMIT).contains(&f.rip);
+    // The payload runs in user mode (RPL 3 in the saved CS; PV: Xen says so the same way).
+    // A PV payload still in guest-kernel mode is recognised by where it was executing.
+    let in_payload = f.cs & 3 == 3 || (p == platform::Platform::Pv && (layout::PAYLOAD_WINDOW_BASE..layout::PAYLOAD_WINDOW_LIMIT).contains(&f.rip));
+    if in_payload {
+        crate::console::emergency(format_args!("\nxshim: {}\n", payload_fault_summary(f, cr2)));
+    }
     crate::console::emergency(format_args!(
-        "\nxshim: {} exception #{} ({}) error_code={:#x} at rip={:#018x} cr2={:#018x}\n\
+        "xshim: {} exception #{} ({}) error_code={:#x} at rip={:#018x} cr2={:#018x}\n\
          rax={:#018x} rbx={:#018x} rcx={:#018x} rdx={:#018x}\n\
          rsi={:#018x} rdi={:#018x} rbp={:#018x} rsp={:#018x}\n\
          r8 ={:#018x} r9 ={:#018x} r10={:#018x} r11={:#018x}\n\
@@ -68,7 +74,40 @@ fn exception(f: &TrapFrame) -> ! {
         f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.rsp,
         f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15, f.cs, f.ss, f.rflags
     ));
+    if in_payload {
+        if let Some(record) = super::services::payload_memory_record() {
+            crate::console::emergency(format_args!("xshim: the shim's record of the payload's memory is intact: {record}\n"));
+        }
+    }
     super::fatal::crash(if in_payload { "payload exception" } else { "shim exception" })
+}
+
+/// One line saying what the payload did: a stack overflow, a touch of the shim's memory, a
+/// write to read-only code, or a privileged instruction.
+fn payload_fault_summary(f: &TrapFrame, cr2: u64) -> alloc::string::String {
+    use alloc::format;
+    const PF_PRESENT: u64 = 1;
+    const PF_WRITE: u64 = 2;
+    const PF_FETCH: u64 = 16;
+    let guard = super::payload_stack_guard();
+    match f.vector {
+        14 if (guard.base..guard.base + guard.len).contains(&cr2) => {
+            format!("payload stack overflow at {cr2:#x} (rip {:#x}, rsp {:#x}): the guard page below the payload's {} KiB stack", f.rip, f.rsp, layout::PAYLOAD_STACK_SIZE / 1024)
+        }
+        14 => {
+            let what = if f.error_code & PF_FETCH != 0 {
+                "executing"
+            } else if f.error_code & PF_WRITE != 0 {
+                "writing"
+            } else {
+                "reading"
+            };
+            let why = if f.error_code & PF_PRESENT == 0 { "not mapped" } else { "not the payload's to do so (the shim's memory, or read-only)" };
+            format!("payload fault: page fault {what} {cr2:#x} at rip {:#x}: {why}", f.rip)
+        }
+        13 => format!("payload fault: general protection at rip {:#x} (a privileged instruction such as cli, hlt or an I/O port, or a non-canonical address)", f.rip),
+        v => format!("payload fault: exception #{v} ({}) at rip {:#x}", EXCEPTION_NAMES[v as usize], f.rip),
+    }
 }
 
 /// entry.S's failsafe callback: Xen could not restore our segment registers.

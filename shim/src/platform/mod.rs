@@ -7,7 +7,8 @@ pub mod pv;
 pub mod pvh;
 pub mod xen;
 
-use crate::hw::{cpu, tables, xen::shared_info, EventsOff};
+use crate::hw::{cpu, paging, tables, xen::shared_info, EventsOff};
+use xshim_shim::address_space::AddressSpace;
 use xshim_payload::abi::Features;
 use xshim_shim::layout::timeouts::NATIVE_INPUT_POLL_NS;
 
@@ -19,6 +20,33 @@ pub enum Platform {
     Pvh,
     /// Xen classic 64-bit PV: ring 3, machine frames, hypercalls for page tables.
     Pv,
+}
+
+/// What keeps the payload away from the shim, as `protect` set it up.
+#[derive(Debug, Clone, Copy)]
+pub struct Protection {
+    /// The payload runs in user mode (ring 3; PV: Xen's guest user mode).
+    pub user_mode: bool,
+    /// The shim's text and read-only data are read-only.
+    pub read_only_text: bool,
+    /// Data is no-execute.
+    pub no_execute: bool,
+    /// The shim cannot execute user pages (SMEP).
+    pub smep: bool,
+}
+
+impl core::fmt::Display for Protection {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let on = |b: bool| if b { "on" } else { "off" };
+        write!(
+            f,
+            "payload in {} mode, shim text read-only {}, no-execute {}, SMEP {}",
+            if self.user_mode { "user" } else { "kernel" },
+            on(self.read_only_text),
+            on(self.no_execute),
+            on(self.smep)
+        )
+    }
 }
 
 /// How the guest ends.
@@ -109,6 +137,28 @@ impl Platform {
         }
     }
 
+    /// The address the payload calls for the shim's services (BootInfo.call): the user-mode
+    /// stub that enters the shim, or, for a payload that runs in (guest-)kernel mode, the
+    /// shim's own function at `direct`.
+    pub fn payload_call_gate(self, direct: u64) -> u64 {
+        match self {
+            Platform::Pvh | Platform::Native => tables::user_call_gate(),
+            Platform::Pv => direct,
+        }
+    }
+
+    /// Applies `space` to the page tables: the payload's pages user-accessible, the shim's
+    /// supervisor-only, its text read-only and its data no-execute, the guard page unmapped.
+    pub fn protect(self, space: &AddressSpace) -> Result<Protection, &'static str> {
+        match self {
+            Platform::Pvh | Platform::Native => {
+                let p = paging::install(space)?;
+                Ok(Protection { user_mode: true, read_only_text: true, no_execute: p.no_execute, smep: p.smep })
+            }
+            Platform::Pv => Ok(Protection { user_mode: false, read_only_text: false, no_execute: false, smep: false }),
+        }
+    }
+
     /// Enters the payload on its stack with events on.
     /// # Safety
     /// `entry` must be the loaded payload's entry, `stack_top` the top of its stack and
@@ -122,7 +172,7 @@ impl Platform {
                 unsafe { tables::enter_payload_xen_pv(entry, stack_top, boot_info) }
             }
             // SAFETY: the caller vouches for the arguments.
-            Platform::Pvh | Platform::Native => unsafe { tables::enter_payload_ring0(entry, stack_top, boot_info) },
+            Platform::Pvh | Platform::Native => unsafe { tables::enter_payload_ring3(entry, stack_top, boot_info) },
         }
     }
 

@@ -1,0 +1,111 @@
+//! PVH and native: the shim's own page tables, replacing entry.S's boot tables (one writable
+//! supervisor 2 MiB mapping of all of the low 4 GiB) with one that says, page by page, who
+//! may do what (`AddressSpace`): still an identity map of the low 4 GiB, 2 MiB pages where a
+//! whole 2 MiB has one access, 4 KiB tables where it does not (the shim's image, the payload's
+//! stack and its guard page, the edges of the payload's regions).
+use super::cpu;
+use x86_64::registers::control::{Cr3, Cr3Flags, Cr4, Cr4Flags};
+use x86_64::registers::model_specific::{Efer, EferFlags};
+use x86_64::structures::paging::PageTableFlags as F;
+use x86_64::structures::paging::PhysFrame;
+use x86_64::PhysAddr;
+use xshim_shim::address_space::{Access, AddressSpace};
+use xshim_shim::layout::{IDENTITY_MAP_LIMIT, MAX_PAYLOAD_REGIONS, PAGE_SIZE, PTES_PER_TABLE};
+
+const LARGE_PAGE: u64 = PAGE_SIZE * PTES_PER_TABLE;
+const DIRECTORIES: usize = (IDENTITY_MAP_LIMIT / (LARGE_PAGE * PTES_PER_TABLE)) as usize;
+/// 4 KiB tables: two for the shim's first 4 MiB, and two for each payload region's edges
+/// (the window's and the stack's edges fall in the shim's own 4 MiB or on 2 MiB boundaries).
+const SMALL_TABLES: usize = 2 + 2 * MAX_PAYLOAD_REGIONS + 2;
+
+#[repr(C, align(4096))]
+struct Table([u64; PTES_PER_TABLE as usize]);
+const EMPTY: Table = Table([0; PTES_PER_TABLE as usize]);
+
+/// Written only by `install`, before the new CR3 is loaded; the CPU reads them after. Under
+/// PVH and native the shim runs identity-mapped, so a table's address is its physical address.
+static mut PML4: Table = EMPTY;
+static mut PDPT: Table = EMPTY;
+static mut DIRECTORY: [Table; DIRECTORIES] = [EMPTY; DIRECTORIES];
+static mut SMALL: [Table; SMALL_TABLES] = [EMPTY; SMALL_TABLES];
+
+/// What `install` turned on.
+pub struct Protection {
+    pub no_execute: bool,
+    pub smep: bool,
+}
+
+fn leaf_flags(a: Access, nx: bool) -> u64 {
+    if !a.present() {
+        return 0;
+    }
+    let mut f = F::PRESENT;
+    if a.writable() {
+        f |= F::WRITABLE;
+    }
+    if a.user() {
+        f |= F::USER_ACCESSIBLE;
+    }
+    if nx && !a.executable() {
+        f |= F::NO_EXECUTE;
+    }
+    f.bits()
+}
+
+/// Builds the tables for `space` and switches to them; turns on no-execute (EFER.NXE) and
+/// SMEP (the shim never executes a user page) where the CPU has them. Interrupts off.
+pub fn install(space: &AddressSpace) -> Result<Protection, &'static str> {
+    let (_, _, _, ext_edx) = cpu::cpuid(0x8000_0001, 0);
+    let nx = ext_edx & (1 << 20) != 0;
+    let (_, leaf7_ebx, _, _) = cpu::cpuid(7, 0);
+    let smep = leaf7_ebx & (1 << 7) != 0;
+    // Every upper level allows everything; the leaves decide.
+    let upper = (F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE).bits();
+    let pml4 = &raw mut PML4 as *mut u64;
+    let pdpt = &raw mut PDPT as *mut u64;
+    let dirs = &raw mut DIRECTORY as *mut Table;
+    let small = &raw mut SMALL as *mut Table;
+    let mut used = 0;
+    // SAFETY: the tables are our statics, not yet in use by the CPU (CR3 still holds the boot
+    // tables) and referenced by nothing else; every index is within its table.
+    unsafe {
+        pml4.write(pdpt as u64 | upper);
+        for d in 0..DIRECTORIES {
+            pdpt.add(d).write(dirs.add(d) as u64 | upper);
+            for slot in 0..PTES_PER_TABLE {
+                let base = (d as u64 * PTES_PER_TABLE + slot) * LARGE_PAGE;
+                let pde = match space.uniform(base, LARGE_PAGE) {
+                    Some(a) if a.present() => base | leaf_flags(a, nx) | F::HUGE_PAGE.bits(),
+                    Some(_) => 0,
+                    None => {
+                        if used == SMALL_TABLES {
+                            return Err("more 4 KiB page tables needed than the shim has");
+                        }
+                        let table = small.add(used) as *mut u64;
+                        used += 1;
+                        for i in 0..PTES_PER_TABLE {
+                            let addr = base + i * PAGE_SIZE;
+                            table.add(i as usize).write(addr | leaf_flags(space.access_at(addr), nx));
+                        }
+                        table as u64 | upper
+                    }
+                };
+                (dirs.add(d) as *mut u64).add(slot as usize).write(pde);
+            }
+        }
+    }
+    // SAFETY: NXE only gives meaning to bit 63 of the entries just written; the new tables
+    // map everything the shim uses at the same addresses (an identity map of the low 4 GiB),
+    // with the shim's own pages supervisor and its text executable, so execution continues.
+    unsafe {
+        if nx {
+            Efer::update(|f| *f |= EferFlags::NO_EXECUTE_ENABLE);
+        }
+        let frame = PhysFrame::from_start_address(PhysAddr::new(pml4 as u64)).map_err(|_| "PML4 not page-aligned")?;
+        Cr3::write(frame, Cr3Flags::empty());
+        if smep {
+            Cr4::update(|f| *f |= Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION);
+        }
+    }
+    Ok(Protection { no_execute: nx, smep })
+}
