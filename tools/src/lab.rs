@@ -671,6 +671,63 @@ pub fn bench(memory: u32, cycles: u32, mode: Mode, against: Option<PathBuf>) -> 
     Ok(res.passed())
 }
 
+/// `xshim bench calls`: what one call into the shim costs the payload (`hello bench=calls`:
+/// 20,000 of the cheapest call), under QEMU without Xen and under Xen PVH and PV in one lab
+/// boot; with `against`, another build's shim is measured in the same runs (before/after).
+pub fn bench_calls(against: Option<PathBuf>) -> Result<bool, String> {
+    let hello = util::payload_elf("hello");
+    let parse = |out: &str| out.lines().find_map(|l| l.split("ns_per_call=").nth(1)).and_then(|v| v.trim().parse::<u64>().ok());
+    let shims: Vec<(&str, PathBuf)> = std::iter::once(("xshim", util::shim_elf())).chain(against.clone().map(|a| ("before", a))).collect();
+    let mut rows: Vec<(String, &str, Option<u64>)> = Vec::new();
+    let tcg = crate::qemu::Accel { kvm: false, why: "bench".into() };
+    for (label, shim) in &shims {
+        let r = crate::qemu::run_with(&tcg, shim, Some(&hello), "bench=calls", 128, std::time::Duration::from_secs(120), false)?;
+        rows.push(("QEMU, no Xen (TCG)".into(), label, parse(&r.output)));
+    }
+    // The lab takes a wrapped image for another build's shim.
+    let before_image = match &against {
+        Some(a) => {
+            let img = crate::wrap::wrap(&util::read_file(a)?, &util::read_file(&hello)?)?;
+            let path = util::artifacts().join("bench-before-hello.xshim");
+            std::fs::write(&path, img).map_err(|e| format!("{}: {e}", path.display()))?;
+            Some(path)
+        }
+        None => None,
+    };
+    let mut opts = Vec::new();
+    let mut labels = Vec::new();
+    for mode in [Mode::Pvh, Mode::Pv] {
+        let o = LabOpts { scenario: Scenario::Boot, mode, payload: "hello".into(), payload_args: "bench=calls".into(), ..Default::default() };
+        if let Some(img) = &before_image {
+            opts.push(LabOpts { image: Some(img.clone()), ..o.clone() });
+            labels.push((mode, "before"));
+        }
+        opts.push(o);
+        labels.push((mode, "xshim"));
+    }
+    let results = run_session(&opts, true)?;
+    for (res, (mode, label)) in results.iter().zip(labels) {
+        rows.push((format!("Xen {mode:?}"), label, parse(&res.console_of(GUEST).join("\n"))));
+    }
+    println!("\nbench calls: ns per call into the shim (20,000 calls of GENERATION, timed by the payload)");
+    println!("{:<20} {:>10} {:>10} {:>8}", "where", "xshim", "before", "ratio");
+    let mut all = true;
+    let mut places: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    places.dedup();
+    for place in places {
+        let get = |who: &str| rows.iter().find(|r| r.0 == place && r.1 == who).and_then(|r| r.2);
+        let (x, b) = (get("xshim"), get("before"));
+        all &= x.is_some() && (against.is_none() || b.is_some());
+        let f = |v: Option<u64>| v.map_or("-".to_string(), |n| n.to_string());
+        let ratio = match (x, b) {
+            (Some(x), Some(b)) if b > 0 => format!("{:.2}", x as f64 / b as f64),
+            _ => "-".into(),
+        };
+        println!("{place:<20} {:>10} {:>10} {ratio:>8}", f(x), f(b));
+    }
+    Ok(all)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

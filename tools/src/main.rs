@@ -77,9 +77,10 @@ enum Cmd {
         soak: bool,
     },
     /// Benchmarks that print figures: `saverestore` compares xl create/save/restore/checkpoint/
-    /// migrate of the xshim guest with the Linux PV baseline of the same size, in one lab boot.
+    /// migrate of the xshim guest with the Linux PV baseline of the same size, in one lab boot;
+    /// `calls` measures one call into the shim under QEMU and under Xen PVH and PV.
     Bench {
-        #[arg(value_parser = ["saverestore"])]
+        #[arg(value_parser = ["saverestore", "calls"])]
         what: String,
         #[arg(long, default_value_t = 128)]
         memory: u32,
@@ -221,11 +222,12 @@ fn main() -> ExitCode {
             let lab = !no_lab && std::env::var_os("XSHIM_NO_LAB").is_none();
             ExitCode::from(testrun::run(testrun::TestOpts { lab, soak }) as u8)
         }
-        Cmd::Bench { what: _, memory, cycles, mode, against } => {
+        Cmd::Bench { what, memory, cycles, mode, against } => {
             if let Err(e) = build::setup().and_then(|_| build::build()).and_then(|_| lab::build()) {
                 return fail(e);
             }
-            match lab::bench(memory, cycles, mode, against) {
+            let run = if what == "calls" { lab::bench_calls(against) } else { lab::bench(memory, cycles, mode, against) };
+            match run {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::from(1),
                 Err(e) => fail(e),

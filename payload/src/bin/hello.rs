@@ -8,6 +8,8 @@
 //!   (among it, the record of the payload's memory window);
 //! - `gate`: an `int3` written over the call gate's code;
 //! - `cli`: `cli; jmp .`, which would stop every event (and so every suspend) for good.
+//!
+//! `bench=calls` prints the cost of one call into the shim (`xshim bench calls`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(not(target_os = "none"))]
@@ -40,6 +42,16 @@ mod payload {
                     // SAFETY: none needed: ud2 raises #UD, which the shim reports.
                     unsafe { core::arch::asm!("ud2") };
                     return 1;
+                }
+                "bench=calls" => {
+                    // The cost of one call into the shim: the cheapest call, many times.
+                    const CALLS: u64 = 20_000;
+                    let t0 = shim.monotonic_ns();
+                    for _ in 0..CALLS {
+                        core::hint::black_box(shim.generation());
+                    }
+                    let ns = shim.monotonic_ns() - t0;
+                    let _ = writeln!(shim, "hello: bench calls={CALLS} ns_per_call={}", ns / CALLS);
                 }
                 "fault=stack" => {
                     let _ = writeln!(shim, "hello: recursing until the stack ({} KiB) runs out", shim.boot.stack_size / 1024);

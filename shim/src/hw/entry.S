@@ -59,17 +59,58 @@ pv_start64:
 hypercall_page:
     .fill   4096, 1, 0xc3
 
-/* PV: jump to the payload in guest-kernel mode: rdi = entry, rsi = stack top, rdx =
- * BootInfo (no `sti`: ring 3; event delivery is Xen's upcall mask). Never returns. */
+/* PV: drop to the payload in Xen's guest user mode: rdi = entry, rsi = stack top, rdx =
+ * BootInfo. An iret frame with FLAT_USER_CS64 (RPL 3) makes Xen switch the vCPU to user mode
+ * and to the user page table (MMUEXT_NEW_USER_BASEPTR); rflags.IF unmasks events. The
+ * general registers are cleared (the hypercall page's iret stub pushes rcx, r11, rax). */
     .section .text, "ax"
-    .globl enter_payload_pv
-enter_payload_pv:
-    mov     %rsi, %rsp
-    mov     %rdi, %rax
+    .globl enter_payload_pv_user
+enter_payload_pv_user:
+    sub     $8, %rsi
+    movq    $0, (%rsi)                      /* fake return address: the entry must not return */
+    push    $0xe02b                         /* FLAT_USER_SS64 */
+    push    %rsi
+    push    $0x202                          /* IF: events on */
+    push    $0xe033                         /* FLAT_USER_CS64 */
+    push    %rdi
+    push    $0                              /* iret flags: not returning from a syscall */
     mov     %rdx, %rdi
+    xor     %eax, %eax
+    xor     %ebx, %ebx
+    xor     %ecx, %ecx
+    xor     %edx, %edx
+    xor     %esi, %esi
     xor     %ebp, %ebp
-    push    $0
-    jmp     *%rax
+    xor     %r8d, %r8d
+    xor     %r9d, %r9d
+    xor     %r10d, %r10d
+    xor     %r11d, %r11d
+    xor     %r12d, %r12d
+    xor     %r13d, %r13d
+    xor     %r14d, %r14d
+    xor     %r15d, %r15d
+    jmp     hypercall_page + 23 * 32        /* __HYPERVISOR_iret */
+
+/* PV: the shim side of the payload's `syscall` (CALLBACKTYPE_syscall). Xen enters on the
+ * stack HYPERVISOR_stack_switch named, events masked, with [rcx, r11, rip, cs, rflags, rsp,
+ * ss]: rcx and r11 are the payload's return address and rflags, which the frame holds too.
+ * Call payload_call(nr, a0, a1, a2, a3) and return through HYPERVISOR_iret with the frame
+ * Xen built (RPL 3: back to user mode; IF: events on again). */
+    .globl pv_syscall_entry
+pv_syscall_entry:
+    add     $16, %rsp
+    push    %rbp                            /* keeps %rsp 16-byte aligned for the call */
+    mov     %r10, %rcx
+    call    payload_call
+    pop     %rbp
+    xor     %edi, %edi
+    xor     %esi, %esi
+    xor     %edx, %edx
+    xor     %r8d, %r8d
+    xor     %r9d, %r9d
+    xor     %r10d, %r10d
+    push    $0                              /* iret flags */
+    jmp     hypercall_page + 23 * 32        /* __HYPERVISOR_iret */
 
 /* PVH and native: drop to the payload in ring 3 with interrupts on: rdi = entry, rsi =
  * stack top, rdx = BootInfo. The selectors are tables.rs's user data (0x18) and code (0x20)

@@ -2,7 +2,9 @@
 //! supervisor 2 MiB mapping of all of the low 4 GiB) with one that says, page by page, who
 //! may do what (`AddressSpace`): still an identity map of the low 4 GiB, 2 MiB pages where a
 //! whole 2 MiB has one access, 4 KiB tables where it does not (the shim's image, the payload's
-//! stack and its guard page, the edges of the payload's regions).
+//! stack and its guard page, the edges of the payload's regions). Under PV the same static
+//! pages hold the payload's user-mode page table instead (hw/xen/pv_mm.rs): one boot uses
+//! them one way only.
 use super::cpu;
 use x86_64::registers::control::{Cr3, Cr3Flags, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
@@ -19,7 +21,7 @@ const DIRECTORIES: usize = (IDENTITY_MAP_LIMIT / (LARGE_PAGE * PTES_PER_TABLE)) 
 const SMALL_TABLES: usize = 2 + 2 * MAX_PAYLOAD_REGIONS + 2;
 
 #[repr(C, align(4096))]
-struct Table([u64; PTES_PER_TABLE as usize]);
+pub struct Table([u64; PTES_PER_TABLE as usize]);
 const EMPTY: Table = Table([0; PTES_PER_TABLE as usize]);
 
 /// Written only by `install`, before the new CR3 is loaded; the CPU reads them after. Under
@@ -28,6 +30,13 @@ static mut PML4: Table = EMPTY;
 static mut PDPT: Table = EMPTY;
 static mut DIRECTORY: [Table; DIRECTORIES] = [EMPTY; DIRECTORIES];
 static mut SMALL: [Table; SMALL_TABLES] = [EMPTY; SMALL_TABLES];
+
+/// The page-table pages for PV's user-mode table: a top level, one L3, one L2 (the low
+/// 1 GiB), and the pool of L1 tables. Raw pointers: the caller fills them, then hands them to
+/// Xen (read-only from then on).
+pub fn pv_user_table_pages() -> (*mut Table, *mut Table, *mut Table, *mut Table, usize) {
+    (&raw mut PML4, &raw mut PDPT, &raw mut DIRECTORY as *mut Table, &raw mut SMALL as *mut Table, SMALL_TABLES)
+}
 
 /// What `install` turned on.
 pub struct Protection {

@@ -17,9 +17,20 @@ extern "C" {
     static trap_stub_table: [[u64; 2]; TRAP_STUBS];
     static kernel_entry_stack_top: u8;
     fn enter_payload_user(entry: u64, stack_top: u64, boot: u64) -> !;
-    fn enter_payload_pv(entry: u64, stack_top: u64, boot: u64) -> !;
+    fn enter_payload_pv_user(entry: u64, stack_top: u64, boot: u64) -> !;
     fn syscall_entry();
+    fn pv_syscall_entry();
     fn payload_call_gate();
+}
+
+/// The top of the stack the shim runs on when the payload enters it (calls, traps).
+pub fn entry_stack_top() -> u64 {
+    &raw const kernel_entry_stack_top as u64
+}
+
+/// PV: entry.S's handler for the payload's `syscall` (Xen's syscall callback).
+pub fn pv_syscall_callback() -> u64 {
+    pv_syscall_entry as *const () as u64
 }
 
 /// The address of the call gate's user-mode stub (entry.S), which the payload calls.
@@ -186,10 +197,11 @@ pub unsafe fn enter_payload_ring3(entry: u64, stack_top: u64, boot_info: u64) ->
     unsafe { enter_payload_user(entry, stack_top, boot_info) }
 }
 
-/// PV: the same through Xen's guest-kernel mode (events are unmasked by the caller).
+/// PV: the same through Xen's guest user mode (events unmasked by the iret).
 /// # Safety
-/// As `enter_payload_ring3`, mapped in guest-kernel mode.
-pub unsafe fn enter_payload_xen_pv(entry: u64, stack_top: u64, boot_info: u64) -> ! {
+/// As `enter_payload_ring3`, with the user page table installed (`pv_mm::protect`), the
+/// syscall callback and kernel stack registered.
+pub unsafe fn enter_payload_xen_pv_user(entry: u64, stack_top: u64, boot_info: u64) -> ! {
     // SAFETY: the caller vouches for the arguments.
-    unsafe { enter_payload_pv(entry, stack_top, boot_info) }
+    unsafe { enter_payload_pv_user(entry, stack_top, boot_info) }
 }

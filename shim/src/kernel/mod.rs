@@ -46,6 +46,11 @@ extern "C" {
     static __user_gate_end: u8;
     static __rodata_start: u8;
     static __data_start: u8;
+    static __shim_end: u8;
+}
+
+fn sym_addr(s: *const u8) -> u64 {
+    s as u64
 }
 
 /// Who may touch what once the payload runs (linker/shim.ld's section symbols: only their
@@ -84,14 +89,15 @@ pub fn load_and_enter(modules: &[Module], regions: Vec<MemRegion>, payload_cmdli
     let window = MemRegion { base: layout::PAYLOAD_WINDOW_BASE, len: layout::PAYLOAD_WINDOW_LIMIT - layout::PAYLOAD_WINDOW_BASE };
     let free: u64 = regions.iter().map(|r| r.len).sum();
     let space = address_space(window, stack, &regions).unwrap_or_else(|e| fatal::fatal("the shim's memory layout", e));
-    let boot_info = services::init(services::PayloadInfo { cmdline: payload_cmdline, regions, window, stack, features: p.features() }, p.payload_call_gate(services::direct_call_gate()));
+    let boot_info = services::init(services::PayloadInfo { cmdline: payload_cmdline, regions, window, stack, features: p.features() }, p.payload_call_gate());
     // The payload's BootInfo is a copy at the top of its own stack: the shim's pages are out
     // of its reach.
     let boot_at = (stack_base + layout::PAYLOAD_STACK_SIZE as u64 - core::mem::size_of::<BootInfo>() as u64) & !15;
     // SAFETY: `boot_at` is inside the payload's stack (a static the shim owns until the
     // payload starts), aligned, and nothing references that memory.
     unsafe { (boot_at as *mut BootInfo).write(*boot_info) };
-    let protection = p.protect(&space).unwrap_or_else(|e| fatal::fatal("memory protection", e));
+    let image = (sym_addr(&raw const __shim_start), sym_addr(&raw const __shim_end));
+    let protection = p.protect(&space, image).unwrap_or_else(|e| fatal::fatal("memory protection", e));
     log::info!(
         "payload: {} segment(s), {} KiB, entry {:#x}; {} MiB free memory; {protection}; entering after {} us",
         plan.segments.len(),

@@ -60,13 +60,8 @@ pub fn note_resumed() {
     RESUMED.store(true, Ordering::SeqCst);
 }
 
-/// The address of `payload_call`, for a payload that calls it directly (PV guest-kernel mode).
-pub fn direct_call_gate() -> u64 {
-    payload_call as *const () as u64
-}
-
-/// The call gate: entered from entry.S's `syscall_entry` (a payload in ring 3), or called
-/// directly. A thin shell: events off while the shim works for the payload (so an event
+/// The call gate: entered from entry.S's `syscall_entry` (PVH, native) or `pv_syscall_entry`
+/// (PV), for a payload in user mode. A thin shell: events off while the shim works for the payload (so an event
 /// upcall never finds shim state half-updated), then the safe dispatcher.
 #[no_mangle]
 extern "sysv64" fn payload_call(nr: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> i64 {

@@ -138,24 +138,26 @@ impl Platform {
     }
 
     /// The address the payload calls for the shim's services (BootInfo.call): the user-mode
-    /// stub that enters the shim, or, for a payload that runs in (guest-)kernel mode, the
-    /// shim's own function at `direct`.
-    pub fn payload_call_gate(self, direct: u64) -> u64 {
-        match self {
-            Platform::Pvh | Platform::Native => tables::user_call_gate(),
-            Platform::Pv => direct,
-        }
+    /// stub that enters the shim by `syscall` (to the CPU's LSTAR, or Xen's syscall callback).
+    pub fn payload_call_gate(self) -> u64 {
+        tables::user_call_gate()
     }
 
     /// Applies `space` to the page tables: the payload's pages user-accessible, the shim's
     /// supervisor-only, its text read-only and its data no-execute, the guard page unmapped.
-    pub fn protect(self, space: &AddressSpace) -> Result<Protection, &'static str> {
+    /// `image` is the shim's image and bss, `[start, end)`.
+    pub fn protect(self, space: &AddressSpace, image: (u64, u64)) -> Result<Protection, alloc::string::String> {
         match self {
             Platform::Pvh | Platform::Native => {
                 let p = paging::install(space)?;
                 Ok(Protection { user_mode: true, read_only_text: true, no_execute: p.no_execute, smep: p.smep })
             }
-            Platform::Pv => Ok(Protection { user_mode: false, read_only_text: false, no_execute: false, smep: false }),
+            Platform::Pv => {
+                let p = pv::protect(space, image).map_err(|e| alloc::format!("{e}"))?;
+                // Under PV the payload's user-mode table does not map the shim at all; Xen
+                // keeps its guest kernel from executing user pages itself (SMEP/SMAP).
+                Ok(Protection { user_mode: true, read_only_text: true, no_execute: p.no_execute, smep: false })
+            }
         }
     }
 
@@ -165,12 +167,9 @@ impl Platform {
     /// `boot_info` its BootInfo, all mapped.
     pub unsafe fn enter_payload(self, entry: u64, stack_top: u64, boot_info: u64) -> ! {
         match self {
-            Platform::Pv => {
-                // The payload runs with events on; they arrive through the event callback.
-                shared_info::pv_unmask_and_deliver();
-                // SAFETY: the caller vouches for the arguments.
-                unsafe { tables::enter_payload_xen_pv(entry, stack_top, boot_info) }
-            }
+            // Events stay masked until Xen's iret to user mode unmasks them.
+            // SAFETY: the caller vouches for the arguments; `protect` set up user mode.
+            Platform::Pv => unsafe { tables::enter_payload_xen_pv_user(entry, stack_top, boot_info) },
             // SAFETY: the caller vouches for the arguments.
             Platform::Pvh | Platform::Native => unsafe { tables::enter_payload_ring3(entry, stack_top, boot_info) },
         }

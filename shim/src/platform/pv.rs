@@ -99,3 +99,21 @@ pub fn connect(info: &PvInfo, events: &EventsOff) -> Result<(), PlatformError> {
     }
     Ok(())
 }
+
+/// The payload in Xen's guest user mode: the shim's image protected and the user page table
+/// installed (pv_mm), the stack Xen enters the shim on from user mode, and the handler of the
+/// payload's `syscall` (the call gate).
+pub fn protect(space: &xshim_shim::address_space::AddressSpace, image: (u64, u64)) -> Result<pv_mm::PvProtection, PlatformError> {
+    use crate::hw::tables;
+    use xshim_shim::xen::abi::callback::{CALLBACKF_MASK_EVENTS, CALLBACKTYPE_SYSCALL};
+    use xshim_shim::xen::abi::xen::FLAT_KERNEL_SS64;
+    use xshim_shim::xen::errno::XenResultExt;
+    let (_, _, _, ext_edx) = crate::hw::cpu::cpuid(0x8000_0001, 0);
+    let nx = ext_edx & (1 << 20) != 0;
+    let p = pv_mm::protect(space, image, nx)?;
+    // SAFETY: the entry stack is used only when the payload enters the shim (entry.S).
+    unsafe { XenHypercalls.stack_switch(FLAT_KERNEL_SS64, tables::entry_stack_top()) }.op("HYPERVISOR_stack_switch")?;
+    // SAFETY: entry.S's pv_syscall_entry handles Xen's syscall frame and returns by iret.
+    unsafe { XenHypercalls.register_callback(CALLBACKTYPE_SYSCALL, tables::pv_syscall_callback(), CALLBACKF_MASK_EVENTS) }.op("CALLBACKOP_register(syscall)")?;
+    Ok(p)
+}

@@ -42,6 +42,8 @@ pub enum PlatformError {
     NoBootstrapTables,
     /// PV: the p2m can only be published in shared_info, which is not mapped.
     SharedInfoNotMapped,
+    /// The payload's address space needs more 4 KiB page tables than the shim keeps.
+    PageTablePool,
 }
 
 impl fmt::Display for PlatformError {
@@ -56,6 +58,7 @@ impl fmt::Display for PlatformError {
             PlatformError::NoHypercallPage => write!(f, "Xen did not fill the hypercall page"),
             PlatformError::NoBootstrapTables => write!(f, "PV: Xen's bootstrap page tables do not map the low 1 GiB"),
             PlatformError::SharedInfoNotMapped => write!(f, "PV: publishing the p2m needs shared_info, which is not mapped"),
+            PlatformError::PageTablePool => write!(f, "the payload's address space needs more page tables than the shim keeps"),
         }
     }
 }

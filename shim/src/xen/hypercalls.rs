@@ -56,6 +56,14 @@ pub trait Hypercalls {
     /// # Safety
     /// `address` must be a stub that handles Xen's callback frame.
     unsafe fn register_callback(&mut self, type_: u16, address: u64, flags: u16) -> HcResult<()>;
+    /// PV `HYPERVISOR_stack_switch`: the stack Xen enters the guest kernel on from user mode.
+    /// # Safety
+    /// `sp` must be the top of a stack that nothing else uses while the guest is in user mode.
+    unsafe fn stack_switch(&mut self, ss: u16, sp: u64) -> HcResult<()>;
+    /// PV `HYPERVISOR_mmuext_op` (pin a page table, set the user base pointer ...).
+    /// # Safety
+    /// The frames named must be page tables the caller built for the purpose.
+    unsafe fn mmuext_op(&mut self, ops: &[crate::xen::abi::xen::MmuextOp]) -> HcResult<()>;
 }
 
 /// The shim's pages that Xen places its own frames in, or writes behind our back, named
@@ -186,6 +194,12 @@ pub mod testing {
         }
         unsafe fn register_callback(&mut self, type_: u16, address: u64, flags: u16) -> HcResult<()> {
             self.rec("register_callback", format!("type {type_}, {address:#x}, flags {flags}"))
+        }
+        unsafe fn stack_switch(&mut self, ss: u16, sp: u64) -> HcResult<()> {
+            self.rec("stack_switch", format!("ss {ss:#x}, sp {sp:#x}"))
+        }
+        unsafe fn mmuext_op(&mut self, ops: &[crate::xen::abi::xen::MmuextOp]) -> HcResult<()> {
+            self.rec("mmuext_op", ops.iter().map(|o| format!("cmd {} mfn {:#x}", o.cmd, o.arg1)).collect::<alloc::vec::Vec<_>>().join(", "))
         }
     }
 }

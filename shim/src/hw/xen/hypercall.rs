@@ -3,7 +3,7 @@
 //! MSR that CPUID leaf base+2 names; under PV the domain builder fills it.
 use crate::hw::cpu;
 use core::arch::asm;
-use xshim_shim::xen::abi::xen::{hypercall as nr, MmuUpdate, TrapInfo, UVMF_INVLPG, XENVER_VERSION};
+use xshim_shim::xen::abi::xen::{hypercall as nr, MmuUpdate, MmuextOp, TrapInfo, UVMF_INVLPG, XENVER_VERSION};
 use xshim_shim::xen::abi::{callback as cb, event_channel as ec, grant_table as gt, hvm_params as hp, memory as mem, sched, vcpu};
 use xshim_shim::xen::errno::XenErrno;
 use xshim_shim::xen::frames::{EvtchnPort, Gfn, Mfn};
@@ -185,5 +185,14 @@ impl Hypercalls for XenHypercalls {
         let r = cb::CallbackRegister { type_, flags, pad: 0, address };
         // SAFETY: the caller vouches for the stub.
         unit(unsafe { hypercall4(nr::CALLBACK_OP, cb::CALLBACKOP_REGISTER as u64, ptr(&r), 0, 0) })
+    }
+    unsafe fn stack_switch(&mut self, ss: u16, sp: u64) -> HcResult<()> {
+        // SAFETY: the caller vouches for the stack.
+        unit(unsafe { hypercall4(nr::STACK_SWITCH, ss as u64, sp, 0, 0) })
+    }
+    unsafe fn mmuext_op(&mut self, ops: &[MmuextOp]) -> HcResult<()> {
+        let mut done = 0u32;
+        // SAFETY: the caller vouches for the frames the operations name.
+        unit(unsafe { hypercall4(nr::MMUEXT_OP, ops.as_ptr() as u64, ops.len() as u64, &mut done as *mut u32 as u64, mem::DOMID_SELF as u64) })
     }
 }

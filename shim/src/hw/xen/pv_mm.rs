@@ -6,7 +6,8 @@ use super::hypercall::XenHypercalls;
 use super::shared_info;
 use core::sync::atomic::{AtomicU64, Ordering};
 use xshim_shim::layout::{self, PAGE_SIZE, PTES_PER_TABLE};
-use xshim_shim::xen::abi::xen::{MmuUpdate, StartInfo, FIRST_RESERVED_GDT_ENTRY, MACH2PHYS_VIRT_START, MMU_NORMAL_PT_UPDATE};
+use xshim_shim::address_space::{Access, AddressSpace};
+use xshim_shim::xen::abi::xen::{MmuUpdate, MmuextOp, StartInfo, FIRST_RESERVED_GDT_ENTRY, MACH2PHYS_VIRT_START, MMUEXT_NEW_USER_BASEPTR, MMUEXT_PIN_L4_TABLE, MMU_NORMAL_PT_UPDATE};
 use xshim_shim::xen::errno::XenResultExt;
 use xshim_shim::xen::frames::{Mfn, Pfn};
 use xshim_shim::xen::guest::{mfn_of_va, PlatformError, PvMemory};
@@ -18,6 +19,8 @@ use x86_64::structures::paging::PageTableFlags as Pte;
 /// start_info's virtual address, the p2m array's address and its length in entries (set once
 /// at boot; the toolstack rewrites the pages in place on restore).
 static START_INFO_VA: AtomicU64 = AtomicU64::new(0);
+/// Xen's bootstrap top-level page table (start_info.pt_base), for walks to an L1 entry.
+static PT_BASE: AtomicU64 = AtomicU64::new(0);
 static P2M_VA: AtomicU64 = AtomicU64::new(0);
 static P2M_LEN: AtomicU64 = AtomicU64::new(0);
 
@@ -143,6 +146,7 @@ fn prepare_l1(nr_pages: u64, l2_mfn: Mfn, slot: u64, page: u64) -> Result<MmuUpd
 /// as `pv_layout::plan` lays out; the L2 entries go to Xen in one batched mmu_update per
 /// source, once every new L1 is read-only.
 pub fn map_ram(nr_pages: u64, pt_base: u64) -> Result<RamMap, PlatformError> {
+    PT_BASE.store(pt_base, Ordering::Relaxed);
     let no_table = || PlatformError::NoBootstrapTables;
     let l3 = next_table(read_pte(pt_base, 0)).ok_or_else(no_table)?;
     let l2 = next_table(read_pte(l3, 0)).ok_or_else(no_table)?;
@@ -195,5 +199,136 @@ pub fn load_gdt() -> Result<(), PlatformError> {
     let entries = (PTES_PER_TABLE as u32).min(FIRST_RESERVED_GDT_ENTRY);
     // SAFETY: the page holds only a null descriptor (valid), mapped read-only just above.
     unsafe { XenHypercalls.set_gdt(&[mfn], entries) }.op("HYPERVISOR_set_gdt")?;
+    Ok(())
+}
+
+/// The kernel's L2 table for the low 1 GiB: (its virtual address, its mfn).
+fn kernel_l2() -> Result<(u64, Mfn), PlatformError> {
+    let l3 = next_table(read_pte(PT_BASE.load(Ordering::Relaxed), 0)).ok_or(PlatformError::NoBootstrapTables)?;
+    let l2 = next_table(read_pte(l3, 0)).ok_or(PlatformError::NoBootstrapTables)?;
+    Ok((l2, Mfn::of_maddr(read_pte(l3, 0))))
+}
+
+/// A user-mode leaf entry for `access` (0 if the payload may not touch the page).
+fn user_leaf(pfn: Pfn, access: Access, nx: bool) -> Result<u64, PlatformError> {
+    if !access.user() {
+        return Ok(0);
+    }
+    let mut f = Pte::PRESENT | Pte::USER_ACCESSIBLE | Pte::ACCESSED;
+    if access.writable() {
+        f |= Pte::WRITABLE | Pte::DIRTY;
+    }
+    if nx && !access.executable() {
+        f |= Pte::NO_EXECUTE;
+    }
+    Ok(pte(p2m(pfn).ok_or(PlatformError::BeyondP2m(pfn))?, f))
+}
+
+/// What `protect` set up.
+pub struct PvProtection {
+    pub no_execute: bool,
+}
+
+/// PV: keeps the payload out of the shim. Two parts:
+/// - the kernel's own mappings of the shim's image: text read-only, everything else
+///   no-execute (one batched mmu_update on Xen's bootstrap L1 tables);
+/// - a separate page table for Xen's guest user mode, in which the payload runs: it maps
+///   only what `space` gives the user (its window and free RAM share the kernel's L1 tables;
+///   its stack and the call gate's page get their own, with the guard page left out), pinned
+///   and installed with MMUEXT_NEW_USER_BASEPTR. The shim's pages are simply not in it.
+///   The toolstack saves and restores it with the vCPU (ctrlreg[1]), canonicalised like
+///   every pinned table.
+pub fn protect(space: &AddressSpace, shim: (u64, u64), nx: bool) -> Result<PvProtection, PlatformError> {
+    protect_shim_image(space, shim, nx)?;
+    build_user_table(space, nx)?;
+    Ok(PvProtection { no_execute: nx })
+}
+
+fn protect_shim_image(space: &AddressSpace, (start, end): (u64, u64), nx: bool) -> Result<(), PlatformError> {
+    let (l2, _) = kernel_l2()?;
+    let mut updates = alloc::vec::Vec::new();
+    let mut va = start;
+    while va < end {
+        let slot = va / (PAGE_SIZE * PTES_PER_TABLE);
+        let l2e = read_pte(l2, slot);
+        let (Some(l1), true) = (next_table(l2e), Pte::from_bits_retain(l2e).contains(Pte::PRESENT)) else {
+            return Err(PlatformError::NoBootstrapTables);
+        };
+        let index = (va / PAGE_SIZE) % PTES_PER_TABLE;
+        let old = Pte::from_bits_retain(read_pte(l1, index));
+        let mut new = old;
+        match space.access_at(va) {
+            Access::KernelCode | Access::UserCode => new.remove(Pte::WRITABLE),
+            Access::KernelRead => {
+                new.remove(Pte::WRITABLE);
+                new.set(Pte::NO_EXECUTE, nx);
+            }
+            // Data keeps its writability (page tables and the GDT are already read-only).
+            _ => new.set(Pte::NO_EXECUTE, nx),
+        }
+        if new != old && old.contains(Pte::PRESENT) {
+            updates.push(MmuUpdate { ptr: (Mfn::of_maddr(l2e).maddr() + index * 8) | MMU_NORMAL_PT_UPDATE, val: new.bits() });
+        }
+        va += PAGE_SIZE;
+    }
+    // SAFETY: each update only drops write or execute permission from the shim's own
+    // mapping of its own image; no frame changes.
+    unsafe { XenHypercalls.mmu_update(&updates) }.op("mmu_update(shim text read-only, data no-execute)")?;
+    Ok(())
+}
+
+fn build_user_table(space: &AddressSpace, nx: bool) -> Result<(), PlatformError> {
+    let (kernel_l2_va, _) = kernel_l2()?;
+    let (top, l3, l2, pool, pool_len) = crate::hw::paging::pv_user_table_pages();
+    let (top, l3, l2) = (top as *mut u64, l3 as *mut u64, l2 as *mut u64);
+    let large = PAGE_SIZE * PTES_PER_TABLE;
+    let mut used = 0;
+    let mut tables = alloc::vec![top as u64, l3 as u64, l2 as u64];
+    for slot in 0..PTES_PER_TABLE {
+        let base = slot * large;
+        let entry = match space.uniform(base, large) {
+            // The payload's own RAM, 2 MiB at a time: the kernel's L1 table, shared.
+            Some(Access::UserAll) => read_pte(kernel_l2_va, slot),
+            Some(a) if !a.user() => 0,
+            _ => {
+                if used == pool_len {
+                    return Err(PlatformError::PageTablePool);
+                }
+                // SAFETY: pool page `used` (of pool_len), handed out once; the identity map
+                // covers it and nothing else references it.
+                let l1 = unsafe { pool.add(used) } as *mut u64;
+                used += 1;
+                for i in 0..PTES_PER_TABLE {
+                    let addr = base + i * PAGE_SIZE;
+                    let e = user_leaf(Pfn::containing(addr), space.access_at(addr), nx)?;
+                    // SAFETY: entry i of the pool page just taken, still writable.
+                    unsafe { l1.add(i as usize).write_volatile(e) };
+                }
+                tables.push(l1 as u64);
+                pte(mfn_of_va(&PvMem, l1 as u64)?, L2_PTE)
+            }
+        };
+        // SAFETY: entry `slot` of our L2 page, still writable.
+        unsafe { l2.add(slot as usize).write_volatile(entry) };
+    }
+    // SAFETY: the first entries of our L3 and top-level pages (the rest stay zero: the low
+    // 1 GiB is all a payload has, and Xen fills its own top-level slots when it pins).
+    unsafe {
+        l3.write_volatile(pte(mfn_of_va(&PvMem, l2 as u64)?, L2_PTE));
+        top.write_volatile(pte(mfn_of_va(&PvMem, l3 as u64)?, L2_PTE));
+    }
+    // Xen takes a page as a page table only if no writable mapping of it exists.
+    for &va in &tables {
+        let mfn = mfn_of_va(&PvMem, va)?;
+        // SAFETY: our own page-table page, remapped to its own frame, read-only.
+        unsafe { XenHypercalls.update_va_mapping(va, pte(mfn, RAM_PTE_RO)) }.op("update_va_mapping(read-only user page table)")?;
+    }
+    let top_mfn = mfn_of_va(&PvMem, top as u64)?;
+    let ops = [
+        MmuextOp { cmd: MMUEXT_PIN_L4_TABLE, pad: 0, arg1: top_mfn.raw(), arg2: 0 },
+        MmuextOp { cmd: MMUEXT_NEW_USER_BASEPTR, pad: 0, arg1: top_mfn.raw(), arg2: 0 },
+    ];
+    // SAFETY: the table just built maps only the payload's pages, each to its own frame.
+    unsafe { XenHypercalls.mmuext_op(&ops) }.op("mmuext_op(pin the user page table, NEW_USER_BASEPTR)")?;
     Ok(())
 }

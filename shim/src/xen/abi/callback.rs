@@ -6,6 +6,9 @@ pub const CALLBACKOP_REGISTER: u32 = 0;
 pub const CALLBACKTYPE_EVENT: u16 = 0;
 /// Xen enters here when it cannot restore the guest's segment registers on return.
 pub const CALLBACKTYPE_FAILSAFE: u16 = 1;
+/// 64-bit `syscall` from guest user mode: Xen enters the guest kernel here, on the stack
+/// named by HYPERVISOR_stack_switch.
+pub const CALLBACKTYPE_SYSCALL: u16 = 2;
 /// Mask events on entry (the handler re-enables them through HYPERVISOR_iret).
 pub const CALLBACKF_MASK_EVENTS: u16 = 1;
 

@@ -6,6 +6,7 @@ pub mod hypercall {
     pub const SET_TRAP_TABLE: usize = 0;
     pub const MMU_UPDATE: usize = 1;
     pub const SET_GDT: usize = 2;
+    pub const STACK_SWITCH: usize = 3;
     pub const IRET: usize = 23;
     pub const MMUEXT_OP: usize = 26;
     pub const CALLBACK_OP: usize = 30;
@@ -166,10 +167,16 @@ const _: () = assert!(core::mem::size_of::<TrapInfo>() == 16);
 /// arch-x86/xen-x86_64.h: the ring-3 kernel code selector of a 64-bit PV guest.
 pub const FLAT_KERNEL_CS64: u16 = 0xe033;
 pub const FLAT_KERNEL_SS64: u16 = 0xe02b;
+/// The same selectors in guest user mode: an iret frame whose CS has RPL 3 makes Xen switch
+/// the vCPU to user mode and to its user page table (MMUEXT_NEW_USER_BASEPTR).
+pub const FLAT_USER_CS64: u16 = 0xe033;
+pub const FLAT_USER_SS64: u16 = 0xe02b;
 
 /// MMUEXT_OP commands (xen.h) the PV shim uses.
 pub const MMUEXT_PIN_L4_TABLE: u32 = 3;
 pub const MMUEXT_UNPIN_TABLE: u32 = 4;
+/// Sets the page table Xen switches to in guest user mode (64-bit PV only).
+pub const MMUEXT_NEW_USER_BASEPTR: u32 = 15;
 
 /// xen.h `struct mmuext_op` (64-bit): cmd, then one machine frame / linear address, then a
 /// second argument we never use.
