@@ -1,7 +1,8 @@
 /* xshim payload ABI, version 1 — C mirror of payload/src/abi.rs (the single definition).
  * A payload is a static x86-64 ELF (ET_EXEC) linked inside the payload window
  * 0x800000..0x1000000 (see linker/payload.ld). Entry: _start(const struct xshim_boot_info *)
- * in %rdi, 64-bit long mode, identity-mapped, its own stack; it must not return. */
+ * in %rdi, 64-bit long mode, user mode (privileged instructions fault; the shim's memory is out
+ * of reach), identity-mapped, its own stack with a guard page below; it must not return. */
 #ifndef XSHIM_H
 #define XSHIM_H
 #include <stdint.h>

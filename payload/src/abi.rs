@@ -22,8 +22,9 @@ bitflags::bitflags! {
 }
 
 /// The entry point the shim jumps to: `rdi` = a `BootInfo` pointer, `rsp` = a 16-byte
-/// aligned stack of `BootInfo::stack_size` bytes, interrupts may be enabled, long mode,
-/// identity-mapped memory as listed by `MEMMAP`. It must not return.
+/// aligned stack of `BootInfo::stack_size` bytes (a guard page below it), user mode, events
+/// enabled, long mode, identity-mapped memory as listed by `MEMMAP` (and nothing of the
+/// shim's). It must not return.
 pub type PayloadEntry = extern "sysv64" fn(boot: *const BootInfo) -> !;
 
 /// The shim's call gate: `call(nr, a0, a1, a2, a3)`; negative results are `Error`s.
