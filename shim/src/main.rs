@@ -128,7 +128,7 @@ mod entry {
         // The payload gets neither the boot module nor the page tables taken from RAM.
         let reserved: Vec<start_info::Module> = modules.iter().copied().chain(info.ram.l1_pages_in_ram).collect();
         let regions = start_info::payload_regions(&memmap, &reserved);
-        kernel::load_and_enter(&modules, regions, payload_cmdline, shim_end())
+        kernel::load_and_enter(&modules, regions, payload_cmdline, shim_end(), kernel::SelfTest::from_options(&shim_opts))
     }
 
     /// Rust entry from entry.S, in long mode on the boot stack (interrupts off).
@@ -163,7 +163,7 @@ mod entry {
             boot.memmap.len()
         );
         let regions: Vec<MemRegion> = start_info::payload_regions(&boot.memmap, &boot.modules);
-        kernel::load_and_enter(&boot.modules, regions, payload_cmdline, shim_end())
+        kernel::load_and_enter(&boot.modules, regions, payload_cmdline, shim_end(), kernel::SelfTest::from_options(&shim_opts))
     }
 
     #[panic_handler]

@@ -570,6 +570,11 @@ fn host_checks(o: &LabOpts, res: &mut LabResult) {
     let crashed = console.contains("xshim: crashing") || console.contains("PANIC");
     let mut add = |name: &str, pass: bool, detail: String| res.checks.push(Check { name: name.into(), pass, secs: 0.0, detail });
     if o.scenario == Scenario::Crash {
+        if let Some(kind) = o.payload_args.split_whitespace().find_map(|w| w.strip_prefix("xshim.selftest=")) {
+            let v = crate::fixtures::selftest_verdict(kind, &console);
+            add(&format!("selftest-{kind}-faults"), v.is_ok(), v.unwrap_or_else(|e| e));
+            return;
+        }
         let dump = console.contains("rax=") && console.contains("xshim: crashing the domain: payload exception");
         add("register-dump", dump, if dump { "register dump, then the domain crashed".into() } else { "no register dump / crash line".into() });
         let kind = o.payload_args.split_whitespace().find_map(|w| w.strip_prefix("fault="));

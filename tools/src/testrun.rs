@@ -140,6 +140,12 @@ fn qemu_tier(t: &mut Tally) {
             ok.then(|| format!("{line}; record intact; exit 0x7f")).ok_or(format!("no \"{phrase}\" line, intact record and crash (exit {:?})", r.payload_code))
         });
     }
+    // The shim's own protection, tested by the shim attacking itself once it is on.
+    for (kind, _) in fixtures::SHIM_SELFTESTS {
+        qemu_boot(t, &format!("qemu-selftest-{kind}"), &shim, Some(&util::payload_elf("hello")), &format!("xshim.selftest={kind}"), move |r| {
+            fixtures::selftest_verdict(kind, &r.output).and_then(|v| if r.payload_code == Some(0x7f) { Ok(format!("{v}; exit 0x7f")) } else { Err(format!("{v}; exit {:?}", r.payload_code)) })
+        });
+    }
     // A wrapped image boots without a module.
     let image = util::artifacts().join("hello.xshim");
     let wrapped = util::read_file(&shim).and_then(|s| Ok((s, util::read_file(&util::payload_elf("hello"))?))).and_then(|(s, p)| wrap::wrap(&s, &p));
@@ -249,6 +255,10 @@ fn lab_tier(t: &mut Tally, soak: bool) {
         for (kind, _) in fixtures::PAYLOAD_ATTACKS {
             let name = format!("lab-attack-{}-{kind}", if mode == Mode::Pv { "pv" } else { "pvh" });
             add(&name, LabOpts { mode, payload_args: format!("fault={kind}"), ..base(Scenario::Crash, "hello", 1) });
+        }
+        for (kind, _) in fixtures::SHIM_SELFTESTS {
+            let name = format!("lab-selftest-{}-{kind}", if mode == Mode::Pv { "pv" } else { "pvh" });
+            add(&name, LabOpts { mode, payload_args: format!("xshim.selftest={kind}"), ..base(Scenario::Crash, "hello", 1) });
         }
     }
     // Memory sizes: the smallest guest the layout allows, and a large one.

@@ -73,8 +73,56 @@ fn address_space(window: MemRegion, stack: MemRegion, regions: &[MemRegion]) -> 
     AddressSpace::new(spans)
 }
 
+/// `xshim.selftest=text-write|data-exec` on the command line: once its memory protection is
+/// on, the shim attacks itself instead of entering the payload, to show that the protection
+/// is real: each must end in a page fault reported as a shim exception.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelfTest {
+    /// Write to the shim's own text.
+    TextWrite,
+    /// Execute a `ret` placed in the shim's data.
+    DataExec,
+}
+
+impl SelfTest {
+    pub fn from_options(opts: &[&str]) -> Option<SelfTest> {
+        match opts.iter().find_map(|o| o.strip_prefix("xshim.selftest="))? {
+            "text-write" => Some(SelfTest::TextWrite),
+            "data-exec" => Some(SelfTest::DataExec),
+            other => {
+                log::warn!("unknown xshim.selftest={other} ignored");
+                None
+            }
+        }
+    }
+
+    fn run(self) -> ! {
+        /// A `ret` in writable data: executing it must fault.
+        static mut RET_IN_DATA: [u8; 16] = [0xc3; 16];
+        match self {
+            SelfTest::TextWrite => {
+                let target = load_and_enter as *const () as *mut u8;
+                log::info!("selftest: writing the shim's own text at {:#x}", target as u64);
+                // SAFETY: none, on purpose: the write must fault (text is read-only); if it
+                // does not, the byte written is the one that was there.
+                unsafe { core::ptr::write_volatile(target, core::ptr::read_volatile(target)) };
+            }
+            SelfTest::DataExec => {
+                let target = &raw mut RET_IN_DATA as u64;
+                log::info!("selftest: executing the shim's own data at {target:#x}");
+                // SAFETY: none, on purpose: the call must fault (data is no-execute); if it
+                // does not, the bytes are `ret` and the call returns.
+                let f: extern "C" fn() = unsafe { core::mem::transmute::<u64, extern "C" fn()>(target) };
+                f();
+            }
+        }
+        log::error!("selftest: {self:?} did not fault: the shim's memory is not protected");
+        fatal::crash("selftest failed")
+    }
+}
+
 /// Loads the payload and enters it; shared by every platform.
-pub fn load_and_enter(modules: &[Module], regions: Vec<MemRegion>, payload_cmdline: String, shim_end: u64) -> ! {
+pub fn load_and_enter(modules: &[Module], regions: Vec<MemRegion>, payload_cmdline: String, shim_end: u64, selftest: Option<SelfTest>) -> ! {
     let p = platform();
     let plan = payload_load::find(modules, shim_end).and_then(|src| payload_load::load(&src));
     let plan = match plan {
@@ -98,6 +146,9 @@ pub fn load_and_enter(modules: &[Module], regions: Vec<MemRegion>, payload_cmdli
     unsafe { (boot_at as *mut BootInfo).write(*boot_info) };
     let image = (sym_addr(&raw const __shim_start), sym_addr(&raw const __shim_end));
     let protection = p.protect(&space, image).unwrap_or_else(|e| fatal::fatal("memory protection", e));
+    if let Some(t) = selftest {
+        t.run();
+    }
     log::info!(
         "payload: {} segment(s), {} KiB, entry {:#x}; {} MiB free memory; {protection}; entering after {} us",
         plan.segments.len(),
