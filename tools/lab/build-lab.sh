@@ -18,7 +18,7 @@ ver() { apt-cache policy "$1" | awk '/Candidate:/{print $2}'; }
 # (see below for why not bookworm-security's).
 xver=$(apt-cache madison $xpkg | awk -F'|' '$3 ~ /bookworm\/main/ && $3 !~ /security/ {gsub(/ /, "", $2); print $2; exit}')
 xver=${xver:-$(ver $xpkg)}
-inputs="$kpkg=$(ver "$kpkg") $xpkg=$xver xen-utils-4.17=$(ver xen-utils-4.17) $(cat "$0" "$here/dom0-init.sh" "$here/linux-guest-init.sh" | sha256sum | cut -c1-16)"
+inputs="$kpkg=$(ver "$kpkg") $xpkg=$xver xen-utils-4.17=$(ver xen-utils-4.17) $(cat "$0" "$here/dom0-init.sh" "$here/xlab-agent.sh" "$here/linux-guest-init.sh" | sha256sum | cut -c1-16)"
 if [ -f "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$inputs" ] && [ -f "$cache/dom0.cpio.gz" ]; then
   step "cached lab is current ($cache)"; cat "$cache/versions.txt"; exit 0
 fi
@@ -48,11 +48,14 @@ zcat x/boot/xen-4.17-amd64.gz > "$cache/xen.elf.new"
 cp x/boot/vmlinuz-"$kver" "$cache/vmlinuz.new"
 step "dom0 modules for $kver"
 mdir=rootfs/lib/modules/$kver; mkdir -p "$mdir"
+# virtio: the control channel's virtio-serial port (virtio_console) on QEMU's PCI bus.
 ( cd x/lib/modules/"$kver" && find kernel/drivers/xen kernel/drivers/block/xen-blkback kernel/drivers/block/loop.ko \
+    kernel/drivers/virtio kernel/drivers/char/virtio_console.ko \
     -name '*.ko*' 2>/dev/null | cpio -pdm --quiet "$cache/work/$mdir" )
 cp x/lib/modules/"$kver"/modules.{order,builtin} "$mdir"/ 2>/dev/null || true
 chroot rootfs depmod "$kver"
 install -m 755 "$here/dom0-init.sh" rootfs/xlab-init
+install -m 755 "$here/xlab-agent.sh" rootfs/xlab-agent
 rm -rf rootfs/usr/share/{doc,man,locale,info} rootfs/var/cache/apt/* rootfs/var/lib/apt/lists/* rootfs/usr/lib/udev/hwdb.*
 chroot rootfs dpkg-query -W -f '${Package}=${Version}\n' xen-utils-4.17 xen-hypervisor-common 2>/dev/null > versions.txt || true
 echo "$kpkg=$(dpkg-deb -f debs/${kpkg}_*.deb Version)" >> versions.txt

@@ -9,7 +9,7 @@ mkdir -p /var/lib/xen /var/lib/xen-save /var/log/xen/console /run/xen /run/xenst
 mount -t tmpfs tmp /var/lib/xen
 # Save images are as large as the guest's memory: a separate tmpfs, not the root's.
 mount -t tmpfs -o size=1100M save /var/lib/xen-save
-for m in xenfs xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xen-blkback loop; do
+for m in xenfs xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xen-blkback loop virtio_pci virtio_console; do
   modprobe $m 2>/dev/null || echo "XLAB: modprobe $m failed"
 done
 mount -t xenfs xenfs /proc/xen || echo "XLAB: xenfs mount failed"
@@ -18,6 +18,22 @@ XENSTORED_ROOTDIR=/run/xenstored /usr/lib/xen-4.17/bin/xenstored --pid-file=/run
 timeout 30 /usr/lib/xen-4.17/bin/xen-init-dom0 >/dev/null
 /usr/lib/xen-4.17/bin/xenconsoled --log=guest --log-dir=/var/log/xen/console
 echo "XLAB: toolstack up at $(cut -d' ' -f1 /proc/uptime)s"
-if [ -f /xlab/test.sh ]; then (cd /xlab && sh /xlab/test.sh) 2>&1; fi
+# The control channel (tools/lab/xlab-agent.sh), when QEMU has the port.
+ctl=
+for d in /sys/class/virtio-ports/*; do
+  [ "$(cat "$d/name" 2>/dev/null)" = xlab.ctl ] && ctl=/dev/${d##*/}
+done
+if [ -n "$ctl" ]; then
+  sh /xlab-agent "$ctl" &
+  agent=$!
+  echo "XLAB: control channel on $ctl"
+fi
+if [ -f /xlab/test.sh ]; then
+  (cd /xlab && sh /xlab/test.sh) 2>&1
+elif [ -n "$ctl" ]; then
+  # `xshim lab up`: serve the host until it asks for poweroff.
+  echo "XLAB: serving the control channel"
+  wait "$agent"
+fi
 echo "XLAB: done at $(cut -d' ' -f1 /proc/uptime)s"
 sync; /bin/busybox poweroff -f

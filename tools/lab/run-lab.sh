@@ -25,7 +25,14 @@ cpu=${XSHIM_LAB_CPU:-max,-xsave}
 # Multi-threaded TCG. Measured: with thread=single the lab went silent after the 2nd xl migrate
 # in two runs out of two; with thread=multi, 5 migrations and a 50-operation soak passed.
 tcg=${XSHIM_LAB_TCG:-multi}
-exec timeout --kill-after=10 "$limit" qemu-system-x86_64 -accel tcg,thread=$tcg -cpu "$cpu" -smp 2 -m 3072 \
+# The control channel (tools/lab/xlab-agent.sh): a virtio-serial port named xlab.ctl, a Unix
+# socket on the host when XSHIM_LAB_CTL names one.
+ctl=()
+if [ -n "${XSHIM_LAB_CTL:-}" ]; then
+  ctl=(-device virtio-serial-pci,id=xlabvs -chardev "socket,id=xlabctl,path=$XSHIM_LAB_CTL,server=on,wait=off"
+       -device virtserialport,bus=xlabvs.0,chardev=xlabctl,name=xlab.ctl)
+fi
+exec timeout --kill-after=10 "$limit" qemu-system-x86_64 -accel tcg,thread=$tcg -cpu "$cpu" -smp 2 -m 3072 "${ctl[@]}" \
   -nographic -no-reboot -serial stdio -monitor none -display none \
   -kernel "$cache/xen.elf" -append "$xen_cmdline" \
   -initrd "$cache/vmlinuz $dom0_cmdline,$tmp/initrd.gz"

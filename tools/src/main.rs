@@ -4,6 +4,7 @@ mod build;
 mod fixtures;
 mod inspect;
 mod lab;
+mod lab_ctl;
 mod qemu;
 mod testrun;
 mod ticker_check;
@@ -132,6 +133,27 @@ enum LabCmd {
         #[arg(long)]
         progress: Option<String>,
     },
+    /// Boot Xen + dom0 and keep them up in the background, reachable through the control
+    /// channel (a virtio-serial port, not the console) until `lab down` or the time limit.
+    Up {
+        /// Seconds before the lab stops by itself.
+        #[arg(long, default_value_t = 3600)]
+        limit: u64,
+    },
+    /// Run a shell command in the lab's dom0: its output, its exit code (124 on time-out).
+    Exec {
+        /// Seconds the command may take.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Copy a file into dom0.
+    Put { local: PathBuf, remote: String },
+    /// Copy a file out of dom0.
+    Get { remote: String, local: PathBuf },
+    /// Power the lab off.
+    Down,
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -181,6 +203,42 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             },
+            Err(e) => fail(e),
+        },
+        Cmd::Lab { cmd: LabCmd::Up { limit } } => match build::setup().and_then(|_| lab_ctl::up(std::time::Duration::from_secs(limit))) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e),
+        },
+        Cmd::Lab { cmd: LabCmd::Exec { timeout, command } } => {
+            match lab_ctl::attach().and_then(|mut c| c.run(&command.join(" "), std::time::Duration::from_secs(timeout))) {
+                Ok(out) => {
+                    use std::io::Write;
+                    let _ = std::io::stdout().write_all(&out.text);
+                    ExitCode::from(out.code.clamp(0, 255) as u8)
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Cmd::Lab { cmd: LabCmd::Put { local, remote } } => {
+            match util::read_file(&local).and_then(|b| lab_ctl::attach()?.put(&remote, &b).map(|_| b.len())) {
+                Ok(n) => {
+                    println!("{} -> dom0:{remote} ({n} bytes)", local.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Cmd::Lab { cmd: LabCmd::Get { remote, local } } => {
+            match lab_ctl::attach().and_then(|mut c| c.get(&remote)).and_then(|b| std::fs::write(&local, &b).map(|_| b.len()).map_err(|e| format!("{}: {e}", local.display()))) {
+                Ok(n) => {
+                    println!("dom0:{remote} -> {} ({n} bytes)", local.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Cmd::Lab { cmd: LabCmd::Down } => match lab_ctl::down() {
+            Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(e),
         },
         Cmd::Lab { cmd: LabCmd::Build } => match build::setup().and_then(|_| lab::build()) {

@@ -3,7 +3,7 @@
 //! 2. QEMU direct boot of the payloads, wrapped images and refused payloads;
 //! 3. the real-Xen lab (PVH guests under Xen 4.17 + xl), including save/restore.
 use crate::lab::{self, LabOpts, Mode, Scenario};
-use crate::{build, fixtures, inspect, qemu, ticker_check, util, wrap};
+use crate::{build, fixtures, inspect, lab_ctl, qemu, ticker_check, util, wrap};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -258,7 +258,8 @@ fn lab_tier(t: &mut Tally, soak: bool) {
         }
         for (kind, _) in fixtures::SHIM_SELFTESTS {
             let name = format!("lab-selftest-{}-{kind}", if mode == Mode::Pv { "pv" } else { "pvh" });
-            add(&name, LabOpts { mode, payload_args: format!("xshim.selftest={kind}"), ..base(Scenario::Crash, "hello", 1) });
+            // The payload never starts: the shim's own log line says the guest is up.
+            add(&name, LabOpts { mode, payload_args: format!("xshim.selftest={kind}"), ready: Some("selftest: ".into()), ..base(Scenario::Crash, "hello", 1) });
         }
     }
     // Memory sizes: the smallest guest the layout allows, and a large one.
@@ -293,6 +294,21 @@ fn lab_tier(t: &mut Tally, soak: bool) {
     let n = list.len();
     lab_session(t, list);
     println!("== tier 3: {n} scenarios in {:.0} s", t0.elapsed().as_secs_f64());
+    // The control channel: a lab that stays up (`lab up`), commands and files through dom0's
+    // agent, then `lab down`.
+    let t1 = std::time::Instant::now();
+    match lab_ctl::up(std::time::Duration::from_secs(600)).and_then(|_| lab_ctl::attach()) {
+        Ok(mut c) => {
+            for (name, ok, detail) in lab_ctl::self_check(&mut c) {
+                t.record(&format!("lab-{name}"), ok, &detail);
+            }
+        }
+        Err(e) => t.record("lab-ctl-up", false, &e),
+    }
+    if let Err(e) = lab_ctl::down() {
+        t.record("lab-ctl-down", false, &e);
+    }
+    println!("== tier 3: control channel checks in {:.0} s", t1.elapsed().as_secs_f64());
 }
 
 pub fn run(o: TestOpts) -> i32 {

@@ -49,6 +49,7 @@ extern "C" {
     static __shim_end: u8;
 }
 
+/// The address of a linker symbol (never its contents).
 fn sym_addr(s: *const u8) -> u64 {
     s as u64
 }
@@ -56,9 +57,13 @@ fn sym_addr(s: *const u8) -> u64 {
 /// Who may touch what once the payload runs (linker/shim.ld's section symbols: only their
 /// addresses are taken).
 fn address_space(window: MemRegion, stack: MemRegion, regions: &[MemRegion]) -> Result<AddressSpace, PlanError> {
-    let sym = |s: *const u8| s as u64;
-    let (text, gate, gate_end, rodata, data) =
-        (sym(&raw const __shim_start), sym(&raw const __user_gate_start), sym(&raw const __user_gate_end), sym(&raw const __rodata_start), sym(&raw const __data_start));
+    let (text, gate, gate_end, rodata, data) = (
+        sym_addr(&raw const __shim_start),
+        sym_addr(&raw const __user_gate_start),
+        sym_addr(&raw const __user_gate_end),
+        sym_addr(&raw const __rodata_start),
+        sym_addr(&raw const __data_start),
+    );
     let guard = payload_stack_guard();
     let span = |r: MemRegion, access| Span { start: r.base, end: r.base + r.len, access };
     let mut spans = alloc::vec![
