@@ -306,6 +306,10 @@ EOF_G
 # splits the output by; then no guest, save image or console log is left, and dom0 must
 # still answer, or the session stops and says why (the host reboots the lab for the rest).
 lab_cleanup() {
+  # Domains libvirt knows of (the libvirt scenario), then every domain left.
+  if [ -n "$(pidof libvirtd)" ]; then
+    for _d in $(timeout 20 $VIRSH list --all --name 2>/dev/null); do timeout 30 $VIRSH destroy "$_d" >/dev/null 2>&1; timeout 30 $VIRSH undefine "$_d" >/dev/null 2>&1; done
+  fi
   for _d in $(xl list 2>/dev/null | awk 'NR > 2 { print $1 }'); do timeout 60 xl destroy "$_d" 2>/dev/null; done
   pkill -f 'xl migrate' 2>/dev/null
   rm -f "$SAVE_DIR"/* /var/log/xen/console/guest-*.log /tmp/verified /tmp/step.out

@@ -44,6 +44,10 @@ pub enum Scenario {
     /// One lab boot, two guests of the same memory size: the xshim ticker (PVH) and the Linux
     /// PV baseline, each created, saved+restored --cycles times, checkpointed and migrated.
     Compare,
+    /// libvirt's libxl driver instead of xl: the guest defined from domain XML, `virsh start`,
+    /// `virsh save` / `virsh restore` --cycles times, `virsh migrate --live` (libvirt refuses a
+    /// migration to the same host: the refusal is checked and shown), `virsh shutdown`.
+    Libvirt,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -199,6 +203,7 @@ fn scenario_function(s: Scenario) -> &'static str {
         Scenario::Dom0Check => "scenario_dom0_check",
         Scenario::Compare => "scenario_compare",
         Scenario::Lifecycle => "scenario_lifecycle",
+        Scenario::Libvirt => "scenario_libvirt",
     }
 }
 
@@ -206,6 +211,22 @@ fn scenario_function(s: Scenario) -> &'static str {
 fn xl_cfg(dir: &str, name: &str, ty: &str, kernel: &str, boot: &str, memory: u32) -> String {
     let boot = boot.replace("@/", &format!("{dir}/"));
     format!("cat > {dir}/{name}.cfg <<'CFG'\nname=\"{name}\"\ntype=\"{ty}\"\nkernel=\"{dir}/{kernel}\"\n{boot}\n{}\nCFG\n", xl_common(memory))
+}
+
+/// libvirt domain XML for the guest (written by test.sh into DIR/NAME.xml): the same kernel,
+/// boot module, command line and lifecycle actions as `xl_cfg`.
+fn libvirt_xml(dir: &str, name: &str, mode: Mode, initrd: bool, cmdline: &str, memory: u32) -> String {
+    // libvirt's names for the guest types: "linux" on machine "xenpv" is classic PV;
+    // "xenpvh" is PVH.
+    let os_type = match mode {
+        Mode::Pv => "<type arch='x86_64' machine='xenpv'>linux</type>",
+        Mode::Pvh => "<type arch='x86_64' machine='xenpvh'>xenpvh</type>",
+    };
+    let initrd = if initrd { format!("\n    <initrd>{dir}/payload</initrd>") } else { String::new() };
+    let cmdline = cmdline.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    format!(
+        "cat > {dir}/{name}.xml <<'XML'\n<domain type='xen'>\n  <name>{name}</name>\n  <memory unit='MiB'>{memory}</memory>\n  <vcpu>1</vcpu>\n  <os>\n    {os_type}\n    <kernel>{dir}/kernel</kernel>{initrd}\n    <cmdline>{cmdline}</cmdline>\n  </os>\n  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n  <on_crash>preserve</on_crash>\n  <devices>\n    <console type='pty'><target type='xen' port='0'/></console>\n  </devices>\n</domain>\nXML\n"
+    )
 }
 
 /// A scenario's test.sh, run in `dir` inside dom0: the guest's xl config(s), the scenario's
@@ -239,6 +260,9 @@ fn script(o: &LabOpts, dir: &str) -> String {
     } else {
         let ramdisk = if o.image.is_none() { "ramdisk=\"@/payload\"\n" } else { "" };
         s.push_str(&xl_cfg(dir, GUEST, ty, "kernel", &format!("{ramdisk}cmdline=\"xshim.log=debug {}\"", o.payload_args), o.memory));
+        if o.scenario == Scenario::Libvirt {
+            s.push_str(&libvirt_xml(dir, GUEST, o.mode, o.image.is_none(), &format!("xshim.log=debug {}", o.payload_args), o.memory));
+        }
     }
     s.push_str(&progress);
     let _ = writeln!(s, "GUEST={GUEST} WORD={word} CYCLES={} PAYLOAD={}", o.cycles, sh_quote(&o.payload));
@@ -253,7 +277,7 @@ fn time_limit(o: &LabOpts) -> u64 {
         Scenario::Dom0Check => 30,
         Scenario::Control => 120,
         Scenario::Migrate | Scenario::Soak => 60,
-        Scenario::Compare => 120,
+        Scenario::Compare | Scenario::Libvirt => 120,
         Scenario::Lifecycle => 240,
         _ => 45,
     };
