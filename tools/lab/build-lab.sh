@@ -29,7 +29,7 @@ cd ..
 step "debootstrap dom0 root (bookworm, minbase + xen-utils-4.17), progress below"
 mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || echo http://deb.debian.org/debian)
 debootstrap --variant=minbase \
-  --include=xen-utils-4.17,xen-utils-common,xenstore-utils,busybox-static,kmod,iproute2,procps \
+  --include=xen-utils-4.17,xen-utils-common,xenstore-utils,busybox-static,kmod,iproute2,procps,libvirt-daemon,libvirt-daemon-driver-xen,libvirt-clients \
   bookworm rootfs "$mirror" 2>&1 | grep -E '^I: (Retriev|Install|Configur|Base)' | awk 'NR%40==1' || true
 [ -x rootfs/usr/lib/xen-4.17/bin/xl ] || { echo "lab build: debootstrap did not install xl" >&2; exit 1; }
 # Versions: debootstrap installs the toolstack from bookworm main (4.17.5 here), and the
@@ -54,6 +54,23 @@ mdir=rootfs/lib/modules/$kver; mkdir -p "$mdir"
     -name '*.ko*' 2>/dev/null | cpio -pdm --quiet "$cache/work/$mdir" )
 cp x/lib/modules/"$kver"/modules.{order,builtin} "$mdir"/ 2>/dev/null || true
 chroot rootfs depmod "$kver"
+# libvirt (the libvirt scenario) in a dom0 without systemd: its Xen (libxl) driver only.
+# - The QEMU driver refuses to start without its user (libvirt-qemu) and takes libvirtd down
+#   with it: dropped.
+# - libvirt decodes the host CPU against its CPU models, and a PV dom0 does not see pse, vme,
+#   pge or mtrr (Xen hides them), which every model lists: "x86Decode: Cannot find suitable
+#   CPU model", and the libxl driver fails. A model with only fpu lets it decode.
+rm -f rootfs/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so
+cat > rootfs/usr/share/libvirt/cpu_map/x86_xshim-lab-dom0.xml <<'CPU'
+<cpus>
+  <model name='xshim-lab-dom0'>
+    <decode host='on' guest='off'/>
+    <feature name='fpu'/>
+  </model>
+</cpus>
+CPU
+sed -i "s|<include filename='x86_486.xml'/>|&\n    <include filename='x86_xshim-lab-dom0.xml'/>|" rootfs/usr/share/libvirt/cpu_map/index.xml
+grep -q xshim-lab-dom0 rootfs/usr/share/libvirt/cpu_map/index.xml || { echo "lab build: could not add the CPU model to libvirt's cpu_map" >&2; exit 1; }
 install -m 755 "$here/dom0-init.sh" rootfs/xlab-init
 install -m 755 "$here/xlab-agent.sh" rootfs/xlab-agent
 rm -rf rootfs/usr/share/{doc,man,locale,info} rootfs/var/cache/apt/* rootfs/var/lib/apt/lists/* rootfs/usr/lib/udev/hwdb.*

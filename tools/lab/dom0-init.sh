@@ -24,7 +24,8 @@ for d in /sys/class/virtio-ports/*; do
   [ "$(cat "$d/name" 2>/dev/null)" = xlab.ctl ] && ctl=/dev/${d##*/}
 done
 if [ -n "$ctl" ]; then
-  sh /xlab-agent "$ctl" &
+  # Restarted should it ever end (it ends only if the port cannot be opened).
+  ( while :; do sh /xlab-agent "$ctl"; sleep 1; done ) &
   agent=$!
   echo "XLAB: control channel on $ctl"
 fi

@@ -26,7 +26,8 @@ while IFS= read -r line <&3; do
     PING) printf 'PONG %s\n' "$2" >&3 ;;
     RUN)
       echo "$4" | base64 -d > "$work/cmd" 2>/dev/null
-      timeout -k 5 "$3" sh "$work/cmd" > "$work/out" 2>&1 < /dev/null
+      # fd 3 (the port) closed for the command: a daemon it starts must not keep the port.
+      timeout -k 5 "$3" sh "$work/cmd" > "$work/out" 2>&1 < /dev/null 3>&-
       rc=$?
       base64 -w0 "$work/out" > "$work/out.b64"
       reply "$2" "$rc" "$work/out.b64" ;;
@@ -38,7 +39,7 @@ while IFS= read -r line <&3; do
       reply "$2" "$rc" "$work/empty" ;;
     GET)
       path=$(echo "$3" | base64 -d)
-      base64 -w0 "$path" > "$work/get.b64" 2> "$work/get.err"
+      base64 -w0 "$path" > "$work/get.b64" 2> "$work/get.err" 3>&-
       rc=$?
       reply "$2" "$rc" "$work/get.b64" ;;
     *) printf 'ERR unknown request\n' >&3 ;;

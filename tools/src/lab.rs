@@ -594,6 +594,7 @@ fn host_checks(o: &LabOpts, res: &mut LabResult) {
     }
     let guest = if o.scenario == Scenario::Compare { "xa" } else { GUEST };
     let console = res.console_of(guest).join("\n");
+    let first_boot = res.console_of(&format!("{GUEST}-first-boot")).join("\n");
     let crashed = console.contains("xshim: crashing") || console.contains("PANIC");
     let mut add = |name: &str, pass: bool, detail: String| res.checks.push(Check { name: name.into(), pass, secs: 0.0, detail });
     if o.scenario == Scenario::Crash {
@@ -619,6 +620,11 @@ fn host_checks(o: &LabOpts, res: &mut LabResult) {
     if is_ticker && (o.scenario != Scenario::Boot || console.contains("TICK ")) {
         let r = ticker_check::check(console.lines());
         add("ticker-continuity", r.ok(), r.summary());
+        if o.scenario == Scenario::Libvirt {
+            // The libvirt scenario boots the guest twice; the first boot's console is kept apart.
+            let r = ticker_check::check(first_boot.lines());
+            add("first-boot-ticker-continuity", r.ok() && r.ticks > 0, r.summary());
+        }
     }
     if o.payload == "abi-check" {
         let pass = console.contains("abi-check: PASS");

@@ -283,6 +283,9 @@ fn lab_tier(t: &mut Tally, soak: bool) {
     // A payload that powers off after migrate, save/restore and checkpoint.
     add("lab-lifecycle-pvh", LabOpts { payload_args: "ticks=25".into(), ..base(Scenario::Lifecycle, "ticker", 1) });
     add("lab-lifecycle-pv", LabOpts { payload_args: "ticks=25".into(), ..pv(Scenario::Lifecycle, 1) });
+    // libvirt's libxl driver instead of xl, both modes.
+    add("lab-libvirt-pvh", base(Scenario::Libvirt, "ticker", 2));
+    add("lab-libvirt-pv", pv(Scenario::Libvirt, 2));
     // The Linux PV guest through the same steps, for comparison.
     add("lab-linux-baseline-pv", LabOpts { mode: Mode::Pv, ..base(Scenario::LinuxBaseline, "linux", 1) });
     // Opt-in: the long soaks and the large PVH guest.
