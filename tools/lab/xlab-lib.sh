@@ -284,6 +284,14 @@ libvirtd_up() {
   done
   check libvirtd PASS "$_n" "$(grep -E 'library|API|hypervisor' /tmp/virsh.version | tr -s ' ' | tr '\n' ';')"
 }
+# Stops libvirtd and removes its domain records (the next libvirt scenario starts it afresh).
+libvirtd_reset() {
+  kill $(pidof libvirtd) 2>/dev/null
+  _n=0; while [ -n "$(pidof libvirtd)" ] && [ $_n -lt 20 ]; do sleep 0.5; _n=$((_n + 1)); done
+  [ -n "$(pidof libvirtd)" ] && kill -9 $(pidof libvirtd) 2>/dev/null && sleep 0.5
+  rm -f /etc/libvirt/libxl/*.xml /run/libvirt/libxl/*.xml /run/libvirtd.pid
+  echo "XLAB-INFO libvirtd stopped and its domain records removed"
+}
 virsh_save_restore() { # NAME CHECKPREFIX WORD
   _img=$SAVE_DIR/$1.lv
   step "$2virsh-save" 180 $VIRSH save "$1" "$_img" || return 1
@@ -337,10 +345,19 @@ scenario_libvirt() {
     case "$_st" in *s*|'') check m-payload-powers-off PASS "$(dt $_t0 $(now))" "xl state '$_st' after virsh shutdown";;
       *) check m-payload-powers-off FAIL "$(dt $_t0 $(now))" "xl state '$_st'";; esac
     echo "XLAB-INFO after the refused migration, libvirt says the domain is: $($VIRSH domstate "$GUEST" 2>&1 | head -1)"
-    $VIRSH destroy "$GUEST" >/dev/null 2>&1
+    # libvirt 9.0 keeps the refused migration's job: the domain's state change lock stays held
+    # (by remoteDispatchDomainMigrateBegin3Params), so libvirt neither sees the shutdown nor
+    # can destroy or undefine the domain (each attempt times out after 30 s). xl removes it and
+    # libvirtd is restarted without its records.
+    timeout 10 $VIRSH destroy "$GUEST" > /tmp/lv.out 2>&1; _rc=$?
+    [ $_rc -eq 0 ] || echo "XLAB-INFO virsh destroy: rc $_rc (124: it hung) $(tr '\n' ' ' < /tmp/lv.out)"
+    exists "$GUEST" && xl destroy "$GUEST"
+    libvirtd_reset
   fi
-  $VIRSH list --all 2>&1 | sed 's/^/XLAB-INFO virsh list: /'
-  $VIRSH undefine "$GUEST" >/dev/null 2>&1
+  if [ -n "$(pidof libvirtd)" ]; then
+    timeout 30 $VIRSH undefine "$GUEST" > /tmp/lv.out 2>&1 || echo "XLAB-INFO virsh undefine: $(tr '\n' ' ' < /tmp/lv.out)"
+    $VIRSH list --all 2>&1 | sed 's/^/XLAB-INFO virsh list: /'
+  fi
   finish
 }
 scenario_dom0_check() { check_notes; start_guest && dom0_integrity $((CYCLES * 10)); finish; }
@@ -378,6 +395,13 @@ lab_cleanup() {
   # Domains libvirt knows of (the libvirt scenario), then every domain left.
   if [ -n "$(pidof libvirtd)" ]; then
     for _d in $(timeout 20 $VIRSH list --all --name 2>/dev/null); do timeout 30 $VIRSH destroy "$_d" >/dev/null 2>&1; timeout 30 $VIRSH undefine "$_d" >/dev/null 2>&1; done
+    # A domain libvirt will not let go of (after a refused migration it kept one as running):
+    # libvirtd is stopped and its domain records removed; the next scenario starts it afresh.
+    _left=$(timeout 20 $VIRSH list --all --name 2>/dev/null | grep -v '^Domain-0$' | tr '\n' ' ' | tr -s ' ')
+    if [ -n "${_left# }" ]; then
+      echo "XLAB-INFO libvirt kept domain(s) $_left after destroy and undefine"
+      libvirtd_reset
+    fi
   fi
   for _d in $(xl list 2>/dev/null | awk 'NR > 2 { print $1 }'); do timeout 60 xl destroy "$_d" 2>/dev/null; done
   pkill -f 'xl migrate' 2>/dev/null

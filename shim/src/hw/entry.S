@@ -59,6 +59,35 @@ pv_start64:
 hypercall_page:
     .fill   4096, 1, 0xc3
 
+/* Entering the payload: every general register but %rdi (its argument) cleared, so nothing
+ * of the shim's leaks to it. */
+    .macro CLEAR_REGS_BUT_RDI
+    xor     %eax, %eax
+    xor     %ebx, %ebx
+    xor     %ecx, %ecx
+    xor     %edx, %edx
+    xor     %esi, %esi
+    xor     %ebp, %ebp
+    xor     %r8d, %r8d
+    xor     %r9d, %r9d
+    xor     %r10d, %r10d
+    xor     %r11d, %r11d
+    xor     %r12d, %r12d
+    xor     %r13d, %r13d
+    xor     %r14d, %r14d
+    xor     %r15d, %r15d
+    .endm
+
+/* Returning from a call: the caller-saved registers that carried arguments, cleared. */
+    .macro CLEAR_ARG_REGS
+    xor     %edi, %edi
+    xor     %esi, %esi
+    xor     %edx, %edx
+    xor     %r8d, %r8d
+    xor     %r9d, %r9d
+    xor     %r10d, %r10d
+    .endm
+
 /* PV: drop to the payload in Xen's guest user mode: rdi = entry, rsi = stack top, rdx =
  * BootInfo. An iret frame with FLAT_USER_CS64 (RPL 3) makes Xen switch the vCPU to user mode
  * and to the user page table (MMUEXT_NEW_USER_BASEPTR); rflags.IF unmasks events. The
@@ -75,20 +104,7 @@ enter_payload_pv_user:
     push    %rdi
     push    $0                              /* iret flags: not returning from a syscall */
     mov     %rdx, %rdi
-    xor     %eax, %eax
-    xor     %ebx, %ebx
-    xor     %ecx, %ecx
-    xor     %edx, %edx
-    xor     %esi, %esi
-    xor     %ebp, %ebp
-    xor     %r8d, %r8d
-    xor     %r9d, %r9d
-    xor     %r10d, %r10d
-    xor     %r11d, %r11d
-    xor     %r12d, %r12d
-    xor     %r13d, %r13d
-    xor     %r14d, %r14d
-    xor     %r15d, %r15d
+    CLEAR_REGS_BUT_RDI
     jmp     hypercall_page + 23 * 32        /* __HYPERVISOR_iret */
 
 /* PV: the shim side of the payload's `syscall` (CALLBACKTYPE_syscall). Xen enters on the
@@ -103,12 +119,7 @@ pv_syscall_entry:
     mov     %r10, %rcx
     call    payload_call
     pop     %rbp
-    xor     %edi, %edi
-    xor     %esi, %esi
-    xor     %edx, %edx
-    xor     %r8d, %r8d
-    xor     %r9d, %r9d
-    xor     %r10d, %r10d
+    CLEAR_ARG_REGS
     push    $0                              /* iret flags */
     jmp     hypercall_page + 23 * 32        /* __HYPERVISOR_iret */
 
@@ -125,20 +136,7 @@ enter_payload_user:
     push    $0x23
     push    %rdi
     mov     %rdx, %rdi
-    xor     %eax, %eax
-    xor     %ebx, %ebx
-    xor     %ecx, %ecx
-    xor     %edx, %edx
-    xor     %esi, %esi
-    xor     %ebp, %ebp
-    xor     %r8d, %r8d
-    xor     %r9d, %r9d
-    xor     %r10d, %r10d
-    xor     %r11d, %r11d
-    xor     %r12d, %r12d
-    xor     %r13d, %r13d
-    xor     %r14d, %r14d
-    xor     %r15d, %r15d
+    CLEAR_REGS_BUT_RDI
     iretq
 
 /* The call gate as the payload sees it (BootInfo.call, a sysv64 function of (nr, a0..a3)):
@@ -169,12 +167,7 @@ syscall_entry:
     pop     %r11
     pop     %rcx
     pop     %rsp
-    xor     %edi, %edi
-    xor     %esi, %esi
-    xor     %edx, %edx
-    xor     %r8d, %r8d
-    xor     %r9d, %r9d
-    xor     %r10d, %r10d
+    CLEAR_ARG_REGS
     sysretq
 
 /* Both trap paths: save the general registers in `TrapFrame` order, call
