@@ -251,9 +251,7 @@ fn protect_shim_image(space: &AddressSpace, (start, end): (u64, u64), nx: bool) 
     while va < end {
         let slot = va / (PAGE_SIZE * PTES_PER_TABLE);
         let l2e = read_pte(l2, slot);
-        let (Some(l1), true) = (next_table(l2e), Pte::from_bits_retain(l2e).contains(Pte::PRESENT)) else {
-            return Err(PlatformError::NoBootstrapTables);
-        };
+        let Some(l1) = next_table(l2e) else { return Err(PlatformError::NoBootstrapTables) };
         let index = (va / PAGE_SIZE) % PTES_PER_TABLE;
         let old = Pte::from_bits_retain(read_pte(l1, index));
         let mut new = old;
