@@ -26,6 +26,16 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
     (r.eax, r.ebx, r.ecx, r.edx)
 }
 
+/// The CPU honours the no-execute bit in page-table entries (CPUID 0x80000001 EDX bit 20).
+pub fn has_no_execute() -> bool {
+    cpuid(0x8000_0001, 0).3 & (1 << 20) != 0
+}
+
+/// Supervisor-mode execution prevention (CPUID 7 EBX bit 7).
+pub fn has_smep() -> bool {
+    cpuid(7, 0).1 & (1 << 7) != 0
+}
+
 pub fn rdtsc() -> u64 {
     // SAFETY: RDTSC has no side effects.
     unsafe { core::arch::x86_64::_rdtsc() }

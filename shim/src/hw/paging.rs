@@ -64,10 +64,7 @@ fn leaf_flags(a: Access, nx: bool) -> u64 {
 /// Builds the tables for `space` and switches to them; turns on no-execute (EFER.NXE) and
 /// SMEP (the shim never executes a user page) where the CPU has them. Interrupts off.
 pub fn install(space: &AddressSpace) -> Result<Protection, &'static str> {
-    let (_, _, _, ext_edx) = cpu::cpuid(0x8000_0001, 0);
-    let nx = ext_edx & (1 << 20) != 0;
-    let (_, leaf7_ebx, _, _) = cpu::cpuid(7, 0);
-    let smep = leaf7_ebx & (1 << 7) != 0;
+    let (nx, smep) = (cpu::has_no_execute(), cpu::has_smep());
     // Every upper level allows everything; the leaves decide.
     let upper = (F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE).bits();
     let pml4 = &raw mut PML4 as *mut u64;

@@ -100,7 +100,7 @@ pub fn init_descriptor_tables() {
         let mut tss = TaskStateSegment::new();
         tss.interrupt_stack_table[IST_IRQ as usize] = stack_top(&raw mut IRQ_STACK);
         tss.interrupt_stack_table[IST_FAULT as usize] = stack_top(&raw mut FAULT_STACK);
-        tss.privilege_stack_table[0] = VirtAddr::new(&raw const kernel_entry_stack_top as u64);
+        tss.privilege_stack_table[0] = VirtAddr::new(entry_stack_top());
         tss
     });
     let (gdt, sel) = GDT.call_once(|| {

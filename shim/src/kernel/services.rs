@@ -61,8 +61,8 @@ pub fn note_resumed() {
 }
 
 /// The call gate: entered from entry.S's `syscall_entry` (PVH, native) or `pv_syscall_entry`
-/// (PV), for a payload in user mode. A thin shell: events off while the shim works for the payload (so an event
-/// upcall never finds shim state half-updated), then the safe dispatcher.
+/// (PV), for a payload in user mode. A thin shell: events off while the shim works for the
+/// payload (so an event upcall never finds shim state half-updated), then the safe dispatcher.
 #[no_mangle]
 extern "sysv64" fn payload_call(nr: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> i64 {
     let platform = super::platform();

@@ -108,9 +108,7 @@ pub fn protect(space: &xshim_shim::address_space::AddressSpace, image: (u64, u64
     use xshim_shim::xen::abi::callback::{CALLBACKF_MASK_EVENTS, CALLBACKTYPE_SYSCALL};
     use xshim_shim::xen::abi::xen::FLAT_KERNEL_SS64;
     use xshim_shim::xen::errno::XenResultExt;
-    let (_, _, _, ext_edx) = crate::hw::cpu::cpuid(0x8000_0001, 0);
-    let nx = ext_edx & (1 << 20) != 0;
-    let p = pv_mm::protect(space, image, nx)?;
+    let p = pv_mm::protect(space, image, crate::hw::cpu::has_no_execute())?;
     // SAFETY: the entry stack is used only when the payload enters the shim (entry.S).
     unsafe { XenHypercalls.stack_switch(FLAT_KERNEL_SS64, tables::entry_stack_top()) }.op("HYPERVISOR_stack_switch")?;
     // SAFETY: entry.S's pv_syscall_entry handles Xen's syscall frame and returns by iret.
