@@ -2,6 +2,9 @@
 # Every check prints one line: XLAB-CHECK <name> <PASS|FAIL> <seconds> <detail...>
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/xen-4.17/bin
 SAVE_DIR=/var/lib/xen-save
+# A scenario's own scratch directory (its test.sh sets SID, the scenario's id, and T): scenarios
+# may run side by side in one dom0 (see run_session), so nothing they write is shared.
+T=${T:-/tmp}
 now() { cut -d' ' -f1 /proc/uptime; }
 dt() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", b-a}'; }
 check() { echo "XLAB-CHECK $1 $2 $3 ${4:-}"; }
@@ -47,13 +50,16 @@ wait_gone() {
 # step CHECKNAME TIMEOUT COMMAND...: runs a toolstack command, reports PASS/FAIL with its time.
 step() {
   _name=$1; _lim=$2; shift 2
-  _t0=$(now); timeout "$_lim" "$@" > /tmp/step.out 2>&1; _rc=$?; _t1=$(now)
+  _t0=$(now); timeout "$_lim" "$@" > $T/step.out 2>&1; _rc=$?; _t1=$(now)
   if [ $_rc -eq 0 ]; then check "$_name" PASS "$(dt "$_t0" "$_t1")" "rc=0"
-  else check "$_name" FAIL "$(dt "$_t0" "$_t1")" "rc=$_rc: $(grep -E 'error|fail|Fail' /tmp/step.out | head -4 | tr '\n' ' ')"; fi
+  else check "$_name" FAIL "$(dt "$_t0" "$_t1")" "rc=$_rc: $(grep -E 'error|fail|Fail' $T/step.out | head -4 | tr '\n' ' ')"; fi
   return $_rc
 }
+# The guest's current domain id, kept for dump_logs (Xen's log names domains by id only).
+note_domid() { xl domid "$1" >> $T/domids 2>/dev/null; }
 # progress NAME WORD SECONDS CHECKNAME: the guest keeps counting (a new line beyond the last).
 progress() {
+  note_domid "$1"
   _before=$(last_count "$1" "$2"); _t0=$(now)
   case "$_before" in ''|*[!0-9]*) check "$4" FAIL 0 "could not read the console log (dom0 trouble)"; return 1;; esac
   if wait_count "$1" "$2" $((_before + 1)) "$3"; then check "$4" PASS "$(dt "$_t0" "$(now)")" "$2 $_before -> $(last_count "$1" "$2")"
@@ -70,8 +76,8 @@ save_restore() { # NAME CHECKPREFIX WORD
   _size=$(stat -c %s "$_img" 2>/dev/null)
   echo "XLAB-INFO image_bytes=$_size"
   # Once per run: the check reads the whole image, slow under TCG.
-  if [ ! -f /tmp/verified ]; then
-    touch /tmp/verified
+  if [ ! -f $T/verified ]; then
+    touch $T/verified
     # Xen's own stream checker (it understands xl's header with -f xl).
     PYTHONPATH=/usr/lib/xen-4.17/lib/python step "$2verify-stream" 300 verify-stream-v2 -f xl -q -i "$_img"
   fi
@@ -113,53 +119,57 @@ control_misuse() {
   [ -z "$_left" ] && check request-acknowledged PASS 0 "control/shutdown cleared" || check request-acknowledged FAIL 0 "control/shutdown still '$_left'"
   progress "$1" "$2" 30 keeps-running || return 1
   # Two operators save the same guest at once.
-  rm -f $SAVE_DIR/a.img $SAVE_DIR/b.img
+  rm -f $SAVE_DIR/$1-a.img $SAVE_DIR/$1-b.img
   _t0=$(now)
-  ( timeout 180 xl save "$1" $SAVE_DIR/a.img > /tmp/sa.out 2>&1; echo $? > /tmp/sa.rc ) &
-  ( sleep 0.2; timeout 180 xl save "$1" $SAVE_DIR/b.img > /tmp/sb.out 2>&1; echo $? > /tmp/sb.rc ) &
+  ( timeout 180 xl save "$1" $SAVE_DIR/$1-a.img > $T/sa.out 2>&1; echo $? > $T/sa.rc ) &
+  ( sleep 0.2; timeout 180 xl save "$1" $SAVE_DIR/$1-b.img > $T/sb.out 2>&1; echo $? > $T/sb.rc ) &
   wait
-  _ra=$(cat /tmp/sa.rc); _rb=$(cat /tmp/sb.rc)
-  echo "XLAB-INFO concurrent saves: rc $_ra and $_rb; loser said: $(cat /tmp/sa.out /tmp/sb.out | grep -iE 'error|fail' | head -2 | tr '\n' ' ')"
+  _ra=$(cat $T/sa.rc); _rb=$(cat $T/sb.rc)
+  echo "XLAB-INFO concurrent saves: rc $_ra and $_rb; loser said: $(cat $T/sa.out $T/sb.out | grep -iE 'error|fail' | head -2 | tr '\n' ' ')"
   # The loser fails: usually at once (rc 1), but when its request lands while the guest is
   # already suspended for the winner, it waits for an acknowledgement that never comes and xl
   # logs "guest didn't acknowledge suspend" -- and measured once, still exits 0. So the loser
   # is the one that failed or logged an error; exactly one must be clean.
-  _ea=$(grep -ciE 'error|fail' /tmp/sa.out); _eb=$(grep -ciE 'error|fail' /tmp/sb.out)
-  if [ "$_ra" = 0 ] && [ "$_ea" = 0 ] && { [ "$_rb" != 0 ] || [ "$_eb" != 0 ]; }; then _img=$SAVE_DIR/a.img
-  elif [ "$_rb" = 0 ] && [ "$_eb" = 0 ] && { [ "$_ra" != 0 ] || [ "$_ea" != 0 ]; }; then _img=$SAVE_DIR/b.img
+  _ea=$(grep -ciE 'error|fail' $T/sa.out); _eb=$(grep -ciE 'error|fail' $T/sb.out)
+  if [ "$_ra" = 0 ] && [ "$_ea" = 0 ] && { [ "$_rb" != 0 ] || [ "$_eb" != 0 ]; }; then _img=$SAVE_DIR/$1-a.img
+  elif [ "$_rb" = 0 ] && [ "$_eb" = 0 ] && { [ "$_ra" != 0 ] || [ "$_ea" != 0 ]; }; then _img=$SAVE_DIR/$1-b.img
   else check concurrent-saves FAIL "$(dt "$_t0" "$(now)")" "rc $_ra/$_rb, error lines $_ea/$_eb: expected exactly one clean save"; return 1; fi
   check concurrent-saves PASS "$(dt "$_t0" "$(now)")" "one clean save, the other refused (rc $_ra/$_rb, error lines $_ea/$_eb)"
   exists "$1" && { check saved-guest-gone FAIL 0 "the guest still exists after a successful save"; return 1; }
   step restore-winner 180 xl restore "$_img" || return 1
-  rm -f $SAVE_DIR/a.img $SAVE_DIR/b.img
+  rm -f $SAVE_DIR/$1-a.img $SAVE_DIR/$1-b.img
   progress "$1" "$2" 30 continues || return 1
   save_restore "$1" again- "$2"
 }
 # dom0_integrity N: two workers run N checksummed pipelines each (sort, gzip, md5sum) and N
 # toolstack queries while the guest runs; any wrong result or crashed tool fails the check.
 dom0_integrity() {
-  seq 1 200000 > /tmp/nums; _ref=$(md5sum < /tmp/nums); _t0=$(now)
+  seq 1 200000 > $T/nums; _ref=$(md5sum < $T/nums); _t0=$(now)
   for _w in a b; do
     ( _bad=0; _i=0
       while [ $_i -lt "$1" ]; do
         _i=$((_i + 1))
-        [ "$(sort -r /tmp/nums | sort -n | gzip -1 | gunzip | md5sum)" = "$_ref" ] || _bad=$((_bad + 1))
+        [ "$(sort -r $T/nums | sort -n | gzip -1 | gunzip | md5sum)" = "$_ref" ] || _bad=$((_bad + 1))
         xl list >/dev/null 2>&1; [ $? -ge 128 ] && _bad=$((_bad + 1))
       done
-      echo $_bad > /tmp/integrity.$_w ) &
+      echo $_bad > $T/integrity.$_w ) &
   done
   wait
-  _bad=$(($(cat /tmp/integrity.a) + $(cat /tmp/integrity.b)))
+  _bad=$(($(cat $T/integrity.a) + $(cat $T/integrity.b)))
   if [ "$_bad" -eq 0 ]; then check dom0-integrity PASS "$(dt "$_t0" "$(now)")" "$((2 * $1)) pipelines and xl runs, all correct"
   else check dom0-integrity FAIL "$(dt "$_t0" "$(now)")" "$_bad of $((4 * $1)) dom0 computations wrong or crashed"; fi
 }
+# The consoles of this scenario's guests (named "$SID-NAME"; shown as NAME), and what Xen
+# logged about their domains: ids are not reused within a boot, so the ids this scenario's
+# guests had pick out its lines while other scenarios run beside it.
 dump_logs() {
-  for f in /var/log/xen/console/guest-*.log; do
+  for f in /var/log/xen/console/guest-"$SID"-*.log; do
     [ -f "$f" ] || continue
-    n=$(basename "$f" .log); n=${n#guest-}
+    n=$(basename "$f" .log); n=${n#guest-"$SID"-}
     tr -d '\r' < "$f" | sed "s/^/XLAB-CON $n /"
   done
-  xl dmesg 2>/dev/null | grep -E '\(d[0-9]+\)|d[0-9]+v[0-9]+ ' | grep -v ' HVM' | tail -80 | sed 's/^/XLAB-DMESG /'
+  _ids=$(sort -un $T/domids 2>/dev/null | tr '\n' '|'); _ids=${_ids%|}
+  [ -n "$_ids" ] && xl dmesg 2>/dev/null | grep -E "\\(d($_ids)\\)|[^0-9]d($_ids)v[0-9]+ " | grep -v ' HVM' | tail -80 | sed 's/^/XLAB-DMESG /'
 }
 
 # ---- Scenarios: one function each. A scenario's test.sh (written by tools/src/lab.rs) sets
@@ -169,14 +179,14 @@ dump_logs() {
 
 # The xshim image's notes as Xen's own reader sees them.
 check_notes() {
-  if readnotes "$XLAB_DIR/kernel" > /tmp/notes 2>&1; then check readnotes PASS 0 "$(grep -c '' /tmp/notes) lines"
-  else check readnotes FAIL 0 "$(tail -2 /tmp/notes | tr '\n' ' ')"; fi
-  grep -E 'PHYS32_ENTRY|ENTRY|HYPERCALL_PAGE|GUEST_OS|SUSPEND_CANCEL' /tmp/notes | sed 's/^/XLAB-INFO readnotes: /'
+  if readnotes "$XLAB_DIR/kernel" > $T/notes 2>&1; then check readnotes PASS 0 "$(grep -c '' $T/notes) lines"
+  else check readnotes FAIL 0 "$(tail -2 $T/notes | tr '\n' ' ')"; fi
+  grep -E 'PHYS32_ENTRY|ENTRY|HYPERCALL_PAGE|GUEST_OS|SUSPEND_CANCEL' $T/notes | sed 's/^/XLAB-INFO readnotes: /'
 }
 # xl create, then wait until ready(); 1 if the guest never got there.
 start_guest() {
   step create 120 xl create "$XLAB_DIR/$GUEST.cfg" || return 1
-  _t0=$(now)
+  note_domid "$GUEST"; _t0=$(now)
   if ready; then check reach-payload PASS "$(dt $_t0 $(now))" ready
   else check reach-payload FAIL "$(dt $_t0 $(now))" 'no sign of the payload'; return 1; fi
 }
@@ -267,6 +277,7 @@ scenario_crash() {
   check_notes; start_guest || { finish; return; }
   _t0=$(now)
   # A payload's fault, or the shim's own (xshim.selftest=...).
+  note_domid "$GUEST"
   if wait_grep "$GUEST" ' exception #' 60; then
     check exception-reported PASS "$(dt $_t0 $(now))" "$(cat $(logs_of "$GUEST") | tr -d '\r' | grep -a ' exception #' | head -1)"
   else check exception-reported FAIL 60 'no exception report'; fi
@@ -277,12 +288,12 @@ scenario_crash() {
 # libvirt's libxl driver drives the guest instead of xl (Debian's libvirt-daemon-driver-xen).
 VIRSH="virsh -c xen:///system"
 libvirtd_up() {
-  [ -n "$(pidof libvirtd)" ] || { mkdir -p /run/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt; libvirtd --daemon; }
-  _n=0; while ! timeout 10 $VIRSH version > /tmp/virsh.version 2>&1; do
-    [ $_n -ge 30 ] && { check libvirtd FAIL 30 "$(tail -2 /tmp/virsh.version | tr '\n' ' ')"; return 1; }
+  [ -n "$(pidof libvirtd)" ] || { mkdir -p /run/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt; libvirtd --daemon < /dev/null > /dev/null 2>&1; }
+  _n=0; while ! timeout 10 $VIRSH version > $T/virsh.version 2>&1; do
+    [ $_n -ge 30 ] && { check libvirtd FAIL 30 "$(tail -2 $T/virsh.version | tr '\n' ' ')"; return 1; }
     sleep 1; _n=$((_n + 1))
   done
-  check libvirtd PASS "$_n" "$(grep -E 'library|API|hypervisor' /tmp/virsh.version | tr -s ' ' | tr '\n' ';')"
+  check libvirtd PASS "$_n" "$(grep -E 'library|API|hypervisor' $T/virsh.version | tr -s ' ' | tr '\n' ';')"
 }
 # Stops libvirtd and removes its domain records (the next libvirt scenario starts it afresh).
 libvirtd_reset() {
@@ -301,7 +312,7 @@ virsh_save_restore() { # NAME CHECKPREFIX WORD
   progress "$1" "$3" 30 "$2continues"
 }
 lv_start() { # CHECKPREFIX
-  step "$1virsh-start" 120 $VIRSH start "$GUEST" || { sed 's/^/XLAB-INFO virsh: /' /tmp/step.out; return 1; }
+  step "$1virsh-start" 120 $VIRSH start "$GUEST" || { sed 's/^/XLAB-INFO virsh: /' $T/step.out; return 1; }
   _t0=$(now)
   if ready; then check "$1reach-payload" PASS "$(dt $_t0 $(now))" ready
   else check "$1reach-payload" FAIL "$(dt $_t0 $(now))" 'no sign of the payload'; return 1; fi
@@ -318,7 +329,7 @@ lv_shutdown() { # CHECKPREFIX
 scenario_libvirt() {
   check_notes
   libvirtd_up || { finish; return; }
-  step virsh-define 60 $VIRSH define "$XLAB_DIR/$GUEST.xml" || { sed 's/^/XLAB-INFO virsh: /' /tmp/step.out; finish; return; }
+  step virsh-define 60 $VIRSH define "$XLAB_DIR/$GUEST.xml" || { sed 's/^/XLAB-INFO virsh: /' $T/step.out; finish; return; }
   if lv_start ''; then
     _c=1; while [ $_c -le "$CYCLES" ]; do virsh_save_restore "$GUEST" "c$_c-" "$WORD" || break; _c=$((_c + 1)); done
     lv_shutdown ''
@@ -332,8 +343,8 @@ scenario_libvirt() {
   # `---s--` in xl, libvirt still says "running"): shown, not counted against the guest.
   if exists "$GUEST" || lv_start m-; then
     _t0=$(now)
-    timeout 240 $VIRSH migrate --live "$GUEST" xen:///system > /tmp/step.out 2>&1; _rc=$?
-    _why=$(grep -iE 'error|fail' /tmp/step.out | head -2 | tr '\n' ' ')
+    timeout 240 $VIRSH migrate --live "$GUEST" xen:///system > $T/step.out 2>&1; _rc=$?
+    _why=$(grep -iE 'error|fail' $T/step.out | head -2 | tr '\n' ' ')
     if [ $_rc -eq 0 ]; then check virsh-migrate PASS "$(dt $_t0 $(now))" "rc=0"
     elif echo "$_why" | grep -qiE 'same host|already active'; then check virsh-migrate-refused PASS "$(dt $_t0 $(now))" "libvirt refuses a migration to itself: $_why"
     else check virsh-migrate FAIL "$(dt $_t0 $(now))" "rc=$_rc: $_why"; fi
@@ -349,13 +360,13 @@ scenario_libvirt() {
     # (by remoteDispatchDomainMigrateBegin3Params), so libvirt neither sees the shutdown nor
     # can destroy or undefine the domain (each attempt times out after 30 s). xl removes it and
     # libvirtd is restarted without its records.
-    timeout 10 $VIRSH destroy "$GUEST" > /tmp/lv.out 2>&1; _rc=$?
-    [ $_rc -eq 0 ] || echo "XLAB-INFO virsh destroy: rc $_rc (124: it hung) $(tr '\n' ' ' < /tmp/lv.out)"
+    timeout 10 $VIRSH destroy "$GUEST" > $T/lv.out 2>&1; _rc=$?
+    [ $_rc -eq 0 ] || echo "XLAB-INFO virsh destroy: rc $_rc (124: it hung) $(tr '\n' ' ' < $T/lv.out)"
     exists "$GUEST" && xl destroy "$GUEST"
     libvirtd_reset
   fi
   if [ -n "$(pidof libvirtd)" ]; then
-    timeout 30 $VIRSH undefine "$GUEST" > /tmp/lv.out 2>&1 || echo "XLAB-INFO virsh undefine: $(tr '\n' ' ' < /tmp/lv.out)"
+    timeout 30 $VIRSH undefine "$GUEST" > $T/lv.out 2>&1 || echo "XLAB-INFO virsh undefine: $(tr '\n' ' ' < $T/lv.out)"
     $VIRSH list --all 2>&1 | sed 's/^/XLAB-INFO virsh list: /'
   fi
   finish
@@ -377,6 +388,7 @@ scenario_compare() {
 $_cmp_g
 EOF_G
     step "$_cmp_who-create" 120 xl create "$XLAB_DIR/$_cmp_name.cfg" || continue
+    note_domid "$_cmp_name"
     _t0=$(now)
     if wait_count "$_cmp_name" "$_cmp_word" "$_cmp_ready" 240; then check "$_cmp_who-reach-payload" PASS "$(dt $_t0 $(now))" ready
     else check "$_cmp_who-reach-payload" FAIL 240 'no output'; fi
@@ -387,31 +399,33 @@ EOF_G
   dump_logs
 }
 
-# ---- The session: one lab boot, scenario after scenario (/xlab/session: "DIR SECONDS" per
-# line). Each runs in its own directory under its own time limit, between markers the host
-# splits the output by; then no guest, save image or console log is left, and dom0 must
-# still answer, or the session stops and says why (the host reboots the lab for the rest).
-lab_cleanup() {
-  # Domains libvirt knows of (the libvirt scenario), then every domain left.
+# ---- The session: one lab boot, many scenarios (/xlab/session: "PHASE LANE DIR SECONDS" per
+# line). Phases run one after another; within a phase, each lane is a sequence of scenarios
+# and the lanes run side by side (the host plans them: see `plan` in tools/src/lab.rs).
+# Each scenario runs in its own directory under its own time limit, its output lines tagged
+# "@DIR " for the host; after it, none of its guests, save images or console logs is left, and
+# dom0 must still answer, or the session stops and says why (the host reboots the lab for the
+# rest).
+lab_cleanup() { # SID
+  # Domains libvirt knows of (the libvirt scenario), then every domain of the scenario left.
   if [ -n "$(pidof libvirtd)" ]; then
-    for _d in $(timeout 20 $VIRSH list --all --name 2>/dev/null); do timeout 30 $VIRSH destroy "$_d" >/dev/null 2>&1; timeout 30 $VIRSH undefine "$_d" >/dev/null 2>&1; done
+    for _d in $(timeout 20 $VIRSH list --all --name 2>/dev/null | grep "^$1-"); do timeout 30 $VIRSH destroy "$_d" >/dev/null 2>&1; timeout 30 $VIRSH undefine "$_d" >/dev/null 2>&1; done
     # A domain libvirt will not let go of (after a refused migration it kept one as running):
     # libvirtd is stopped and its domain records removed; the next scenario starts it afresh.
-    _left=$(timeout 20 $VIRSH list --all --name 2>/dev/null | grep -v '^Domain-0$' | tr '\n' ' ' | tr -s ' ')
+    _left=$(timeout 20 $VIRSH list --all --name 2>/dev/null | grep "^$1-" | tr '\n' ' ' | tr -s ' ')
     if [ -n "${_left# }" ]; then
       echo "XLAB-INFO libvirt kept domain(s) $_left after destroy and undefine"
       libvirtd_reset
     fi
   fi
-  for _d in $(xl list 2>/dev/null | awk 'NR > 2 { print $1 }'); do timeout 60 xl destroy "$_d" 2>/dev/null; done
-  pkill -f 'xl migrate' 2>/dev/null
-  rm -f "$SAVE_DIR"/* /var/log/xen/console/guest-*.log /tmp/verified /tmp/step.out
-  # Xen's console ring too: the next scenario's dump_logs must not replay this one's lines.
-  xl dmesg -c > /dev/null 2>&1
+  for _d in $(xl list 2>/dev/null | awk -v p="$1-" 'NR > 1 && index($1, p) == 1 { print $1 }'); do timeout 60 xl destroy "$_d" 2>/dev/null; done
+  pkill -f "xl migrate .*$1-" 2>/dev/null
+  rm -rf "$SAVE_DIR/$1-"* /var/log/xen/console/guest-"$1"-*.log "/tmp/xlab-$1"
 }
-lab_healthy() {
-  timeout 30 xl list > /tmp/health 2>&1 || { echo "xl list failed or hung: $(tail -1 /tmp/health)"; return 1; }
-  [ "$(awk 'NR > 1' /tmp/health | grep -vc '^Domain-0')" = 0 ] || { echo "a guest is left: $(awk 'NR > 2 { print $1 }' /tmp/health | tr '\n' ' ')"; return 1; }
+lab_healthy() { # SID
+  timeout 30 xl list > /tmp/health.$1 2>&1 || { echo "xl list failed or hung: $(tail -1 /tmp/health.$1)"; return 1; }
+  _left=$(awk -v p="$1-" 'NR > 1 && index($1, p) == 1 { print $1 }' /tmp/health.$1 | tr '\n' ' ')
+  [ -z "$_left" ] || { echo "a guest is left: $_left"; return 1; }
   timeout 20 xenstore-read /local/domain/0/name > /dev/null 2>&1 || { echo "xenstore does not answer"; return 1; }
   echo ok
 }
@@ -419,16 +433,27 @@ lab_healthy() {
 lab_footprint() {
   echo "XLAB-INFO dom0 footprint: mem_used_kib=$(awk '/MemTotal/ { t = $2 } /MemAvailable/ { a = $2 } END { print t - a }' /proc/meminfo) xenstore_nodes=$(timeout 20 xenstore-ls -f 2>/dev/null | grep -c '')"
 }
+# run_lane PHASE LANE: the lane's scenarios, one after another. Lines are tagged by `sed -u`,
+# which writes each line with one write(2): lines of lanes side by side never mix.
+run_lane() {
+  awk -v p="$1" -v l="$2" '$1 == p && $2 == l { print $3, $4 }' /xlab/session > /tmp/lane.$1.$2
+  while read -r _s_dir _s_limit; do
+    [ -f /tmp/xlab-sick ] && break
+    echo "XLAB-SCENARIO-BEGIN $_s_dir $(now)"
+    { ( cd "/xlab/$_s_dir" && timeout -k 10 "$_s_limit" sh ./test.sh ) 2>&1; echo $? > /tmp/rc.$_s_dir; } | sed -u "s/^/@$_s_dir /"
+    _s_rc=$(cat /tmp/rc.$_s_dir)
+    lab_cleanup "$_s_dir" 2>&1 | sed -u "s/^/@$_s_dir /"
+    _s_health=$(lab_healthy "$_s_dir")
+    echo "XLAB-SCENARIO-END $_s_dir $_s_rc $(now)"
+    if [ "$_s_health" != ok ]; then echo "XLAB-LAB-SICK $_s_dir $_s_health"; touch /tmp/xlab-sick; break; fi
+  done < /tmp/lane.$1.$2
+}
 run_session() {
   lab_footprint
-  while read -r _s_dir _s_limit; do
-    echo "XLAB-SCENARIO-BEGIN $_s_dir $(now)"
-    ( cd "/xlab/$_s_dir" && timeout -k 10 "$_s_limit" sh ./test.sh ) 2>&1
-    _s_rc=$?
-    lab_cleanup
-    _s_health=$(lab_healthy)
-    echo "XLAB-SCENARIO-END $_s_dir $_s_rc $(now)"
-    if [ "$_s_health" != ok ]; then echo "XLAB-LAB-SICK $_s_dir $_s_health"; break; fi
-  done < /xlab/session
+  for _p in $(awk '{ print $1 }' /xlab/session | uniq); do
+    [ -f /tmp/xlab-sick ] && break
+    for _l in $(awk -v p="$_p" '$1 == p { print $2 }' /xlab/session | sort -un); do run_lane "$_p" "$_l" & done
+    wait
+  done
   lab_footprint
 }

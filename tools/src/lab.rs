@@ -174,17 +174,20 @@ pub fn build() -> Result<(), String> {
     Ok(())
 }
 
+/// The guest's name as the host's checks know it. In dom0 it is "<scenario id>-x1" (every
+/// scenario's guests have names of their own, as scenarios may run side by side); the consoles
+/// come back under the short name.
 const GUEST: &str = "x1";
 
 /// The counting word, and the shell test that shows the guest reached its payload.
 fn readiness(payload: &str, linux: bool) -> (&'static str, String) {
     if linux {
-        return ("COUNTER", format!("wait_count {GUEST} COUNTER 3 240"));
+        return ("COUNTER", "wait_count \"$GUEST\" COUNTER 3 240".into());
     }
     match payload {
-        "hello" => ("TICK", format!("wait_grep {GUEST} 'Hello from' 180")),
-        "abi-check" => ("TICK", format!("wait_grep {GUEST} 'abi-check: (PASS|FAIL)' 240")),
-        _ => ("TICK", format!("wait_count {GUEST} TICK 2 180")),
+        "hello" => ("TICK", "wait_grep \"$GUEST\" 'Hello from' 180".into()),
+        "abi-check" => ("TICK", "wait_grep \"$GUEST\" 'abi-check: (PASS|FAIL)' 240".into()),
+        _ => ("TICK", "wait_count \"$GUEST\" TICK 2 180".into()),
     }
 }
 
@@ -230,13 +233,15 @@ fn libvirt_xml(dir: &str, name: &str, mode: Mode, initrd: bool, cmdline: &str, m
 }
 
 /// A scenario's test.sh, run in `dir` inside dom0: the guest's xl config(s), the scenario's
-/// parameters, and one call of its function.
-fn script(o: &LabOpts, dir: &str) -> String {
+/// parameters, and one call of its function. `sid` is the scenario's id in the session: its
+/// guests' names begin with it, and its scratch directory is /tmp/xlab-<sid>.
+fn script(o: &LabOpts, dir: &str, sid: &str) -> String {
     let linux = o.is_linux();
     let (mut word, mut ready) = readiness(&o.payload, linux);
     if let Some(re) = &o.ready {
-        ready = format!("wait_grep {GUEST} {} 180", sh_quote(re));
+        ready = format!("wait_grep \"$GUEST\" {} 180", sh_quote(re));
     }
+    let guest = format!("{sid}-{GUEST}");
     let mut progress = String::new();
     if let Some(re) = &o.progress {
         // WORD "-": count the lines that match PROGRESS instead of numbered WORD lines.
@@ -244,28 +249,28 @@ fn script(o: &LabOpts, dir: &str) -> String {
         progress = format!("PROGRESS={}\n", sh_quote(re));
     }
     let ty = o.mode.xl_type();
-    let mut s = format!(". /xlab/xlab-lib.sh\nXLAB_DIR={dir}\n");
+    let mut s = format!(". /xlab/xlab-lib.sh\nXLAB_DIR={dir} SID={sid} T=/tmp/xlab-{sid}\nmkdir -p \"$T\"\n");
     if o.scenario == Scenario::Compare {
         let ticker = "ramdisk=\"@/payload\"\ncmdline=\"xshim.log=debug\"";
-        s.push_str(&xl_cfg(dir, "xa", ty, "kernel", ticker, o.memory));
-        s.push_str(&xl_cfg(dir, "xb", "pv", "vmlinuz", "ramdisk=\"@/guest.cpio.gz\"\nextra=\"console=hvc0 quiet\"", o.memory));
-        let mut guests = String::from("xa:xshim:TICK:2");
+        s.push_str(&xl_cfg(dir, &format!("{sid}-xa"), ty, "kernel", ticker, o.memory));
+        s.push_str(&xl_cfg(dir, &format!("{sid}-xb"), "pv", "vmlinuz", "ramdisk=\"@/guest.cpio.gz\"\nextra=\"console=hvc0 quiet\"", o.memory));
+        let mut guests = format!("{sid}-xa:xshim:TICK:2");
         if o.image.is_some() {
-            s.push_str(&xl_cfg(dir, "xc", ty, "kernel-before", ticker, o.memory));
-            guests.push_str(" xc:before:TICK:2");
+            s.push_str(&xl_cfg(dir, &format!("{sid}-xc"), ty, "kernel-before", ticker, o.memory));
+            let _ = write!(guests, " {sid}-xc:before:TICK:2");
         }
-        let _ = writeln!(s, "GUESTS='{guests} xb:linux:COUNTER:3'");
+        let _ = writeln!(s, "GUESTS='{guests} {sid}-xb:linux:COUNTER:3'");
     } else if linux {
-        s.push_str(&xl_cfg(dir, GUEST, ty, "kernel", "ramdisk=\"@/guest.cpio.gz\"\nextra=\"console=hvc0 quiet\"", o.memory));
+        s.push_str(&xl_cfg(dir, &guest, ty, "kernel", "ramdisk=\"@/guest.cpio.gz\"\nextra=\"console=hvc0 quiet\"", o.memory));
     } else {
         let ramdisk = if o.image.is_none() { "ramdisk=\"@/payload\"\n" } else { "" };
-        s.push_str(&xl_cfg(dir, GUEST, ty, "kernel", &format!("{ramdisk}cmdline=\"xshim.log=debug {}\"", o.payload_args), o.memory));
+        s.push_str(&xl_cfg(dir, &guest, ty, "kernel", &format!("{ramdisk}cmdline=\"xshim.log=debug {}\"", o.payload_args), o.memory));
         if o.scenario == Scenario::Libvirt {
-            s.push_str(&libvirt_xml(dir, GUEST, o.mode, o.image.is_none(), &format!("xshim.log=debug {}", o.payload_args), o.memory));
+            s.push_str(&libvirt_xml(dir, &guest, o.mode, o.image.is_none(), &format!("xshim.log=debug {}", o.payload_args), o.memory));
         }
     }
     s.push_str(&progress);
-    let _ = writeln!(s, "GUEST={GUEST} WORD={word} CYCLES={} PAYLOAD={}", o.cycles, sh_quote(&o.payload));
+    let _ = writeln!(s, "GUEST={guest} WORD={word} CYCLES={} PAYLOAD={}", o.cycles, sh_quote(&o.payload));
     let _ = writeln!(s, "ready() {{ {ready}; }}");
     let _ = writeln!(s, "{}", scenario_function(o.scenario));
     s
@@ -285,6 +290,99 @@ fn time_limit(o: &LabOpts) -> u64 {
     // other scenario stays within an hour.
     let cap = if o.scenario == Scenario::Soak { 6 * 3600 } else { 3600 };
     (240 + per_op * o.cycles as u64 + if o.scenario == Scenario::LinuxBaseline { 120 } else { 0 }).min(cap)
+}
+
+/// Roughly how long a scenario runs in an idle lab (seconds, measured: a 40-scenario session
+/// of 2026-11-26), to share scenarios out among lanes evenly.
+fn estimate(o: &LabOpts) -> u64 {
+    let c = o.cycles as u64;
+    match o.scenario {
+        Scenario::Boot | Scenario::Crash => 5,
+        Scenario::Saverestore => 5 + 8 * c,
+        Scenario::Checkpoint => 5 + 6 * c,
+        Scenario::Migrate => 5 + 7 * c,
+        Scenario::Soak => 8 * c,
+        Scenario::Control => 35,
+        Scenario::Lifecycle => 40,
+        Scenario::Libvirt => 25 + 12 * c,
+        Scenario::Dom0Check => 32,
+        Scenario::LinuxBaseline => 30,
+        Scenario::Demo => 20,
+        Scenario::Compare => 60 * c,
+    }
+}
+
+/// Whether a scenario may run beside others in one dom0, and with which it must not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sharing {
+    /// Alone in the lab: its timings are the point (Compare, Soak), or its guest is so large
+    /// that two would not fit in the lab's ~1 GiB of free memory (512 MiB and more: a
+    /// migration holds two copies).
+    Alone,
+    /// Only beside others like it: it stops the console backend that every guest uses for 12 s
+    /// (Control). Each checks its own guest, so two of them may overlap.
+    StopsConsoles,
+    /// Beside others, but after every other scenario of its group: the libvirt scenarios share
+    /// one libvirtd and may restart it.
+    Serial(&'static str),
+    /// Beside any others.
+    Any,
+}
+
+fn sharing(o: &LabOpts) -> Sharing {
+    match o.scenario {
+        _ if o.memory >= 512 => Sharing::Alone,
+        Scenario::Compare | Scenario::Soak => Sharing::Alone,
+        Scenario::Control => Sharing::StopsConsoles,
+        Scenario::Libvirt => Sharing::Serial("libvirt"),
+        _ => Sharing::Any,
+    }
+}
+
+/// The session's plan: (phase, lane, index) for each scenario. Phase 0 runs the scenarios that
+/// may share the lab, in `lanes` lanes side by side (longest first onto the least loaded lane;
+/// a group that must run one at a time stays in one lane; each lane keeps the list's order);
+/// phase 1 those that stop the consoles, side by side; phase 2 the others, one at a time.
+fn plan(list: &[LabOpts], pending: &[usize], lanes: usize) -> Vec<(usize, usize, usize)> {
+    let lanes = lanes.max(1);
+    // Units: a scenario, or a serial group as one.
+    let mut units: Vec<(u64, Vec<usize>)> = Vec::new();
+    let mut groups: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut out = Vec::new();
+    let mut stopping_consoles = 0;
+    for &i in pending {
+        match sharing(&list[i]) {
+            Sharing::Alone => out.push((2, 0, i)),
+            Sharing::StopsConsoles => {
+                out.push((1, stopping_consoles % lanes, i));
+                stopping_consoles += 1;
+            }
+            Sharing::Serial(g) => {
+                let u = *groups.entry(g).or_insert_with(|| {
+                    units.push((0, Vec::new()));
+                    units.len() - 1
+                });
+                units[u].0 += estimate(&list[i]);
+                units[u].1.push(i);
+            }
+            Sharing::Any => units.push((estimate(&list[i]), vec![i])),
+        }
+    }
+    units.sort_by(|a, b| b.0.cmp(&a.0).then(a.1[0].cmp(&b.1[0])));
+    let mut load = vec![0u64; lanes];
+    for (cost, members) in units {
+        let lane = (0..lanes).min_by_key(|&l| (load[l], l)).unwrap_or(0);
+        load[lane] += cost;
+        out.extend(members.into_iter().map(|i| (0, lane, i)));
+    }
+    out.sort_by_key(|&(phase, lane, i)| (phase, lane, i));
+    out
+}
+
+/// How many lanes a session runs side by side: XSHIM_LAB_LANES, else 2 (the lab's dom0 has
+/// two vCPUs; see the closing note of issue 11 for the measurements).
+pub fn lanes() -> usize {
+    std::env::var("XSHIM_LAB_LANES").ok().and_then(|v| v.parse().ok()).filter(|&n| n >= 1).unwrap_or(2)
 }
 
 /// Under TCG, a PVH guest vCPU was seen (once in ~30 boots) to triple-fault with Xen's own
@@ -365,7 +463,7 @@ fn stage(o: &LabOpts, root: &Path, dir: &str) -> Result<(), String> {
         link(&util::shim_elf(), "kernel")?;
         link(&util::payload_elf(&o.payload), "payload")?;
     }
-    std::fs::write(sub.join("test.sh"), script(o, &format!("/xlab/{dir}"))).map_err(|e| e.to_string())
+    std::fs::write(sub.join("test.sh"), script(o, &format!("/xlab/{dir}"), dir)).map_err(|e| e.to_string())
 }
 
 /// The lab's process group (bash, timeout, QEMU): killed on every way out of `run`, also
@@ -419,6 +517,81 @@ pub fn run_session(list: &[LabOpts], echo: bool) -> Result<Vec<LabResult>, Strin
     Ok(results.into_iter().map(|r| r.expect("every scenario has a result")).collect())
 }
 
+/// What a line of the lab's output was, for the session's progress report.
+enum Fed {
+    /// Scenario i began.
+    Began(usize),
+    /// Scenario i ended: its result, before the host's own checks.
+    Ended(usize, LabResult),
+    /// Scenario i reported a check (the line to show).
+    Check(usize, String),
+    ToolstackUp,
+    /// dom0 failed its health check after a scenario: the session stops.
+    Sick(String),
+}
+
+/// The lab's serial output split into the results of the scenarios that run side by side in
+/// it: a scenario's lines are tagged "@s<index> " (run_lane in xlab-lib.sh) and come between
+/// its BEGIN and END markers; the other lines are Xen's and dom0's.
+struct SessionOutput<'a> {
+    list: &'a [LabOpts],
+    pending: &'a [usize],
+    log_path: PathBuf,
+    /// The scenarios running now, by index, with the time each began.
+    current: BTreeMap<usize, (LabResult, Instant)>,
+    /// Lines that are no scenario's (Xen and dom0 booting, the session's own).
+    boot: LabResult,
+}
+
+impl<'a> SessionOutput<'a> {
+    fn new(list: &'a [LabOpts], pending: &'a [usize], log_path: &Path) -> Self {
+        SessionOutput { list, pending, log_path: log_path.to_path_buf(), current: BTreeMap::new(), boot: LabResult::default() }
+    }
+
+    fn feed(&mut self, line: &str) -> Option<Fed> {
+        let clean = line.trim_end_matches('\r');
+        let index = |rest: &str| -> Option<usize> { rest.split_whitespace().next()?.strip_prefix('s')?.parse().ok() };
+        if let Some(rest) = clean.split("XLAB-SCENARIO-BEGIN ").nth(1) {
+            let i = index(rest).filter(|i| self.pending.contains(i))?;
+            let mut r = LabResult { log_path: self.log_path.clone(), ..Default::default() };
+            r.info.extend(self.boot.info.iter().filter(|i| i.contains("toolstack up")).cloned());
+            self.current.insert(i, (r, Instant::now()));
+            return Some(Fed::Began(i));
+        }
+        if let Some(rest) = clean.split("XLAB-SCENARIO-END ").nth(1) {
+            let i = index(rest)?;
+            let (mut r, started) = self.current.remove(&i)?;
+            // `timeout` in dom0 ends a scenario past its limit with 124 (137 if it had to kill).
+            let rc = rest.split_whitespace().nth(1).unwrap_or("?");
+            r.finished = rc != "124" && rc != "137";
+            r.secs = started.elapsed().as_secs_f64();
+            if !r.finished {
+                r.checks.push(Check { name: "lab-finished".into(), pass: false, secs: r.secs, detail: format!("the scenario did not finish within {} s (rc {rc})", time_limit(&self.list[i])) });
+            }
+            return Some(Fed::Ended(i, r));
+        }
+        if let Some(rest) = clean.split("XLAB-LAB-SICK ").nth(1) {
+            return Some(Fed::Sick(rest.to_string()));
+        }
+        let tagged = clean.find("@s").and_then(|at| {
+            let (tag, text) = clean[at + 1..].split_once(' ')?;
+            Some((tag.strip_prefix('s')?.parse::<usize>().ok()?, text))
+        });
+        if let Some((i, text)) = tagged {
+            if let Some((r, _)) = self.current.get_mut(&i) {
+                return parse_line(r, text).map(|msg| Fed::Check(i, msg));
+            }
+        }
+        parse_line(&mut self.boot, line);
+        // Xen's report of a guest holding its state names a domain id only: every scenario
+        // running hears it (and is run again, should it fail because of it).
+        for (r, _) in self.current.values_mut() {
+            emulator_fault(r, clean);
+        }
+        clean.contains("XLAB: toolstack up at").then_some(Fed::ToolstackUp)
+    }
+}
+
 /// One lab boot over `pending` (indices into `list`); returns the results of the scenarios
 /// that started (the last one may have failed because of the lab).
 fn one_boot(list: &[LabOpts], pending: &[usize], echo: bool) -> Result<Vec<(usize, LabResult)>, String> {
@@ -430,9 +603,9 @@ fn one_boot(list: &[LabOpts], pending: &[usize], echo: bool) -> Result<Vec<(usiz
     std::fs::copy(util::root().join("tools/lab/xlab-lib.sh"), files.join("xlab-lib.sh")).map_err(|e| e.to_string())?;
     let mut session = String::new();
     let mut limit = 60;
-    for &i in pending {
+    for (phase, lane, i) in plan(list, pending, lanes()) {
         stage(&list[i], &files, &format!("s{i}"))?;
-        let _ = writeln!(session, "s{i} {}", time_limit(&list[i]));
+        let _ = writeln!(session, "{phase} {lane} s{i} {}", time_limit(&list[i]));
         limit += time_limit(&list[i]) + 30;
     }
     std::fs::write(files.join("session"), session).map_err(|e| e.to_string())?;
@@ -466,9 +639,7 @@ fn one_boot(list: &[LabOpts], pending: &[usize], echo: bool) -> Result<Vec<(usiz
         }
     });
     let mut done: Vec<(usize, LabResult)> = Vec::new();
-    let mut current: Option<(usize, LabResult, Instant)> = None;
-    // Lines before the first scenario (Xen and dom0 booting) and after the last.
-    let mut boot = LabResult::default();
+    let mut out = SessionOutput::new(list, pending, &log_path);
     let mut sick: Option<String> = None;
     let mut hung = false;
     loop {
@@ -482,61 +653,33 @@ fn one_boot(list: &[LabOpts], pending: &[usize], echo: bool) -> Result<Vec<(usiz
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         };
         let _ = writeln!(log, "{line}");
-        let clean = line.trim_end_matches('\r');
-        if let Some(rest) = clean.split("XLAB-SCENARIO-BEGIN ").nth(1) {
-            let i: usize = rest.trim_start_matches('s').split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(usize::MAX);
-            if let Some(&i) = pending.iter().find(|&&p| p == i) {
+        match out.feed(&line) {
+            Some(Fed::Began(i)) if echo => {
                 let o = &list[i];
-                if echo {
-                    println!("lab: [{:6.1} s] {:?} ({:?}, payload {}, {} MiB, cycles {}), limit {} s", util::secs(t0), o.scenario, o.mode, o.image.as_ref().map(|p| p.display().to_string()).unwrap_or(o.payload.clone()), o.memory, o.cycles, time_limit(o));
-                }
-                let mut r = LabResult { log_path: log_path.clone(), ..Default::default() };
-                r.info.extend(boot.info.iter().filter(|i| i.contains("toolstack up")).cloned());
-                current = Some((i, r, Instant::now()));
+                println!("lab: [{:6.1} s] s{i} {:?} ({:?}, payload {}, {} MiB, cycles {}), limit {} s", util::secs(t0), o.scenario, o.mode, o.image.as_ref().map(|p| p.display().to_string()).unwrap_or(o.payload.clone()), o.memory, o.cycles, time_limit(o));
             }
-            continue;
-        }
-        if let Some(rest) = clean.split("XLAB-SCENARIO-END ").nth(1) {
-            if let Some((i, mut r, started)) = current.take() {
-                // `timeout` in dom0 ends a scenario past its limit with 124 (137 if it had to kill).
-                let rc = rest.split_whitespace().nth(1).unwrap_or("?");
-                r.finished = rc != "124" && rc != "137";
-                r.secs = started.elapsed().as_secs_f64();
-                if !r.finished {
-                    r.checks.push(Check { name: "lab-finished".into(), pass: false, secs: r.secs, detail: format!("the scenario did not finish within {} s (rc {rc})", time_limit(&list[i])) });
-                }
+            Some(Fed::Ended(i, mut r)) => {
                 finish_scenario(&list[i], &mut r, &dir, i, echo);
                 done.push((i, r));
             }
-            continue;
-        }
-        if echo && clean.contains("XLAB: toolstack up at") {
-            println!("lab: [{:6.1} s] Xen and dom0's toolstack are up", util::secs(t0));
-        }
-        if let Some(rest) = clean.split("XLAB-LAB-SICK ").nth(1) {
-            sick = Some(rest.to_string());
-            if echo {
-                println!("lab: dom0 is unhealthy after {rest}");
+            Some(Fed::Check(i, msg)) if echo => {
+                let who = if pending.len() > 1 { format!("s{i} ") } else { String::new() };
+                println!("  [{:6.1} s] {who}{msg}", util::secs(t0));
+                let _ = std::io::stdout().flush();
             }
-            continue;
-        }
-        match current.as_mut() {
-            Some((_, r, _)) => {
-                if let Some(msg) = parse_line(r, &line) {
-                    if echo {
-                        println!("  [{:6.1} s] {msg}", util::secs(t0));
-                        let _ = std::io::stdout().flush();
-                    }
+            Some(Fed::ToolstackUp) if echo => println!("lab: [{:6.1} s] Xen and dom0's toolstack are up", util::secs(t0)),
+            Some(Fed::Sick(why)) => {
+                if echo {
+                    println!("lab: dom0 is unhealthy after {why}");
                 }
+                sick = Some(why);
             }
-            None => {
-                parse_line(&mut boot, &line);
-            }
+            _ => {}
         }
     }
     let _ = child.wait();
     group.kill();
-    if let Some((i, mut r, started)) = current.take() {
+    for (i, (mut r, started)) in std::mem::take(&mut out.current) {
         r.secs = started.elapsed().as_secs_f64();
         r.hung = hung;
         let detail = if hung {
@@ -548,7 +691,7 @@ fn one_boot(list: &[LabOpts], pending: &[usize], echo: bool) -> Result<Vec<(usiz
         finish_scenario(&list[i], &mut r, &dir, i, echo);
         done.push((i, r));
     }
-    for i in boot.info.iter().filter(|i| i.starts_with("dom0 footprint")) {
+    for i in out.boot.info.iter().filter(|i| i.starts_with("dom0 footprint")) {
         println!("lab: {i}");
     }
     if let Some(why) = sick {
@@ -793,7 +936,7 @@ mod tests {
         let lib = util::root().join("tools/lab/xlab-lib.sh");
         for &scenario in Scenario::value_variants() {
             let o = LabOpts { scenario, mode: Mode::Pv, cycles: 2, payload_args: "spin=1".into(), ..Default::default() };
-            let text = script(&o, "/xlab/s0");
+            let text = script(&o, "/xlab/s0", "s0");
             assert!(text.trim_end().ends_with(scenario_function(scenario)), "{scenario:?}: {text}");
             let lib_text = std::fs::read_to_string(&lib).unwrap();
             assert!(lib_text.contains(&format!("{}() {{", scenario_function(scenario))), "{scenario:?} has a function in xlab-lib.sh");
@@ -801,15 +944,98 @@ mod tests {
             let out = std::process::Command::new("sh").args(["-n", "-c", &whole]).output().unwrap();
             assert!(out.status.success(), "{scenario:?}: sh -n: {}", String::from_utf8_lossy(&out.stderr));
         }
-        let text = script(&LabOpts { scenario: Scenario::Saverestore, cycles: 5, memory: 32, ..Default::default() }, "/xlab/s0");
+        let text = script(&LabOpts { scenario: Scenario::Saverestore, cycles: 5, memory: 32, ..Default::default() }, "/xlab/s0", "s0");
         assert!(text.contains("type=\"pvh\"") && text.contains("memory=32") && text.contains("CYCLES=5"), "{text}");
         // Any payload: its own readiness and progress patterns, quoted for the shell.
-        let text = script(&LabOpts { scenario: Scenario::Saverestore, ready: Some("bench: it's up".into()), progress: Some("^iter [0-9]+".into()), ..Default::default() }, "/xlab/s0");
-        assert!(text.contains("wait_grep x1 'bench: it'\\''s up' 180") && text.contains("PROGRESS='^iter [0-9]+'") && text.contains("WORD=-"), "{text}");
+        let text = script(&LabOpts { scenario: Scenario::Saverestore, ready: Some("bench: it's up".into()), progress: Some("^iter [0-9]+".into()), ..Default::default() }, "/xlab/s0", "s0");
+        assert!(text.contains("GUEST=s0-x1 ") && text.contains("name=\"s0-x1\""), "{text}");
+        assert!(text.contains("wait_grep \"$GUEST\" 'bench: it'\\''s up' 180") && text.contains("PROGRESS='^iter [0-9]+'") && text.contains("WORD=-"), "{text}");
         let lib = std::fs::read_to_string(util::root().join("tools/lab/xlab-lib.sh")).unwrap();
         let out = std::process::Command::new("sh").args(["-n", "-c", &format!("{lib}\n{}", text.replacen(". /xlab/xlab-lib.sh", "", 1))]).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         println!("checked: {} scenario scripts parse with sh -n and call their function", Scenario::value_variants().len());
+    }
+
+    #[test]
+    fn a_plan_shares_lanes_evenly_and_keeps_the_lab_wide_scenarios_apart() {
+        let o = |scenario, cycles, memory| LabOpts { scenario, cycles, memory, ..Default::default() };
+        let list = vec![
+            o(Scenario::Dom0Check, 1, 128),
+            o(Scenario::Boot, 1, 128),
+            o(Scenario::Saverestore, 10, 128),
+            o(Scenario::Libvirt, 2, 128),
+            o(Scenario::Control, 1, 128),
+            o(Scenario::Migrate, 5, 128),
+            o(Scenario::Libvirt, 2, 128),
+            o(Scenario::Saverestore, 2, 512),
+            o(Scenario::Boot, 1, 128),
+            o(Scenario::Control, 1, 128),
+        ];
+        let all: Vec<usize> = (0..list.len()).collect();
+        let p = plan(&list, &all, 2);
+        assert_eq!(p.len(), list.len());
+        let at = |i: usize| p.iter().find(|e| e.2 == i).map(|e| (e.0, e.1)).unwrap();
+        // The Control scenarios (xenconsoled stopped) side by side after the rest, then the
+        // 512 MiB guest alone.
+        assert_eq!((at(4), at(9), at(7)), ((1, 0), (1, 1), (2, 0)));
+        // The two libvirt scenarios share one lane; the longest scenario has a lane to itself.
+        assert_eq!(at(3).1, at(6).1);
+        assert_ne!(at(2).1, at(3).1);
+        let load = |lane| p.iter().filter(|e| e.0 == 0 && e.1 == lane).map(|e| estimate(&list[e.2])).sum::<u64>();
+        assert!(load(0).abs_diff(load(1)) <= 40, "lanes {} s and {} s", load(0), load(1));
+        // Within a phase and lane, the list's order; one lane: the list's order with the
+        // lab-wide ones last.
+        assert!(p.windows(2).all(|w| (w[0].0, w[0].1, w[0].2) < (w[1].0, w[1].1, w[1].2)));
+        let one: Vec<usize> = plan(&list, &all, 1).into_iter().map(|e| e.2).collect();
+        assert_eq!(one, vec![0, 1, 2, 3, 5, 6, 8, 4, 9, 7]);
+    }
+
+    #[test]
+    fn lines_of_scenarios_side_by_side_go_to_their_own_results() {
+        let list = vec![LabOpts::default(), LabOpts::default(), LabOpts::default()];
+        let pending = [1, 2];
+        let mut out = SessionOutput::new(&list, &pending, Path::new("serial.log"));
+        let mut ended = BTreeMap::new();
+        let lines = [
+            "(XEN) Xen version 4.17.5",
+            "XLAB: toolstack up at 9.5s",
+            "XLAB-SCENARIO-BEGIN s1 10.0",
+            "XLAB-SCENARIO-BEGIN s2 10.0",
+            "@s1 XLAB-CHECK create PASS 0.5 rc=0",
+            "@s2 XLAB-CHECK create FAIL 0.6 rc=1: no memory",
+            "\r@s2 XLAB-CON x1 TICK 1",
+            "@s1 XLAB-CON x1 TICK 7",
+            "@s1 XLAB-CON x1--incoming TICK 8",
+            "@s0 XLAB-CHECK stray PASS 0 not running",
+            "(XEN) d3v0 Triple fault - invoking HVM shutdown action 1",
+            "(XEN) RIP:    e008:[<ffff82d040204505>]",
+            "XLAB-SCENARIO-END s2 0 20.0",
+            "@s1 XLAB-CHECK migrate PASS 3.1 rc=0",
+            "XLAB-SCENARIO-END s1 124 30.0",
+        ];
+        let mut checks_shown = Vec::new();
+        for l in lines {
+            match out.feed(l) {
+                Some(Fed::Ended(i, r)) => {
+                    ended.insert(i, r);
+                }
+                Some(Fed::Check(i, msg)) => checks_shown.push(format!("s{i} {msg}")),
+                _ => {}
+            }
+        }
+        assert!(out.current.is_empty());
+        let (a, b) = (&ended[&1], &ended[&2]);
+        let names = |r: &LabResult| r.checks.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(a), ["create", "migrate", "lab-finished"]);
+        assert!(!a.finished, "rc 124: past its time limit");
+        assert_eq!(names(b), ["create"]);
+        assert!(b.finished && !b.checks[0].pass);
+        assert_eq!(a.console_of("x1"), ["TICK 7", "TICK 8"]);
+        assert_eq!(b.console_of("x1"), ["TICK 1"]);
+        // Xen's report (no tag) reached both scenarios running then; the toolstack line both.
+        assert!(a.lab_fault().is_some() && b.emulator_fault.is_some());
+        assert!(a.info.iter().any(|i| i.contains("toolstack up")));
+        assert_eq!(checks_shown.len(), 3, "{checks_shown:?}");
     }
 
     #[test]
