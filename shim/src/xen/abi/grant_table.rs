@@ -11,6 +11,30 @@ pub struct GrantEntryV1 {
 const _: () = assert!(core::mem::size_of::<GrantEntryV1>() == 8);
 
 pub const GNTTABOP_SETUP_TABLE: u32 = 2;
+pub const GNTTABOP_QUERY_SIZE: u32 = 6;
+
+/// Entry flags (`GTF_*`): access permitted; the grantee may only read; set by Xen while the
+/// grantee has the frame mapped for reading / writing.
+pub const GTF_PERMIT_ACCESS: u16 = 1;
+pub const GTF_READONLY: u16 = 4;
+pub const GTF_READING: u16 = 8;
+pub const GTF_WRITING: u16 = 16;
+
+/// Entries 0..7 are reserved (0: the console ring, 1: the xenstore ring, for the toolstack).
+pub const GNTTAB_NR_RESERVED_ENTRIES: u32 = 8;
+
+/// `struct gnttab_query_size`: the table's current and largest size, in frames.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct GnttabQuerySize {
+    pub dom: u16,
+    pub pad0: u16,
+    pub nr_frames: u32,
+    pub max_nr_frames: u32,
+    pub status: i16,
+    pub pad1: u16,
+}
+const _: () = assert!(core::mem::size_of::<GnttabQuerySize>() == 16);
 
 /// `struct gnttab_setup_table`: PV guests learn their grant frames' mfns from it.
 #[repr(C)]

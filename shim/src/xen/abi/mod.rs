@@ -1,5 +1,6 @@
 //! Xen's public ABI, one file per public header (xen/include/public/...). Layouts are asserted
 //! here and checked against Debian's libxen-dev headers by tests/tests/xen_abi_layout.rs.
+pub mod blkif;
 pub mod callback;
 pub mod console;
 pub mod event_channel;
@@ -10,6 +11,7 @@ pub mod sched;
 pub mod start_info;
 pub mod vcpu;
 pub mod xen;
+pub mod xenbus;
 pub mod xs_wire;
 
 /// (C type, field or "sizeof", value) for every struct and field the shim relies on; the
@@ -107,6 +109,31 @@ pub fn layout_table() -> alloc::vec::Vec<(&'static str, &'static str, usize)> {
     off!("struct gnttab_setup_table", grant_table::GnttabSetupTable, nr_frames);
     off!("struct gnttab_setup_table", grant_table::GnttabSetupTable, status);
     off!("struct gnttab_setup_table", grant_table::GnttabSetupTable, frame_list);
+    size!("struct gnttab_query_size", grant_table::GnttabQuerySize);
+    off!("struct gnttab_query_size", grant_table::GnttabQuerySize, nr_frames);
+    off!("struct gnttab_query_size", grant_table::GnttabQuerySize, max_nr_frames);
+    off!("struct gnttab_query_size", grant_table::GnttabQuerySize, status);
+    size!("struct evtchn_alloc_unbound", event_channel::EvtchnAllocUnbound);
+    off!("struct evtchn_alloc_unbound", event_channel::EvtchnAllocUnbound, remote_dom);
+    off!("struct evtchn_alloc_unbound", event_channel::EvtchnAllocUnbound, port);
+    size!("struct blkif_request_segment", blkif::BlkifRequestSegment);
+    off!("struct blkif_request_segment", blkif::BlkifRequestSegment, first_sect);
+    off!("struct blkif_request_segment", blkif::BlkifRequestSegment, last_sect);
+    size!("struct blkif_request", blkif::BlkifRequest);
+    off!("struct blkif_request", blkif::BlkifRequest, nr_segments);
+    off!("struct blkif_request", blkif::BlkifRequest, handle);
+    off!("struct blkif_request", blkif::BlkifRequest, id);
+    off!("struct blkif_request", blkif::BlkifRequest, sector_number);
+    off!("struct blkif_request", blkif::BlkifRequest, seg);
+    size!("struct blkif_response", blkif::BlkifResponse);
+    off!("struct blkif_response", blkif::BlkifResponse, operation);
+    off!("struct blkif_response", blkif::BlkifResponse, status);
+    size!("union blkif_sring_entry", [u8; blkif::BLKIF_ENTRY_BYTES]);
+    off!("struct blkif_sring", blkif::SringHeader, req_prod);
+    off!("struct blkif_sring", blkif::SringHeader, req_event);
+    off!("struct blkif_sring", blkif::SringHeader, rsp_prod);
+    off!("struct blkif_sring", blkif::SringHeader, rsp_event);
+    t.push(("struct blkif_sring", "ring", core::mem::size_of::<blkif::SringHeader>()));
     t
 }
 
@@ -134,6 +161,34 @@ pub fn constant_table() -> alloc::vec::Vec<(&'static str, u64)> {
         ("CALLBACKTYPE_failsafe", callback::CALLBACKTYPE_FAILSAFE as u64),
         ("CALLBACKF_mask_events", callback::CALLBACKF_MASK_EVENTS as u64),
         ("GNTTABOP_setup_table", grant_table::GNTTABOP_SETUP_TABLE as u64),
+        ("GNTTABOP_query_size", grant_table::GNTTABOP_QUERY_SIZE as u64),
+        ("GTF_permit_access", grant_table::GTF_PERMIT_ACCESS as u64),
+        ("GTF_readonly", grant_table::GTF_READONLY as u64),
+        ("GTF_reading", grant_table::GTF_READING as u64),
+        ("GTF_writing", grant_table::GTF_WRITING as u64),
+        ("GNTTAB_NR_RESERVED_ENTRIES", grant_table::GNTTAB_NR_RESERVED_ENTRIES as u64),
+        ("EVTCHNOP_alloc_unbound", event_channel::EVTCHNOP_ALLOC_UNBOUND as u64),
+        ("BLKIF_OP_READ", blkif::BLKIF_OP_READ as u64),
+        ("BLKIF_OP_WRITE", blkif::BLKIF_OP_WRITE as u64),
+        ("BLKIF_OP_WRITE_BARRIER", blkif::BLKIF_OP_WRITE_BARRIER as u64),
+        ("BLKIF_OP_FLUSH_DISKCACHE", blkif::BLKIF_OP_FLUSH_DISKCACHE as u64),
+        ("BLKIF_RSP_OKAY", blkif::BLKIF_RSP_OKAY as u64),
+        ("BLKIF_RSP_ERROR", blkif::BLKIF_RSP_ERROR as u64),
+        ("BLKIF_RSP_EOPNOTSUPP", blkif::BLKIF_RSP_EOPNOTSUPP as u64),
+        ("BLKIF_MAX_SEGMENTS_PER_REQUEST", blkif::BLKIF_MAX_SEGMENTS_PER_REQUEST as u64),
+        ("VDISK_CDROM", blkif::VDISK_CDROM as u64),
+        ("VDISK_REMOVABLE", blkif::VDISK_REMOVABLE as u64),
+        ("VDISK_READONLY", blkif::VDISK_READONLY as u64),
+        ("__CONST_RING_SIZE(blkif, 4096)", blkif::BLKIF_RING_SIZE as u64),
+        ("XenbusStateUnknown", xenbus::XenbusState::Unknown as u64),
+        ("XenbusStateInitialising", xenbus::XenbusState::Initialising as u64),
+        ("XenbusStateInitWait", xenbus::XenbusState::InitWait as u64),
+        ("XenbusStateInitialised", xenbus::XenbusState::Initialised as u64),
+        ("XenbusStateConnected", xenbus::XenbusState::Connected as u64),
+        ("XenbusStateClosing", xenbus::XenbusState::Closing as u64),
+        ("XenbusStateClosed", xenbus::XenbusState::Closed as u64),
+        ("XenbusStateReconfiguring", xenbus::XenbusState::Reconfiguring as u64),
+        ("XenbusStateReconfigured", xenbus::XenbusState::Reconfigured as u64),
         ("__HYPERVISOR_update_va_mapping", xen::hypercall::UPDATE_VA_MAPPING as u64),
         ("__HYPERVISOR_memory_op", xen::hypercall::MEMORY_OP as u64),
         ("MACH2PHYS_VIRT_START", xen::MACH2PHYS_VIRT_START),
