@@ -15,6 +15,7 @@
 #define XSHIM_F_WALLCLOCK     (1u << 1)
 #define XSHIM_F_SAVE_RESTORE  (1u << 2)
 #define XSHIM_F_XEN           (1u << 3)
+#define XSHIM_F_BLOCK         (1u << 4)
 
 struct xshim_boot_info {
     uint64_t magic;
@@ -40,11 +41,17 @@ typedef int64_t (*xshim_call_t)(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t 
 #define XSHIM_RESUME_NOTIFY  9  /* (0 or 1) -> previous setting */
 #define XSHIM_GENERATION    10  /* () -> resumes in a new domain so far */
 #define XSHIM_VERSION       11  /* () -> version | features << 32 */
+#define XSHIM_BLOCK_INFO    12  /* (dev, struct xshim_block_info *) -> 0 */
+#define XSHIM_BLOCK_READ    13  /* (dev, offset, ptr, len) -> len; blocks until read */
+#define XSHIM_BLOCK_WRITE   14  /* (dev, offset, ptr, len) -> len once the backend completed it all */
+#define XSHIM_BLOCK_FLUSH   15  /* (dev) -> 0 once completed writes are durable */
 
 #define XSHIM_E_NO_SUCH_CALL  (-1)
 #define XSHIM_E_BAD_POINTER   (-2)
 #define XSHIM_E_BAD_LENGTH    (-3)
 #define XSHIM_E_BAD_ARGUMENT  (-4)
+#define XSHIM_E_NO_DEVICE     (-5)
+#define XSHIM_E_IO            (-6)
 
 #define XSHIM_MAX_IO_LEN (1u << 20)
 
@@ -58,5 +65,15 @@ typedef int64_t (*xshim_call_t)(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t 
 
 struct xshim_wallclock { uint64_t sec; uint32_t nsec; uint32_t reserved; };   /* 16 bytes */
 struct xshim_mem_region { uint64_t base; uint64_t len; };                     /* 16 bytes */
+
+#define XSHIM_BLOCK_READ_ONLY (1u << 0)
+#define XSHIM_BLOCK_FLUSH_NEEDED (1u << 1)  /* completed writes may wait in a cache until BLOCK_FLUSH */
+struct xshim_block_info {
+    uint64_t capacity_bytes;
+    uint32_t block_size;  /* offsets and lengths are multiples of it */
+    uint32_t flags;       /* XSHIM_BLOCK_* */
+    uint32_t max_io;      /* the most one read or write takes */
+    uint32_t reserved;
+};                        /* 24 bytes */
 
 #endif

@@ -18,6 +18,8 @@ bitflags::bitflags! {
         const SAVE_RESTORE = 1 << 2;
         /// Running under Xen (informational: the ABI is identical either way).
         const XEN = 1 << 3;
+        /// The BLOCK_* calls are served (there may still be no disk: BLOCK_INFO says).
+        const BLOCK = 1 << 4;
     }
 }
 
@@ -71,6 +73,17 @@ pub mod call {
     pub const GENERATION: u64 = 10;
     /// () -> ABI version in bits 0..32, `Features` in bits 32..64.
     pub const VERSION: u64 = 11;
+    /// (dev, out: *mut BlockInfo) -> 0. `NoDevice` if there is no disk `dev` (0, 1, ... in
+    /// the order of the guest's disks) or it failed.
+    pub const BLOCK_INFO: u64 = 12;
+    /// (dev, offset, ptr, len) -> len. Reads `len` bytes at byte `offset` of the disk; both
+    /// multiples of the block size, len at most `MAX_IO_LEN`. Blocks until all of it is read.
+    pub const BLOCK_READ: u64 = 13;
+    /// (dev, offset, ptr, len) -> len. Returns only after the backend has completed all of it
+    /// (see ABI.md for what survives a save, restore or migration).
+    pub const BLOCK_WRITE: u64 = 14;
+    /// (dev) -> 0. Returns after the backend made every completed write durable.
+    pub const BLOCK_FLUSH: u64 = 15;
 }
 
 /// The calls, typed (the numbers are `call::*`).
@@ -88,12 +101,17 @@ pub enum Call {
     ResumeNotify = call::RESUME_NOTIFY,
     Generation = call::GENERATION,
     Version = call::VERSION,
+    BlockInfo = call::BLOCK_INFO,
+    BlockRead = call::BLOCK_READ,
+    BlockWrite = call::BLOCK_WRITE,
+    BlockFlush = call::BLOCK_FLUSH,
 }
 
 impl Call {
-    pub const ALL: [Call; 11] = [
+    pub const ALL: [Call; 15] = [
         Call::ConsoleWrite, Call::ConsoleRead, Call::MonotonicNs, Call::Wallclock, Call::Wait, Call::Shutdown,
         Call::Cmdline, Call::Memmap, Call::ResumeNotify, Call::Generation, Call::Version,
+        Call::BlockInfo, Call::BlockRead, Call::BlockWrite, Call::BlockFlush,
     ];
 }
 
@@ -114,8 +132,13 @@ pub enum Error {
     BadPointer = -2,
     /// A length is zero where it must not be, or larger than the call allows.
     BadLength = -3,
-    /// Another argument is out of range.
+    /// Another argument is out of range (for a disk: an offset or length that is not a
+    /// multiple of its block size or lies beyond it; a write to a read-only disk).
     BadArgument = -4,
+    /// No such device, or it failed (the shim's log says why).
+    NoDevice = -5,
+    /// The device answered with an error, or did not answer in time.
+    Io = -6,
 }
 
 impl Error {
@@ -125,6 +148,8 @@ impl Error {
             -2 => Err(Error::BadPointer),
             -3 => Err(Error::BadLength),
             -4 => Err(Error::BadArgument),
+            -5 => Err(Error::NoDevice),
+            -6 => Err(Error::Io),
             r if r < 0 => Err(Error::BadArgument),
             r => Ok(r as u64),
         }
@@ -162,6 +187,31 @@ pub struct WallClock {
     pub reserved: u32,
 }
 const _: () = assert!(core::mem::size_of::<WallClock>() == 16);
+
+/// A disk, as BLOCK_INFO describes it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlockInfo {
+    pub capacity_bytes: u64,
+    /// Offsets and lengths are multiples of it (512 or 4096).
+    pub block_size: u32,
+    /// `BlockFlags` bits.
+    pub flags: u32,
+    /// The most one BLOCK_READ or BLOCK_WRITE takes (`MAX_IO_LEN`).
+    pub max_io: u32,
+    pub reserved: u32,
+}
+const _: () = assert!(core::mem::size_of::<BlockInfo>() == 24);
+
+bitflags::bitflags! {
+    /// `BlockInfo::flags`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct BlockFlags: u32 {
+        const READ_ONLY = 1 << 0;
+        /// Completed writes may sit in the backend's cache until BLOCK_FLUSH.
+        const FLUSH = 1 << 1;
+    }
+}
 
 /// A range of RAM the payload may use freely (identity-mapped, page-aligned).
 #[repr(C)]

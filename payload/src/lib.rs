@@ -4,5 +4,6 @@
 #![no_std]
 
 pub mod abi;
+pub mod journal_model;
 pub mod rt;
 pub mod ticker_model;

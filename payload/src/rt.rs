@@ -1,6 +1,6 @@
 //! A minimal runtime for Rust payloads: typed wrappers over the call gate, a `Write` sink for
 //! the console, and the `payload_main!` entry macro.
-use crate::abi::{self, call, BootInfo, CallGate, Error, Features, MemRegion, ShutdownKind, Wake, WallClock};
+use crate::abi::{self, call, BlockInfo, BootInfo, CallGate, Error, Features, MemRegion, ShutdownKind, Wake, WallClock};
 use core::fmt;
 
 /// The payload's handle on the shim.
@@ -92,6 +92,28 @@ impl Shim {
 
     pub fn generation(&self) -> u64 {
         self.raw(call::GENERATION, 0, 0, 0, 0) as u64
+    }
+
+    /// Disk `dev` (0, 1, ...), or `NoDevice`.
+    pub fn block_info(&self, dev: u32) -> Result<BlockInfo, Error> {
+        let mut info = BlockInfo::default();
+        Error::from_result(self.raw(call::BLOCK_INFO, dev as u64, &mut info as *mut BlockInfo as u64, 0, 0))?;
+        Ok(info)
+    }
+
+    /// Reads `buf.len()` bytes at byte `offset` (multiples of the block size).
+    pub fn block_read(&self, dev: u32, offset: u64, buf: &mut [u8]) -> Result<u64, Error> {
+        Error::from_result(self.raw(call::BLOCK_READ, dev as u64, offset, buf.as_mut_ptr() as u64, buf.len() as u64))
+    }
+
+    /// Writes `buf` at byte `offset`; returns once the backend has completed all of it.
+    pub fn block_write(&self, dev: u32, offset: u64, buf: &[u8]) -> Result<u64, Error> {
+        Error::from_result(self.raw(call::BLOCK_WRITE, dev as u64, offset, buf.as_ptr() as u64, buf.len() as u64))
+    }
+
+    /// Makes every completed write durable.
+    pub fn block_flush(&self, dev: u32) -> Result<u64, Error> {
+        Error::from_result(self.raw(call::BLOCK_FLUSH, dev as u64, 0, 0, 0))
     }
 }
 

@@ -3,7 +3,7 @@
 //! results. The bare-metal call gate is a thin shell over `dispatch`; host tests drive it
 //! with a fake `Services`.
 use crate::payload_mem::PayloadMemory;
-use xshim_payload::abi::{Call, Error, Features, MemRegion, ShutdownKind, Wake, WallClock, MAX_IO_LEN};
+use xshim_payload::abi::{BlockInfo, Call, Error, Features, MemRegion, ShutdownKind, Wake, WallClock, MAX_IO_LEN};
 
 /// A payload buffer that lies wholly inside the payload's memory (checked on creation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +84,12 @@ pub trait Services {
     fn set_resume_notify(&mut self, on: bool) -> bool;
     fn generation(&self) -> u64;
     fn features(&self) -> Features;
+    /// Disk `dev`, or NoDevice.
+    fn block_info(&mut self, dev: u64) -> Result<BlockInfo, Error>;
+    /// Reads into (`write` false) or writes from a checked buffer at byte `offset`; blocks
+    /// until done; returns the length.
+    fn block_io(&mut self, dev: u64, write: bool, offset: u64, buf: PayloadSlice) -> Result<u64, Error>;
+    fn block_flush(&mut self, dev: u64) -> Result<u64, Error>;
 }
 
 fn as_bytes<T: zerocopy::IntoBytes + zerocopy::Immutable>(v: &T) -> &[u8] {
@@ -154,8 +160,35 @@ pub fn dispatch(nr: u64, a: [u64; 4], svc: &mut impl Services) -> Result<u64, Er
         },
         Call::Generation => Ok(svc.generation()),
         Call::Version => Ok(xshim_payload::abi::ABI_VERSION as u64 | (svc.features().bits() as u64) << 32),
+        Call::BlockInfo => {
+            let dst = PayloadSlice::new(&svc.memory(), a[1], size_of::<BlockInfo>() as u64, align_of::<BlockInfo>() as u64)?;
+            let i = svc.block_info(a[0])?;
+            let bytes = BlockInfoBytes { capacity_bytes: i.capacity_bytes, block_size: i.block_size, flags: i.flags, max_io: i.max_io, reserved: 0 };
+            svc.write_payload(dst, as_bytes(&bytes));
+            Ok(0)
+        }
+        Call::BlockRead | Call::BlockWrite => {
+            if a[3] == 0 {
+                return Err(Error::BadLength);
+            }
+            let buf = PayloadSlice::new(&svc.memory(), a[2], a[3], 1)?;
+            svc.block_io(a[0], call == Call::BlockWrite, a[1], buf)
+        }
+        Call::BlockFlush => svc.block_flush(a[0]),
     }
 }
+
+/// BlockInfo as bytes (see WallClockBytes).
+#[repr(C)]
+#[derive(zerocopy::IntoBytes, zerocopy::Immutable)]
+struct BlockInfoBytes {
+    capacity_bytes: u64,
+    block_size: u32,
+    flags: u32,
+    max_io: u32,
+    reserved: u32,
+}
+const _: () = assert!(size_of::<BlockInfoBytes>() == size_of::<BlockInfo>());
 
 /// WallClock as bytes (the ABI crate has no zerocopy derives: it is shared with payloads).
 #[repr(C)]
@@ -266,6 +299,26 @@ mod tests {
         fn features(&self) -> Features {
             Features::XEN | Features::SAVE_RESTORE
         }
+        fn block_info(&mut self, dev: u64) -> Result<BlockInfo, Error> {
+            match dev {
+                0 => Ok(BlockInfo { capacity_bytes: 1 << 20, block_size: 512, flags: 2, max_io: MAX_IO_LEN as u32, reserved: 0 }),
+                _ => Err(Error::NoDevice),
+            }
+        }
+        fn block_io(&mut self, dev: u64, write: bool, offset: u64, buf: PayloadSlice) -> Result<u64, Error> {
+            self.block_info(dev)?;
+            if write {
+                let b = self.bytes_at(buf.ptr(), buf.len()).to_vec();
+                self.console.extend_from_slice(&b);
+            } else {
+                let fill = offset as u8;
+                self.bytes_at(buf.ptr(), buf.len()).fill(fill);
+            }
+            Ok(buf.len() as u64)
+        }
+        fn block_flush(&mut self, dev: u64) -> Result<u64, Error> {
+            self.block_info(dev).map(|_| 0)
+        }
     }
 
     fn call(f: &mut Fake, c: Call, a: [u64; 4]) -> Result<u64, Error> {
@@ -299,6 +352,15 @@ mod tests {
         assert_eq!(call(&mut f, Call::ResumeNotify, [0, 0, 0, 0]), Ok(1), "returns the previous setting");
         assert_eq!(call(&mut f, Call::Generation, [0; 4]), Ok(4));
         assert_eq!(call(&mut f, Call::Version, [0; 4]), Ok(1 | ((Features::XEN | Features::SAVE_RESTORE).bits() as u64) << 32));
+        assert_eq!(call(&mut f, Call::BlockInfo, [0, FREE + 0x100, 0, 0]), Ok(0));
+        assert_eq!(u64::from_le_bytes(f.free[0x100..0x108].try_into().unwrap()), 1 << 20);
+        assert_eq!(u32::from_le_bytes(f.free[0x108..0x10c].try_into().unwrap()), 512);
+        assert_eq!(call(&mut f, Call::BlockRead, [0, 7, WINDOW + 0x200, 512]), Ok(512));
+        assert!(f.window[0x200..0x400].iter().all(|&b| b == 7));
+        f.console.clear();
+        assert_eq!(call(&mut f, Call::BlockWrite, [0, 0, WINDOW + 0x200, 16]), Ok(16));
+        assert_eq!(f.console, [7; 16]);
+        assert_eq!(call(&mut f, Call::BlockFlush, [0, 0, 0, 0]), Ok(0));
         for (kind, code, want) in [(0, 300, ShutdownRequest::Poweroff(255)), (1, 0, ShutdownRequest::Reboot), (2, 9, ShutdownRequest::Crash(9))] {
             assert_eq!(call(&mut f, Call::Shutdown, [kind, code, 0, 0]), Ok(0));
             assert_eq!(f.shutdown, Some(want));
@@ -325,7 +387,17 @@ mod tests {
         assert_eq!(call(&mut f, Call::Shutdown, [3, 0, 0, 0]), Err(Error::BadArgument));
         assert_eq!(f.shutdown, None);
         assert_eq!(call(&mut f, Call::ResumeNotify, [2, 0, 0, 0]), Err(Error::BadArgument));
-        for nr in [0, 12, 99, u64::MAX] {
+        for p in bad_ptrs {
+            assert_eq!(call(&mut f, Call::BlockInfo, [0, p, 0, 0]), Err(Error::BadPointer), "block info {p:#x}");
+            assert_eq!(call(&mut f, Call::BlockRead, [0, 0, p, 512]), Err(Error::BadPointer), "block read {p:#x}");
+            assert_eq!(call(&mut f, Call::BlockWrite, [0, 0, p, 512]), Err(Error::BadPointer), "block write {p:#x}");
+        }
+        assert_eq!(call(&mut f, Call::BlockInfo, [0, WINDOW + 4, 0, 0]), Err(Error::BadPointer), "misaligned block info");
+        assert_eq!(call(&mut f, Call::BlockRead, [0, 0, WINDOW, 0]), Err(Error::BadLength));
+        assert_eq!(call(&mut f, Call::BlockWrite, [0, 0, WINDOW, MAX_IO_LEN + 512]), Err(Error::BadLength));
+        assert_eq!(call(&mut f, Call::BlockInfo, [1, WINDOW, 0, 0]), Err(Error::NoDevice));
+        assert_eq!(call(&mut f, Call::BlockFlush, [3, 0, 0, 0]), Err(Error::NoDevice));
+        for nr in [0, 16, 99, u64::MAX] {
             assert_eq!(dispatch(nr, [0; 4], &mut f), Err(Error::NoSuchCall), "call {nr}");
         }
         assert!(f.console.is_empty(), "nothing written by a refused call");

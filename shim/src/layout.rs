@@ -41,12 +41,16 @@ pub const FAULT_STACK_SIZE: usize = 16 * 1024;
 /// The shim's heap (goblin's parse tables, the memory map copy).
 pub const HEAP_SIZE: usize = 1024 * 1024;
 
+/// The grant table frames the shim can map (512 references each, 8 reserved): the first at
+/// boot, more as drivers need references.
+pub const GRANT_FRAMES: u32 = 4;
+
 /// The pages Xen places its own frames in or writes behind our back, all in the shim's
-/// bss (hw/xen/shared_info.rs, `XenPages`): shared_info, the grant table's first frame, and
+/// bss (hw/xen/shared_info.rs, `XenPages`): shared_info, the grant table's frames, and
 /// vCPU0's registered vcpu_info. PV also keeps there the p2m frame-list pages, its GDT page
 /// and the static pool of L1 page tables (hw/xen/pv_mm.rs). No Rust reference ever covers
 /// them: they are read and written through volatile or atomic raw pointers only.
-pub const XEN_SHARED_PAGES: usize = 3;
+pub const XEN_SHARED_PAGES: usize = 2 + GRANT_FRAMES as usize;
 
 /// Identity-mapped range (2 MiB pages): all of the low 4 GiB, which holds RAM below the
 /// PCI hole and Xen's special pages (console, xenstore) just under 4 GiB.

@@ -116,6 +116,7 @@ mod entry {
         let info = platform::pv::init(start_info_va, &events).unwrap_or_else(|e| fatal::fatal("PV bring-up", e));
         let (shim_opts, payload_cmdline) = start_info::split_cmdline(&info.cmdline);
         console::init_logger(log_level(&shim_opts));
+        platform::block::set_options(&shim_opts);
         platform::pv::connect(&info, &events).unwrap_or_else(|e| fatal::fatal("PV bring-up", e));
         log::info!(
             "xshim {} booted (Xen PV), {} MiB mapped 1:1{}",
@@ -149,6 +150,7 @@ mod entry {
         let boot = start_info::parse_hvm_start_info(&IdentityMap, start_info_paddr).unwrap_or_else(|e| fatal::fatal("bad start-of-day data", e));
         let (shim_opts, payload_cmdline) = start_info::split_cmdline(&boot.cmdline);
         console::init_logger(log_level(&shim_opts));
+        platform::block::set_options(&shim_opts);
 
         match xen_base {
             Some(base) => platform::pvh::init(base, &events).unwrap_or_else(|e| fatal::fatal("PVH bring-up", e)),

@@ -45,6 +45,9 @@ pub trait SuspendSteps {
     fn quiesce(&mut self) -> StepResult;
     /// Wait until the backend has consumed every console byte the payload wrote.
     fn console_flush(&mut self) -> StepResult;
+    /// Let the split devices' requests in flight finish (bounded): the seed's "suspend
+    /// xenbus and other devices".
+    fn devices_suspend(&mut self) -> StepResult;
     /// Make sure no xenstore request is in flight and stop reading the ring.
     fn xenstore_suspend(&mut self) -> StepResult;
     /// Grant table: PV unmaps its frames; PVH's frames are in its physmap and vanish with it.
@@ -68,6 +71,9 @@ pub trait SuspendSteps {
     fn console_resume(&mut self, outcome: Outcome) -> StepResult;
     /// Re-register watches and feature nodes (new domain) or carry on (cancelled).
     fn xenstore_resume(&mut self, outcome: Outcome) -> StepResult;
+    /// New domain: reconnect the split devices (new rings, grants, ports) and send again the
+    /// requests that had no response. Cancelled: nothing.
+    fn devices_resume(&mut self, outcome: Outcome) -> StepResult;
     /// Let events reach the payload again.
     fn payload_resume(&mut self, outcome: Outcome) -> StepResult;
 }
@@ -78,6 +84,7 @@ pub fn suspend_and_resume(s: &mut impl SuspendSteps) -> Result<Outcome, SuspendE
     let at = |step: &'static str| move |error| SuspendError { step, error };
     s.quiesce().map_err(at("quiesce"))?;
     s.console_flush().map_err(at("console_flush"))?;
+    s.devices_suspend().map_err(at("devices_suspend"))?;
     s.xenstore_suspend().map_err(at("xenstore_suspend"))?;
     s.gnttab_suspend().map_err(at("gnttab_suspend"))?;
     s.time_suspend().map_err(at("time_suspend"))?;
@@ -97,6 +104,7 @@ pub fn suspend_and_resume(s: &mut impl SuspendSteps) -> Result<Outcome, SuspendE
     // The console comes back as early as possible so that later steps can log.
     s.console_resume(outcome).map_err(at("console_resume"))?;
     s.xenstore_resume(outcome).map_err(at("xenstore_resume"))?;
+    s.devices_resume(outcome).map_err(at("devices_resume"))?;
     s.payload_resume(outcome).map_err(at("payload_resume"))?;
     Ok(outcome)
 }
@@ -134,6 +142,15 @@ impl<'a, H: Hypercalls, E: GuestEnv> StepsCommon<'a, H, E> {
     }
     fn xenstore_suspend(&mut self) -> StepResult {
         self.env.xenstore_quiesce();
+        Ok(())
+    }
+    fn devices_suspend(&mut self) -> StepResult {
+        self.env.devices_suspend();
+        Ok(())
+    }
+    fn devices_resume(&mut self, outcome: Outcome) -> StepResult {
+        // A device that cannot reconnect is marked failed by the driver; the guest carries on.
+        self.env.devices_resume(outcome == Outcome::NewDomain);
         Ok(())
     }
     fn time_suspend(&mut self) -> StepResult {
@@ -183,6 +200,12 @@ impl<H: Hypercalls, E: GuestEnv> SuspendSteps for PvhSteps<'_, H, E> {
     fn xenstore_suspend(&mut self) -> StepResult {
         self.0.xenstore_suspend()
     }
+    fn devices_suspend(&mut self) -> StepResult {
+        self.0.devices_suspend()
+    }
+    fn devices_resume(&mut self, outcome: Outcome) -> StepResult {
+        self.0.devices_resume(outcome)
+    }
     fn gnttab_suspend(&mut self) -> StepResult {
         // The grant frame is in our physmap and goes with it.
         Ok(())
@@ -211,8 +234,9 @@ impl<H: Hypercalls, E: GuestEnv> SuspendSteps for PvhSteps<'_, H, E> {
     }
     fn gnttab_resume(&mut self, outcome: Outcome) -> StepResult {
         if outcome == Outcome::NewDomain {
-            if let Err(e) = pvh::map_grant_frame(self.0.hc, &self.0.pages) {
-                log::warn!("grant table frame not re-mapped after resume ({e})");
+            let n = self.0.env.grant_frames();
+            if let Err(e) = pvh::map_grant_frames(self.0.hc, &self.0.pages, 0, n) {
+                log::warn!("grant table frames not re-mapped after resume ({e})");
             }
         }
         Ok(())
@@ -271,10 +295,17 @@ impl<H: Hypercalls, E: GuestEnv, M: PvMemory> SuspendSteps for PvSteps<'_, H, E,
     fn xenstore_suspend(&mut self) -> StepResult {
         self.common.xenstore_suspend()
     }
+    fn devices_suspend(&mut self) -> StepResult {
+        self.common.devices_suspend()
+    }
+    fn devices_resume(&mut self, outcome: Outcome) -> StepResult {
+        self.common.devices_resume(outcome)
+    }
     fn gnttab_suspend(&mut self) -> StepResult {
-        // The grant frame is Xen's frame, mapped in our page tables: unmap it before the
+        // The grant frames are Xen's frames, mapped in our page tables: unmap them before the
         // toolstack reads them.
-        pv::unmap_foreign(self.common.hc, self.mem, self.common.pages.grant_frame(), "update_va_mapping(unmap grant frame)")
+        let n = self.common.env.grant_frames();
+        pv::unmap_grant_frames(self.common.hc, self.mem, &self.common.pages, n)
     }
     fn time_suspend(&mut self) -> StepResult {
         self.common.time_suspend()
@@ -317,8 +348,9 @@ impl<H: Hypercalls, E: GuestEnv, M: PvMemory> SuspendSteps for PvSteps<'_, H, E,
     }
     fn gnttab_resume(&mut self, _outcome: Outcome) -> StepResult {
         // Unmapped before the hypercall, whatever came back.
-        if let Err(e) = pv::map_grant_frame(self.common.hc, &self.common.pages) {
-            log::warn!("grant table frame not re-mapped after resume ({e})");
+        let n = self.common.env.grant_frames();
+        if let Err(e) = pv::map_grant_frames(self.common.hc, &self.common.pages, n) {
+            log::warn!("grant table frames not re-mapped after resume ({e})");
         }
         Ok(())
     }
@@ -377,6 +409,14 @@ mod tests {
             self.calls.push("console_flush".into());
             Ok(())
         }
+        fn devices_suspend(&mut self) -> StepResult {
+            self.calls.push("devices_suspend".into());
+            Ok(())
+        }
+        fn devices_resume(&mut self, o: Outcome) -> StepResult {
+            self.calls.push(format!("devices_resume({o:?})"));
+            Ok(())
+        }
         fn xenstore_suspend(&mut self) -> StepResult {
             self.calls.push("xenstore_suspend".into());
             Ok(())
@@ -427,7 +467,7 @@ mod tests {
         }
     }
 
-    const BEFORE: [&str; 7] = ["quiesce", "console_flush", "xenstore_suspend", "gnttab_suspend", "time_suspend", "arch_pre_suspend", "HYPERCALL"];
+    const BEFORE: [&str; 8] = ["quiesce", "console_flush", "devices_suspend", "xenstore_suspend", "gnttab_suspend", "time_suspend", "arch_pre_suspend", "HYPERCALL"];
 
     #[test]
     fn new_domain_rebinds_everything_in_order() {
@@ -440,6 +480,7 @@ mod tests {
             "events_resume",
             "console_resume(NewDomain)",
             "xenstore_resume(NewDomain)",
+            "devices_resume(NewDomain)",
             "payload_resume(NewDomain)",
         ];
         let expect: Vec<&str> = BEFORE.iter().chain(after.iter()).copied().collect();
@@ -453,7 +494,7 @@ mod tests {
             let mut r = Recorder { rc, calls: Vec::new() };
             assert_eq!(suspend_and_resume(&mut r), Ok(Outcome::Cancelled));
             assert!(!r.calls.iter().any(|c| c == "events_resume"), "ports survive a cancelled suspend");
-            assert_eq!(&r.calls[..7], &BEFORE);
+            assert_eq!(&r.calls[..8], &BEFORE);
             assert_eq!(r.calls.last().unwrap(), "payload_resume(Cancelled)");
             println!("rc {rc}: {}", r.calls.join(" -> "));
         }
@@ -503,6 +544,15 @@ mod tests {
         }
         fn set_vcpu_info_registered(&mut self, registered: bool) {
             self.log.push(format!("vcpu_info_registered={registered}"));
+        }
+        fn grant_frames(&self) -> u32 {
+            1
+        }
+        fn devices_suspend(&mut self) {
+            self.log.push("devices_suspend".into());
+        }
+        fn devices_resume(&mut self, new_domain: bool) {
+            self.log.push(format!("devices_resume(new_domain={new_domain})"));
         }
     }
 
@@ -576,6 +626,8 @@ mod tests {
             fn quiesce(&mut self) -> StepResult { self.steps.quiesce() }
             fn console_flush(&mut self) -> StepResult { self.steps.console_flush() }
             fn xenstore_suspend(&mut self) -> StepResult { self.steps.xenstore_suspend() }
+            fn devices_suspend(&mut self) -> StepResult { self.steps.devices_suspend() }
+            fn devices_resume(&mut self, o: Outcome) -> StepResult { self.steps.devices_resume(o) }
             fn gnttab_suspend(&mut self) -> StepResult { self.steps.gnttab_suspend() }
             fn time_suspend(&mut self) -> StepResult { self.steps.time_suspend() }
             fn arch_pre_suspend(&mut self) -> StepResult { self.steps.arch_pre_suspend() }
@@ -624,8 +676,8 @@ mod tests {
             &format!("update_va_mapping(va {SHARED_INFO_VA:#x}, mfn {:#x}, flags 0x67)", (SHARED_INFO_VA >> 12) + 0x10_0000),
         ]);
         assert!(hc.calls.contains(&format!("sched_shutdown(Suspend, {:#x})", (START_INFO_VA >> 12) + 0x10_0000)), "record = start_info's mfn: {:?}", hc.calls);
-        let order: Vec<&str> = env.log.iter().map(|s| s.as_str()).take(4).collect();
-        assert_eq!(order, ["events_masked=true", "console_flush", "xenstore_quiesce", "shared_info_mapped=false"]);
+        let order: Vec<&str> = env.log.iter().map(|s| s.as_str()).take(5).collect();
+        assert_eq!(order, ["events_masked=true", "console_flush", "devices_suspend", "xenstore_quiesce", "shared_info_mapped=false"]);
         println!("checked: PV pre-suspend: grant frame and shared_info unmapped, start_info pfns, record = start_info mfn");
     }
 

@@ -70,9 +70,20 @@ xs_dump() {
   _d=$(xl domid "$1" 2>/dev/null) || { echo "XLAB-INFO xenstore: no domain $1"; return; }
   xenstore-ls -fp /local/domain/"$_d" 2>&1 | head -40 | sed 's/^/XLAB-INFO xenstore: /'
 }
+# The journal payload's disk ($DISK_IMG), read by dom0 while no guest uses it (saved,
+# destroyed): every record the guest acknowledged (its highest `JOURNAL ack`) must be there,
+# intact (tools/lab/journal-check.py, written apart from the payload).
+journal_acked() { awk '{ sub(/\r$/, "") } $1 == "JOURNAL" && $2 == "ack" && $3 ~ /^[0-9]+$/ { if ($3 + 0 > m) m = $3 + 0 } END { print m + 0 }' $(logs_of "$1") 2>/dev/null; }
+journal_image() { # NAME CHECKNAME
+  [ -n "${DISK_IMG:-}" ] && [ "$PAYLOAD" = journal ] || return 0
+  _bs=$(cat $(logs_of "$1") 2>/dev/null | grep -aoE 'JOURNAL start block_size [0-9]+' | awk '{ print $4; exit }')
+  [ -n "$_bs" ] || { check "$2" FAIL 0 "no JOURNAL start line on the console"; return 1; }
+  python3 /xlab/journal-check.py "$DISK_IMG" "$_bs" "$(journal_acked "$1")" "$2"
+}
 save_restore() { # NAME CHECKPREFIX WORD
   _img=$SAVE_DIR/$1.img
   step "$2save" 180 xl save "$1" "$_img" || { xs_dump "$1"; return 1; }
+  journal_image "$1" "$2saved-disk" || return 1
   _size=$(stat -c %s "$_img" 2>/dev/null)
   echo "XLAB-INFO image_bytes=$_size"
   # Once per run: the check reads the whole image, slow under TCG.
@@ -194,6 +205,7 @@ start_guest() {
 finish() {
   sleep 1; xl list | sed 's/^/XLAB-INFO xl list: /'
   exists "$GUEST" && xl destroy "$GUEST"
+  journal_image "$GUEST" final-disk
   dump_logs
 }
 # repeat OP: OP (save_restore, checkpoint, migrate) CYCLES times, stopping at the first failure.
@@ -203,7 +215,7 @@ repeat() {
 scenario_boot() {
   check_notes; start_guest || { finish; return; }
   case "$PAYLOAD" in
-    hello|abi-check)
+    hello|abi-check|journal)
       _t0=$(now)
       if wait_gone "$GUEST" 60; then check powers-off PASS "$(dt $_t0 $(now))" 'domain gone'; else check powers-off FAIL 60 'still there'; fi;;
     *) step xl-shutdown 90 xl shutdown -w "$GUEST";;
@@ -272,6 +284,24 @@ scenario_lifecycle() {
   finish
 }
 scenario_control() { check_notes; start_guest && control_misuse "$GUEST" "$WORD"; finish; }
+# Bad data from the toolstack's side: before the guest runs, dom0 points its disk at backend
+# domain 99999. The shim must say so, fail only that disk (the payload gets NoDevice), and
+# keep running: the journal payload reports the error and powers off.
+scenario_disk_bad_backend() {
+  check_notes
+  step create-paused 120 xl create -p "$XLAB_DIR/$GUEST.cfg" || { finish; return; }
+  note_domid "$GUEST"
+  _d=$(xl domid "$GUEST"); _dev=$(xenstore-list /local/domain/$_d/device/vbd 2>/dev/null | head -1)
+  xenstore-write /local/domain/$_d/device/vbd/$_dev/backend-id 99999
+  echo "XLAB-INFO wrote /local/domain/$_d/device/vbd/$_dev/backend-id = 99999"
+  step unpause 30 xl unpause "$GUEST" || { finish; return; }
+  _t0=$(now)
+  if wait_grep "$GUEST" 'JOURNAL-ERROR' 60; then check payload-told PASS "$(dt $_t0 $(now))" "$(cat $(logs_of "$GUEST") | tr -d '\r' | grep -a 'JOURNAL-ERROR' | head -1)"
+  else check payload-told FAIL 60 'no JOURNAL-ERROR line'; fi
+  if wait_gone "$GUEST" 60; then check powers-off PASS "$(dt $_t0 $(now))" 'the payload ended and the shim powered the guest off'
+  else check powers-off FAIL 60 "state $(xl list "$GUEST" 2>/dev/null | awk 'NR == 2 { print $5 }')"; fi
+  finish
+}
 # A payload that faults: reported with a register dump; on_crash="preserve" keeps the domain.
 scenario_crash() {
   check_notes; start_guest || { finish; return; }

@@ -5,13 +5,13 @@
 set -euo pipefail
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 need_apt=0
-for c in qemu-system-x86_64 debootstrap cpio readelf gzip gcc; do command -v "$c" >/dev/null || need_apt=1; done
+for c in qemu-system-x86_64 debootstrap cpio readelf gzip gcc python3; do command -v "$c" >/dev/null || need_apt=1; done
 [ -f /usr/include/xen/hvm/start_info.h ] || need_apt=1
 if command -v qemu-system-x86_64 >/dev/null; then
   qemu-system-x86_64 --version | grep -q 'version 1[0-9]\.' || need_apt=1
 fi
 if [ "$need_apt" = 1 ]; then
-  echo "setup: installing Debian packages (qemu-system-x86 from bookworm-backports, debootstrap, cpio, binutils, gcc, libxen-dev)"
+  echo "setup: installing Debian packages (qemu-system-x86 from bookworm-backports, debootstrap, cpio, binutils, gcc, libxen-dev, python3)"
   src=/etc/apt/sources.list.d/bookworm-backports.sources
   if [ ! -f "$src" ]; then
     mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
@@ -20,7 +20,7 @@ if [ "$need_apt" = 1 ]; then
   fi
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q -t bookworm-backports qemu-system-x86
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q debootstrap cpio binutils gzip xz-utils gcc libxen-dev
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q debootstrap cpio binutils gzip xz-utils gcc libxen-dev python3
 fi
 if ! rustup target list --installed | grep -qx x86_64-unknown-none; then
   echo "setup: rustup target add x86_64-unknown-none"

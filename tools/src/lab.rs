@@ -44,6 +44,9 @@ pub enum Scenario {
     /// One lab boot, two guests of the same memory size: the xshim ticker (PVH) and the Linux
     /// PV baseline, each created, saved+restored --cycles times, checkpointed and migrated.
     Compare,
+    /// The journal payload with a disk whose `backend-id` dom0 corrupts before the guest runs:
+    /// the shim logs it, fails that disk only, and the payload gets NoDevice.
+    DiskBadBackend,
     /// libvirt's libxl driver instead of xl: the guest defined from domain XML, `virsh start`,
     /// `virsh save` / `virsh restore` --cycles times, `virsh migrate --live` (libvirt refuses a
     /// migration to the same host: the refusal is checked and shown), `virsh shutdown`.
@@ -92,6 +95,8 @@ pub struct LabOpts {
     /// Print the guest's console after the scenario (`lab run`; the test tier shows it only
     /// when a check fails).
     pub show_console: bool,
+    /// A disk of this many MiB (a file in dom0, served by blkback as xvda).
+    pub disk: Option<u32>,
 }
 
 impl LabOpts {
@@ -103,7 +108,7 @@ impl LabOpts {
 
 impl Default for LabOpts {
     fn default() -> Self {
-        LabOpts { scenario: Scenario::Boot, mode: Mode::Pvh, payload: "ticker".into(), image: None, cycles: 1, memory: 128, payload_args: String::new(), ready: None, progress: None, show_console: false }
+        LabOpts { scenario: Scenario::Boot, mode: Mode::Pvh, payload: "ticker".into(), image: None, cycles: 1, memory: 128, payload_args: String::new(), ready: None, progress: None, show_console: false, disk: None }
     }
 }
 
@@ -187,6 +192,7 @@ fn readiness(payload: &str, linux: bool) -> (&'static str, String) {
     match payload {
         "hello" => ("TICK", "wait_grep \"$GUEST\" 'Hello from' 180".into()),
         "abi-check" => ("TICK", "wait_grep \"$GUEST\" 'abi-check: (PASS|FAIL)' 240".into()),
+        "journal" => ("-", "wait_grep \"$GUEST\" 'JOURNAL (verified|-ERROR)' 180".into()),
         _ => ("TICK", "wait_count \"$GUEST\" TICK 2 180".into()),
     }
 }
@@ -207,6 +213,7 @@ fn scenario_function(s: Scenario) -> &'static str {
         Scenario::Compare => "scenario_compare",
         Scenario::Lifecycle => "scenario_lifecycle",
         Scenario::Libvirt => "scenario_libvirt",
+        Scenario::DiskBadBackend => "scenario_disk_bad_backend",
     }
 }
 
@@ -243,13 +250,24 @@ fn script(o: &LabOpts, dir: &str, sid: &str) -> String {
     }
     let guest = format!("{sid}-{GUEST}");
     let mut progress = String::new();
-    if let Some(re) = &o.progress {
+    // The journal's progress: one more acknowledgement.
+    let journal_progress = (o.payload == "journal").then(|| String::from("^JOURNAL ack "));
+    if let Some(re) = o.progress.as_ref().or(journal_progress.as_ref()) {
         // WORD "-": count the lines that match PROGRESS instead of numbered WORD lines.
         word = "-";
         progress = format!("PROGRESS={}\n", sh_quote(re));
     }
     let ty = o.mode.xl_type();
     let mut s = format!(". /xlab/xlab-lib.sh\nXLAB_DIR={dir} SID={sid} T=/tmp/xlab-{sid}\nmkdir -p \"$T\"\n");
+    // The disk: a sparse file in the scenario's scratch directory (removed after it), which
+    // xl's `block` script puts on a loop device for blkback.
+    let disk_line = match o.disk {
+        Some(mib) => {
+            let _ = writeln!(s, "DISK_IMG=/tmp/xlab-{sid}/disk.img\ntruncate -s {mib}M \"$DISK_IMG\"");
+            format!("\ndisk=['format=raw,vdev=xvda,access=rw,target=/tmp/xlab-{sid}/disk.img']")
+        }
+        None => String::new(),
+    };
     if o.scenario == Scenario::Compare {
         let ticker = "ramdisk=\"@/payload\"\ncmdline=\"xshim.log=debug\"";
         s.push_str(&xl_cfg(dir, &format!("{sid}-xa"), ty, "kernel", ticker, o.memory));
@@ -264,7 +282,7 @@ fn script(o: &LabOpts, dir: &str, sid: &str) -> String {
         s.push_str(&xl_cfg(dir, &guest, ty, "kernel", "ramdisk=\"@/guest.cpio.gz\"\nextra=\"console=hvc0 quiet\"", o.memory));
     } else {
         let ramdisk = if o.image.is_none() { "ramdisk=\"@/payload\"\n" } else { "" };
-        s.push_str(&xl_cfg(dir, &guest, ty, "kernel", &format!("{ramdisk}cmdline=\"xshim.log=debug {}\"", o.payload_args), o.memory));
+        s.push_str(&xl_cfg(dir, &guest, ty, "kernel", &format!("{ramdisk}cmdline=\"xshim.log=debug {}\"{disk_line}", o.payload_args), o.memory));
         if o.scenario == Scenario::Libvirt {
             s.push_str(&libvirt_xml(dir, &guest, o.mode, o.image.is_none(), &format!("xshim.log=debug {}", o.payload_args), o.memory));
         }
@@ -309,6 +327,7 @@ fn estimate(o: &LabOpts) -> u64 {
         Scenario::LinuxBaseline => 30,
         Scenario::Demo => 20,
         Scenario::Compare => 60 * c,
+        Scenario::DiskBadBackend => 20,
     }
 }
 
@@ -600,7 +619,9 @@ fn one_boot(list: &[LabOpts], pending: &[usize], echo: bool) -> Result<Vec<(usiz
     let dir = util::root().join("target/lab-runs").join(format!("{name}-{stamp}").to_lowercase());
     let files = dir.join("xlab");
     std::fs::create_dir_all(&files).map_err(|e| e.to_string())?;
-    std::fs::copy(util::root().join("tools/lab/xlab-lib.sh"), files.join("xlab-lib.sh")).map_err(|e| e.to_string())?;
+    for f in ["xlab-lib.sh", "journal-check.py"] {
+        std::fs::copy(util::root().join("tools/lab").join(f), files.join(f)).map_err(|e| e.to_string())?;
+    }
     let mut session = String::new();
     let mut limit = 60;
     for (phase, lane, i) in plan(list, pending, lanes()) {
@@ -767,6 +788,20 @@ fn host_checks(o: &LabOpts, res: &mut LabResult) {
             // The libvirt scenario boots the guest twice; the first boot's console is kept apart.
             let r = ticker_check::check(first_boot.lines());
             add("first-boot-ticker-continuity", r.ok() && r.ticks > 0, r.summary());
+        }
+    }
+    if o.scenario == Scenario::DiskBadBackend {
+        let logged = console.lines().find(|l| l.contains("backend-id = \"99999\": out of range")).map(|l| l.trim().to_string());
+        add("bad-backend-logged", logged.is_some(), logged.unwrap_or_else(|| "no line naming the bad backend-id".into()));
+        let told = console.contains("JOURNAL-ERROR no disk 0: NoDevice");
+        add("payload-got-no-device", told, format!("the payload's BLOCK_INFO answered NoDevice: {told}"));
+        return;
+    }
+    if o.payload == "journal" {
+        let r = crate::journal_check::check(console.lines());
+        add("journal-console", r.ok(), r.summary());
+        if o.payload_args.contains("xshim.blkdrain=0") && o.scenario != Scenario::Boot {
+            add("journal-requests-sent-again", r.sent_again > 0, format!("{} requests in flight at suspends (drain off), {} sent again in new domains, each call returned once", r.in_flight_at_suspend, r.sent_again));
         }
     }
     if o.payload == "abi-check" {

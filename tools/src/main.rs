@@ -3,6 +3,7 @@
 mod build;
 mod fixtures;
 mod inspect;
+mod journal_check;
 mod lab;
 mod lab_ctl;
 mod qemu;
@@ -132,6 +133,9 @@ enum LabCmd {
         /// (default: the ticker's numbered TICK lines).
         #[arg(long)]
         progress: Option<String>,
+        /// Give the guest a disk of this many MiB (xvda; default 64 for the journal payload).
+        #[arg(long)]
+        disk: Option<u32>,
     },
     /// Boot Xen + dom0 and keep them up in the background, reachable through the control
     /// channel (a virtio-serial port, not the console) until `lab down` or the time limit.
@@ -245,7 +249,8 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(e),
         },
-        Cmd::Lab { cmd: LabCmd::Run { scenario, mode, payload, image, cycles, memory, args, ready, progress } } => {
+        Cmd::Lab { cmd: LabCmd::Run { scenario, mode, payload, image, cycles, memory, args, ready, progress, disk } } => {
+            let disk = disk.or((payload == "journal").then_some(64));
             if image.is_none() && !util::payload_elf(&payload).exists() {
                 if let Err(e) = build::build() {
                     return fail(e);
@@ -258,7 +263,7 @@ fn main() -> ExitCode {
                 .iter()
                 .map(|&s| {
                     let mode = mode.unwrap_or(if s == lab::Scenario::LinuxBaseline { lab::Mode::Pv } else { lab::Mode::Pvh });
-                    lab::LabOpts { scenario: s, mode, payload: payload.clone(), image: image.clone(), cycles, memory, payload_args: args.clone(), ready: ready.clone(), progress: progress.clone(), show_console: true }
+                    lab::LabOpts { scenario: s, mode, payload: payload.clone(), image: image.clone(), cycles, memory, payload_args: args.clone(), ready: ready.clone(), progress: progress.clone(), show_console: true, disk }
                 })
                 .collect();
             match lab::run_session(&list, true) {

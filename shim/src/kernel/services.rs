@@ -5,7 +5,9 @@ use crate::platform::Exit;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use xshim_payload::abi::{self, BootInfo, Features, MemRegion, Wake};
+use crate::platform::xen::disks;
+use xshim_payload::abi::{self, BlockInfo, BootInfo, Error, Features, MemRegion, Wake};
+use xshim_shim::xen::abi::blkif::{BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ, BLKIF_OP_WRITE};
 use xshim_shim::abi_dispatch::{dispatch, encode, PayloadSlice, Services, ShutdownRequest};
 use xshim_shim::payload_mem::PayloadMemory;
 
@@ -137,6 +139,45 @@ impl Services for ShimServices<'_> {
     }
     fn features(&self) -> Features {
         self.info.features
+    }
+    fn block_info(&mut self, dev: u64) -> Result<BlockInfo, Error> {
+        disks::info(dev)
+    }
+    fn block_io(&mut self, dev: u64, write: bool, offset: u64, buf: PayloadSlice) -> Result<u64, Error> {
+        // SAFETY: checked to be payload memory, identity-mapped; the payload is stopped in
+        // this call and no other reference to its buffer exists (a write only reads it).
+        let bytes = unsafe { buf.as_bytes_mut() };
+        block_call(self.events, dev, if write { BLKIF_OP_WRITE } else { BLKIF_OP_READ }, offset, bytes)
+    }
+    fn block_flush(&mut self, dev: u64) -> Result<u64, Error> {
+        block_call(self.events, dev, BLKIF_OP_FLUSH_DISKCACHE, 0, &mut []).map(|_| 0)
+    }
+}
+
+/// How long a disk call may wait for its backend (time suspended does not count: the clock
+/// stands still then) before the disk is given up.
+const BLOCK_CALL_TIMEOUT_NS: u64 = 60_000_000_000;
+/// A call looks at its ring at least this often, event or not.
+const BLOCK_POLL_NS: u64 = 100_000_000;
+
+/// A disk call, to the end: step it, and sleep until the disk's event in between. A suspend
+/// may come while it sleeps (the event handler runs it): the call goes on afterwards, its
+/// requests sent again in a new domain, and returns once.
+fn block_call(events: &crate::hw::EventsOff, dev: u64, op: u8, offset: u64, buf: &mut [u8]) -> Result<u64, Error> {
+    let platform = super::platform();
+    let mut t = disks::start(dev, op, offset, buf.len())?;
+    let t0 = crate::clock::now_ns();
+    loop {
+        if let Some(n) = disks::step(dev, &mut t, buf)? {
+            return Ok(n);
+        }
+        let now = crate::clock::now_ns();
+        if now.saturating_sub(t0) > BLOCK_CALL_TIMEOUT_NS {
+            disks::give_up(dev, now - t0);
+            return Err(Error::Io);
+        }
+        platform.arm_timer(now + BLOCK_POLL_NS);
+        platform.idle(events);
     }
 }
 

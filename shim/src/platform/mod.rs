@@ -2,6 +2,7 @@
 //! as a classic 64-bit Xen PV guest — as one value, `Platform`, chosen once at entry and
 //! passed up; what differs between them is a `match` here, or a type (the suspend steps).
 //! Nothing here decides to crash: errors go to the kernel.
+pub mod block;
 pub mod native;
 pub mod pv;
 pub mod pvh;
@@ -70,7 +71,7 @@ impl Platform {
     pub fn features(self) -> Features {
         match self {
             Platform::Native => Features::CONSOLE_INPUT | Features::WALLCLOCK,
-            Platform::Pvh | Platform::Pv => Features::XEN | Features::SAVE_RESTORE | Features::CONSOLE_INPUT | Features::WALLCLOCK,
+            Platform::Pvh | Platform::Pv => Features::XEN | Features::SAVE_RESTORE | Features::CONSOLE_INPUT | Features::WALLCLOCK | Features::BLOCK,
         }
     }
 

@@ -3,9 +3,11 @@
 //! event upcall (which hands `control/shutdown` requests up to the kernel), the suspend
 //! sequence with each mode's steps, the timer, and the way out. The mode-specific pieces are
 //! `xshim_shim::xen::{pvh, pv}` and this module's siblings.
+use super::block::{self, Disk};
 use super::{Exit, Platform};
 use crate::console;
 use crate::hw::xen::console_ring::ConsoleRing;
+use crate::hw::xen::grant_table::{self, Translation};
 use crate::hw::xen::hypercall::{self, XenHypercalls};
 use crate::hw::xen::pv_mm::PvMem;
 use crate::hw::xen::shared_info;
@@ -24,6 +26,8 @@ use xshim_shim::xen::{pv, pvh};
 pub struct XenState {
     xenstore: Xenstore,
     ports: XenPorts,
+    /// The disks (`platform::block`).
+    disks: alloc::vec::Vec<Disk>,
     /// Suspends completed (either outcome), for the log.
     pub suspends: u64,
 }
@@ -49,13 +53,15 @@ fn attach_console(events: &EventsOff, ring: RingPage) {
 pub struct Env<'a> {
     events: &'a EventsOff,
     xenstore: Option<&'a mut Xenstore>,
+    /// The split devices (none at boot, before they are connected).
+    disks: Option<&'a mut alloc::vec::Vec<Disk>>,
     /// Set by xenstore_attach at boot, where there is no client yet.
     new_xenstore: Option<Xenstore>,
 }
 
 impl<'a> Env<'a> {
     pub fn boot(events: &'a EventsOff) -> Env<'a> {
-        Env { events, xenstore: None, new_xenstore: None }
+        Env { events, xenstore: None, disks: None, new_xenstore: None }
     }
 }
 
@@ -97,6 +103,19 @@ impl GuestEnv for Env<'_> {
     fn set_vcpu_info_registered(&mut self, registered: bool) {
         shared_info::set_vcpu_info_registered(registered);
     }
+    fn grant_frames(&self) -> u32 {
+        grant_table::frames()
+    }
+    fn devices_suspend(&mut self) {
+        if let Some(disks) = self.disks.as_deref_mut() {
+            block::suspend(disks);
+        }
+    }
+    fn devices_resume(&mut self, new_domain: bool) {
+        if let (Some(disks), Some(xs)) = (self.disks.as_deref_mut(), self.xenstore.as_deref_mut()) {
+            block::resume(xs, disks, new_domain);
+        }
+    }
 }
 
 /// The part of bring-up both modes share, once shared_info and time work: the grant frame,
@@ -107,8 +126,9 @@ pub fn connect(platform: Platform, events: &EventsOff) -> Result<(XenPorts, Ring
     let pages = shared_info::pages();
     let (ports, (console_ring, store_ring)) = match platform {
         Platform::Pvh => {
-            if let Err(e) = pvh::map_grant_frame(hc, &pages) {
-                log::warn!("grant table frame not mapped ({e}): grants unavailable");
+            match pvh::map_grant_frames(hc, &pages, 0, 1) {
+                Ok(()) => grant_table::init(Translation::Gfn),
+                Err(e) => log::warn!("grant table frame not mapped ({e}): grants unavailable"),
             }
             let ports = pvh::bind_ports(hc)?;
             let rings = pvh::rings(hc, &ports)?;
@@ -116,8 +136,9 @@ pub fn connect(platform: Platform, events: &EventsOff) -> Result<(XenPorts, Ring
             (ports, rings)
         }
         Platform::Pv => {
-            if let Err(e) = pv::map_grant_frame(hc, &pages) {
-                log::warn!("grant table frame not mapped ({e}): grants unavailable");
+            match pv::map_grant_frames(hc, &pages, 1) {
+                Ok(()) => grant_table::init(Translation::Mfn),
+                Err(e) => log::warn!("grant table frame not mapped ({e}): grants unavailable"),
             }
             let ports = pv::bind_ports(hc, &PvMem)?;
             (ports, pv::rings(&PvMem, &ports))
@@ -129,8 +150,9 @@ pub fn connect(platform: Platform, events: &EventsOff) -> Result<(XenPorts, Ring
     if let Err(e) = env.xenstore_attach(store_ring) {
         log::error!("xenstore: cannot advertise features/watch {SHUTDOWN_NODE}: {e}; save/restore will not work");
     }
-    let xenstore = env.new_xenstore.take().expect("xenstore_attach made the client");
-    *XEN.lock() = Some(XenState { xenstore, ports, suspends: 0 });
+    let mut xenstore = env.new_xenstore.take().expect("xenstore_attach made the client");
+    let disks = block::connect_all(&mut xenstore);
+    *XEN.lock() = Some(XenState { xenstore, ports, disks, suspends: 0 });
     Ok((ports, console_ring, store_ring))
 }
 
@@ -182,9 +204,9 @@ pub fn on_upcall(_events: &EventsOff) -> Option<Request> {
 pub fn suspend(platform: Platform, events: &EventsOff, t_request: u64) -> Result<(Outcome, u64), SuspendError> {
     let mut guard = XEN.lock();
     let st = guard.as_mut().expect("suspend requested through xenstore, so Xen state exists");
-    let XenState { xenstore, ports, suspends } = st;
+    let XenState { xenstore, ports, disks, suspends } = st;
     let mut hc = XenHypercalls;
-    let mut env = Env { events, xenstore: Some(xenstore), new_xenstore: None };
+    let mut env = Env { events, xenstore: Some(xenstore), disks: Some(disks), new_xenstore: None };
     let common = StepsCommon::new(&mut hc, &mut env, shared_info::pages(), ports, t_request);
     let outcome = match platform {
         Platform::Pvh => suspend_and_resume(&mut PvhSteps(common)),
@@ -201,6 +223,15 @@ pub fn exit(platform: Platform, how: Exit) -> ! {
         Exit::Reboot => ShutdownReason::Reboot,
         Exit::Crash => ShutdownReason::Crash,
     };
+    // Tell the disks' backends we are going (a clean poweroff or reboot only, and only if
+    // the lock is free: the exit path may come from anywhere).
+    if matches!(how, Exit::Poweroff(_) | Exit::Reboot) {
+        if let Some(mut guard) = XEN.try_lock() {
+            if let Some(st) = guard.as_mut() {
+                block::close_all(&mut st.xenstore, &mut st.disks);
+            }
+        }
+    }
     // Let the backend drain the console so the last lines are not lost. The exit path may
     // come from anywhere (a fault inside a console write): only if the lock is free.
     console::flush_ring(CONSOLE_EXIT_FLUSH_NS);
@@ -208,5 +239,29 @@ pub fn exit(platform: Platform, how: Exit) -> ! {
     match platform {
         Platform::Pv => cpu::spin_forever(),
         _ => cpu::halt_forever(),
+    }
+}
+
+/// The payload's BLOCK_* calls, on the disks found at boot (none without Xen state).
+pub mod disks {
+    use super::{block, XEN};
+    use xshim_payload::abi::{BlockInfo, Error};
+    use xshim_shim::xen::blkfront::Transfer;
+
+    pub fn info(dev: u64) -> Result<BlockInfo, Error> {
+        XEN.lock().as_mut().map_or(Err(Error::NoDevice), |st| block::info(&mut st.disks, dev))
+    }
+    pub fn start(dev: u64, op: u8, offset: u64, len: usize) -> Result<Transfer, Error> {
+        XEN.lock().as_mut().map_or(Err(Error::NoDevice), |st| block::start(&mut st.disks, dev, op, offset, len))
+    }
+    /// `Ok(None)`: not done yet; wait for an event and step again (without the lock held:
+    /// a suspend may come meanwhile).
+    pub fn step(dev: u64, t: &mut Transfer, buf: &mut [u8]) -> Result<Option<u64>, Error> {
+        XEN.lock().as_mut().map_or(Err(Error::NoDevice), |st| block::step(&mut st.disks, dev, t, buf))
+    }
+    pub fn give_up(dev: u64, waited_ns: u64) {
+        if let Some(st) = XEN.lock().as_mut() {
+            block::give_up(&mut st.disks, dev, waited_ns);
+        }
     }
 }

@@ -213,6 +213,11 @@ impl BlkFront {
         self.failed.as_ref()
     }
 
+    /// Gives the device up (a backend that stopped answering): every call fails from now on.
+    pub fn mark_failed(&mut self, e: DeviceError) {
+        self.fail(e);
+    }
+
     /// Marks the device failed (the caller logs the error once).
     fn fail(&mut self, e: DeviceError) -> DeviceError {
         if self.failed.is_none() {

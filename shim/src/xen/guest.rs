@@ -106,6 +106,13 @@ pub trait GuestEnv {
     fn set_shared_info_mapped(&mut self, mapped: bool);
     /// Whether vcpu_info lives in the registered area (else in shared_info's slot).
     fn set_vcpu_info_registered(&mut self, registered: bool);
+    /// Grant table frames the guest has mapped (mapped again after a suspend).
+    fn grant_frames(&self) -> u32;
+    /// Split devices before a suspend: let requests in flight finish (bounded).
+    fn devices_suspend(&mut self);
+    /// Split devices after it: in a new domain (every grant and port gone) connect to the new
+    /// backends and send again what had no response; after a cancelled suspend carry on.
+    fn devices_resume(&mut self, new_domain: bool);
 }
 
 /// PV: the memory Xen describes to the guest.

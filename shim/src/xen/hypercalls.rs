@@ -18,6 +18,8 @@ pub trait Hypercalls {
     fn evtchn_bind_virq(&mut self, virq: u32, vcpu: u32) -> HcResult<EvtchnPort>;
     fn evtchn_unmask(&mut self, port: EvtchnPort) -> HcResult<()>;
     fn evtchn_send(&mut self, port: EvtchnPort) -> HcResult<()>;
+    /// `EVTCHNOP_alloc_unbound`: a port of ours that domain `remote` (a backend) may bind.
+    fn evtchn_alloc_unbound(&mut self, remote: u16) -> HcResult<EvtchnPort>;
     /// `SCHEDOP_shutdown`. For `Suspend`, `suspend_record` is the PV start_info mfn (PVH: 0)
     /// and the raw return value comes back: 0 in a new domain, 1 if cancelled.
     fn sched_shutdown(&mut self, reason: ShutdownReason, suspend_record: u64) -> i64;
@@ -72,23 +74,27 @@ pub trait Hypercalls {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReservedPages {
     shared_info: u64,
-    grant_frame: u64,
+    /// The first of `layout::GRANT_FRAMES` consecutive pages.
+    grant_frames: u64,
     vcpu_info: u64,
 }
 
 impl ReservedPages {
     /// # Safety
-    /// `shared_info` and `grant_frame` must be page-aligned pages, and `vcpu_info` a
-    /// 64-byte-aligned area inside one page, that belong to the shim, are never referenced as
-    /// Rust memory, and are accessed only through raw volatile or atomic pointers.
-    pub const unsafe fn new(shared_info: u64, grant_frame: u64, vcpu_info: u64) -> ReservedPages {
-        ReservedPages { shared_info, grant_frame, vcpu_info }
+    /// `shared_info` must be a page-aligned page, `grant_frames` the first of
+    /// `layout::GRANT_FRAMES` consecutive ones, and `vcpu_info` a 64-byte-aligned area inside
+    /// one page, that belong to the shim, are never referenced as Rust memory, and are accessed
+    /// only through raw volatile or atomic pointers.
+    pub const unsafe fn new(shared_info: u64, grant_frames: u64, vcpu_info: u64) -> ReservedPages {
+        ReservedPages { shared_info, grant_frames, vcpu_info }
     }
     pub const fn shared_info(&self) -> u64 {
         self.shared_info
     }
-    pub const fn grant_frame(&self) -> u64 {
-        self.grant_frame
+    /// The page of grant table frame `i` (`i < layout::GRANT_FRAMES`).
+    pub const fn grant_frame(&self, i: u32) -> u64 {
+        assert!(i < crate::layout::GRANT_FRAMES);
+        self.grant_frames + i as u64 * crate::layout::PAGE_SIZE
     }
     pub const fn vcpu_info(&self) -> u64 {
         self.vcpu_info
@@ -153,6 +159,12 @@ pub mod testing {
         }
         fn evtchn_unmask(&mut self, port: EvtchnPort) -> HcResult<()> {
             self.rec("evtchn_unmask", format!("{}", port.raw()))
+        }
+        fn evtchn_alloc_unbound(&mut self, remote: u16) -> HcResult<EvtchnPort> {
+            self.rec("evtchn_alloc_unbound", format!("remote {remote}"))?;
+            let p = self.next_port;
+            self.next_port += 1;
+            Ok(EvtchnPort::new(p))
         }
         fn evtchn_send(&mut self, port: EvtchnPort) -> HcResult<()> {
             self.rec("evtchn_send", format!("{}", port.raw()))

@@ -44,13 +44,24 @@ pub fn unmap_foreign(hc: &mut impl Hypercalls, mem: &impl PvMemory, va: u64, op:
     Ok(())
 }
 
-/// Grant table v1: Xen names the frame's mfn (GNTTABOP_setup_table); it goes over the
-/// reserved grant page.
-pub fn map_grant_frame(hc: &mut impl Hypercalls, pages: &ReservedPages) -> Result<(), PlatformError> {
-    let mut frames = [0u64; 1];
-    hc.gnttab_setup_table(&mut frames).op("GNTTABOP_setup_table")?;
-    // SAFETY: the reserved grant page is never referenced as Rust memory.
-    unsafe { hc.update_va_mapping(pages.grant_frame(), pte(Mfn::new(frames[0]), RAM_PTE)) }.op("update_va_mapping(grant frame)")?;
+/// Grant table v1, frames 0..n: Xen names their mfns (GNTTABOP_setup_table, which grows the
+/// table to n frames); each goes over its reserved grant page.
+pub fn map_grant_frames(hc: &mut impl Hypercalls, pages: &ReservedPages, n: u32) -> Result<(), PlatformError> {
+    let mut frames = [0u64; crate::layout::GRANT_FRAMES as usize];
+    let frames = &mut frames[..n as usize];
+    hc.gnttab_setup_table(frames).op("GNTTABOP_setup_table")?;
+    for (i, &mfn) in frames.iter().enumerate() {
+        // SAFETY: the reserved grant pages are never referenced as Rust memory.
+        unsafe { hc.update_va_mapping(pages.grant_frame(i as u32), pte(Mfn::new(mfn), RAM_PTE)) }.op("update_va_mapping(grant frame)")?;
+    }
+    Ok(())
+}
+
+/// The grant frames out of our page tables before a suspend (see `unmap_foreign`).
+pub fn unmap_grant_frames(hc: &mut impl Hypercalls, mem: &impl PvMemory, pages: &ReservedPages, n: u32) -> Result<(), PlatformError> {
+    for i in 0..n {
+        unmap_foreign(hc, mem, pages.grant_frame(i), "update_va_mapping(unmap grant frame)")?;
+    }
     Ok(())
 }
 

@@ -30,10 +30,14 @@ pub fn register_vcpu_info(hc: &mut impl Hypercalls, env: &mut impl GuestEnv, pag
     env.set_vcpu_info_registered(r.is_ok());
 }
 
-/// Grant table v1, frame 0 at the reserved grant page.
-pub fn map_grant_frame(hc: &mut impl Hypercalls, pages: &ReservedPages) -> Result<(), XenError> {
-    // SAFETY: the reserved grant page is never referenced as Rust memory.
-    unsafe { hc.add_to_physmap(XENMAPSPACE_GRANT_TABLE, 0, Gfn::containing(pages.grant_frame())) }.op("XENMEM_add_to_physmap(grant table)")
+/// Grant table v1, frames `from..to` at their reserved grant pages (adding frame i grows
+/// Xen's table to i + 1 frames).
+pub fn map_grant_frames(hc: &mut impl Hypercalls, pages: &ReservedPages, from: u32, to: u32) -> Result<(), XenError> {
+    for i in from..to {
+        // SAFETY: the reserved grant pages are never referenced as Rust memory.
+        unsafe { hc.add_to_physmap(XENMAPSPACE_GRANT_TABLE, i as u64, Gfn::containing(pages.grant_frame(i))) }.op("XENMEM_add_to_physmap(grant table)")?;
+    }
+    Ok(())
 }
 
 /// Events arrive on the shim's callback vector. Not carried across a migration, so set again

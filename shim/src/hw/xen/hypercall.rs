@@ -133,6 +133,11 @@ impl Hypercalls for XenHypercalls {
         let a = ec::EvtchnPortArg { port: port.raw() };
         unit(benign(nr::EVENT_CHANNEL_OP, ec::EVTCHNOP_SEND as u64, ptr(&a), 0))
     }
+    fn evtchn_alloc_unbound(&mut self, remote: u16) -> HcResult<EvtchnPort> {
+        let mut a = ec::EvtchnAllocUnbound { dom: mem::DOMID_SELF, remote_dom: remote, port: 0 };
+        XenErrno::check(benign(nr::EVENT_CHANNEL_OP, ec::EVTCHNOP_ALLOC_UNBOUND as u64, a.as_mut_bytes().as_mut_ptr() as u64, 0))?;
+        Ok(EvtchnPort::new(a.port))
+    }
     fn sched_shutdown(&mut self, reason: sched::ShutdownReason, suspend_record: u64) -> i64 {
         let s = sched::SchedShutdown { reason: reason as u32 };
         benign(nr::SCHED_OP, sched::SCHEDOP_SHUTDOWN as u64, ptr(&s), suspend_record)

@@ -1,7 +1,9 @@
 //! Xen as hardware: the hypercall page, the pages Xen shares with us (shared_info,
-//! vcpu_info, the grant frame), event channels, Xen time, the console and xenstore rings,
+//! vcpu_info, the grant frames), event channels, Xen time, the console and xenstore rings,
 //! and the PV memory model (start_info, p2m/m2p, page tables).
+pub mod block;
 pub mod console_ring;
+pub mod grant_table;
 pub mod hypercall;
 pub mod pv_mm;
 pub mod shared_info;

@@ -4,7 +4,7 @@
 //! nothing here hands out references: every access is a volatile or atomic raw-pointer one.
 use super::hypercall;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use xshim_shim::layout::PAGE_SIZE;
+use xshim_shim::layout::{GRANT_FRAMES, PAGE_SIZE};
 use xshim_shim::xen::abi::xen::{SharedInfo, VcpuInfo, VcpuTimeInfo, EVTCHN_WORDS};
 use xshim_shim::xen::frames::EvtchnPort;
 use xshim_shim::xen::hypercalls::{Hypercalls, ReservedPages};
@@ -12,12 +12,12 @@ use xshim_shim::xen::hypercalls::{Hypercalls, ReservedPages};
 #[repr(C, align(4096))]
 struct XenPages {
     shared_info: [u8; PAGE_SIZE as usize],
-    grant_frame: [u8; PAGE_SIZE as usize],
+    grant_frames: [[u8; PAGE_SIZE as usize]; GRANT_FRAMES as usize],
     vcpu_info: [u8; PAGE_SIZE as usize],
 }
 
 /// Never referenced as Rust memory: only its addresses are taken (see `pages()`).
-static mut XEN_PAGES: XenPages = XenPages { shared_info: [0; 4096], grant_frame: [0; 4096], vcpu_info: [0; 4096] };
+static mut XEN_PAGES: XenPages = XenPages { shared_info: [0; 4096], grant_frames: [[0; 4096]; GRANT_FRAMES as usize], vcpu_info: [0; 4096] };
 const _: () = assert!(core::mem::size_of::<XenPages>() == xshim_shim::layout::XEN_SHARED_PAGES * PAGE_SIZE as usize);
 
 static SHARED_INFO_MAPPED: AtomicBool = AtomicBool::new(false);
@@ -28,7 +28,7 @@ pub fn pages() -> ReservedPages {
     let base = &raw const XEN_PAGES;
     // SAFETY: XEN_PAGES is page-aligned, belongs to the shim, and only its addresses are taken
     // (this function and the raw accessors below); vcpu_info starts its own page (aligned 64).
-    unsafe { ReservedPages::new(&raw const (*base).shared_info as u64, &raw const (*base).grant_frame as u64, &raw const (*base).vcpu_info as u64) }
+    unsafe { ReservedPages::new(&raw const (*base).shared_info as u64, &raw const (*base).grant_frames as u64, &raw const (*base).vcpu_info as u64) }
 }
 
 /// Readers may use shared_info (set after it is mapped at boot and in every new domain;

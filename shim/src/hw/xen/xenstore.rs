@@ -13,6 +13,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use xshim_shim::xen::abi::xs_wire::{XenstoreDomainInterface, XsType, XENSTORE_RING_SIZE};
 use xshim_shim::xen::ring;
+use xshim_shim::xen::xenbus::Store;
 use xshim_shim::xen::xenstore_wire::{encode_request, parse_tx_id, reply_text, Message, Reassembler, XsError};
 
 fn notify(port: EvtchnPort) {
@@ -149,6 +150,12 @@ impl Xenstore {
         self.request(XsType::Write, tx, &[path.as_bytes(), b"\0", value.as_bytes()]).map(|_| ())
     }
 
+    /// The names under `path` (NUL-separated in the reply).
+    pub fn directory(&mut self, path: &str) -> Result<Vec<String>, XsError> {
+        let v = self.request(XsType::Directory, 0, &[path.as_bytes(), b"\0"])?;
+        Ok(v.split(|&b| b == 0).filter(|n| !n.is_empty()).map(|n| String::from_utf8_lossy(n).into_owned()).collect())
+    }
+
     pub fn watch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
         self.request(XsType::Watch, 0, &[path.as_bytes(), b"\0", token.as_bytes(), b"\0"]).map(|_| ())
     }
@@ -176,5 +183,55 @@ impl XsTransactions for Xenstore {
     }
     fn transaction_end(&mut self, tx: u32, commit: bool) -> Result<(), XsError> {
         Xenstore::transaction_end(self, tx, commit)
+    }
+}
+
+/// The xenstore client as split-device drivers use it (`xenbus::Store`). Waiting for a
+/// backend polls: xenstore's port wakes us early when anything arrives.
+pub struct XsStore<'a>(pub &'a mut Xenstore);
+
+/// How often a wait for a backend looks again.
+const STORE_POLL_NS: u64 = 10_000_000;
+
+impl Store for XsStore<'_> {
+    fn read(&mut self, path: &str) -> Result<String, String> {
+        self.0.read(0, path).map_err(|e| alloc::format!("{e}"))
+    }
+    fn write(&mut self, path: &str, value: &str) -> Result<(), String> {
+        self.0.write(0, path, value).map_err(|e| alloc::format!("{e}"))
+    }
+    fn write_all(&mut self, writes: &[(String, String)]) -> Result<(), String> {
+        // A conflicting transaction (EAGAIN) is retried, a few times.
+        let mut last = String::new();
+        for _ in 0..8 {
+            let tx = self.0.transaction_start().map_err(|e| alloc::format!("{e}"))?;
+            let mut failed = None;
+            for (k, v) in writes {
+                if let Err(e) = self.0.write(tx, k, v) {
+                    failed = Some(alloc::format!("{k}: {e}"));
+                    break;
+                }
+            }
+            if let Some(e) = failed {
+                let _ = self.0.transaction_end(tx, false);
+                return Err(e);
+            }
+            match self.0.transaction_end(tx, true) {
+                Ok(()) => return Ok(()),
+                Err(XsError::Xenstore(ref e)) if e == "EAGAIN" => last = "EAGAIN".into(),
+                Err(e) => return Err(alloc::format!("{e}")),
+            }
+        }
+        Err(alloc::format!("the transaction kept conflicting ({last})"))
+    }
+    fn directory(&mut self, path: &str) -> Result<Vec<String>, String> {
+        self.0.directory(path).map_err(|e| alloc::format!("{e}"))
+    }
+    fn wait_change(&mut self, _path: &str, until_ns: u64) {
+        let now = super::time::xen_system_time();
+        wait_on_port(self.0.port, until_ns.saturating_sub(now).clamp(1, STORE_POLL_NS));
+    }
+    fn now_ns(&self) -> u64 {
+        super::time::xen_system_time()
     }
 }

@@ -1,0 +1,155 @@
+//! A virtual block device's machine side, for the host-tested `xshim_shim::xen::blkfront`:
+//! its ring page and bounce pages (the shim's own memory, page-aligned, from the heap), the
+//! ring's volatile accessors, grants and the event channel. No policy: which devices, what to
+//! log and what a failure means are the platform's.
+use super::grant_table;
+use super::hypercall::XenHypercalls;
+use core::sync::atomic::{fence, Ordering};
+use xshim_shim::xen::abi::blkif::{BlkifRequest, BlkifResponse, SringHeader, BLKIF_ENTRY_BYTES};
+use xshim_shim::xen::blkfront::{BlkEnv, PAGE_BYTES};
+use xshim_shim::xen::frames::EvtchnPort;
+use xshim_shim::xen::front_ring::SharedRing;
+use xshim_shim::xen::hypercalls::Hypercalls;
+use xshim_shim::xen::xenbus::DeviceError;
+use zerocopy::{FromZeros, IntoBytes};
+
+/// A device's pages: one for the ring, `pool` bounce pages after it. Allocated once and kept
+/// for the guest's life (a backend may hold them mapped).
+pub struct BlockPages {
+    base: *mut u8,
+    pool: u16,
+}
+
+// SAFETY: used under the platform's lock on one vCPU.
+unsafe impl Send for BlockPages {}
+
+impl BlockPages {
+    pub fn allocate(pool: u16) -> Option<BlockPages> {
+        let layout = core::alloc::Layout::from_size_align((1 + pool as usize) * PAGE_BYTES, PAGE_BYTES).ok()?;
+        // SAFETY: a non-zero size; the memory is never freed (see above).
+        let base = unsafe { alloc::alloc::alloc_zeroed(layout) };
+        (!base.is_null()).then_some(BlockPages { base, pool })
+    }
+
+    pub fn pool(&self) -> u16 {
+        self.pool
+    }
+
+    fn ring_va(&self) -> u64 {
+        self.base as u64
+    }
+
+    fn page_va(&self, page: u16) -> u64 {
+        assert!(page < self.pool, "bounce page {page} of {}", self.pool);
+        self.base as u64 + (1 + page as u64) * PAGE_BYTES as u64
+    }
+}
+
+/// The shared ring page. The backend writes its indices and responses behind our back:
+/// every access is volatile, through raw pointers.
+pub struct RingPage(*mut u8);
+
+impl RingPage {
+    fn idx(&self, offset: usize) -> *mut u32 {
+        // SAFETY: offsets 0..16 are the header's four u32 indices in the ring page.
+        unsafe { self.0.add(offset) as *mut u32 }
+    }
+    fn slot(&self, slot: u32) -> *mut u8 {
+        // SAFETY: slots are masked by the front ring to its size, whose entries fit the page.
+        unsafe { self.0.add(core::mem::size_of::<SringHeader>() + slot as usize * BLKIF_ENTRY_BYTES) }
+    }
+}
+
+impl SharedRing for RingPage {
+    type Request = BlkifRequest;
+    type Response = BlkifResponse;
+    fn init(&mut self) {
+        let header = SringHeader { req_prod: 0, req_event: 1, rsp_prod: 0, rsp_event: 1, ..SringHeader::new_zeroed() };
+        // SAFETY: the whole ring page is ours until it is granted (init runs before).
+        unsafe {
+            core::ptr::write_bytes(self.0, 0, PAGE_BYTES);
+            core::ptr::copy_nonoverlapping(header.as_bytes().as_ptr(), self.0, header.as_bytes().len());
+        }
+    }
+    fn req_prod(&self) -> u32 {
+        // SAFETY: see `idx`.
+        unsafe { core::ptr::read_volatile(self.idx(0)) }
+    }
+    fn set_req_prod(&mut self, v: u32) {
+        // SAFETY: see `idx`.
+        unsafe { core::ptr::write_volatile(self.idx(0), v) }
+    }
+    fn req_event(&self) -> u32 {
+        // SAFETY: see `idx`.
+        unsafe { core::ptr::read_volatile(self.idx(4)) }
+    }
+    fn rsp_prod(&self) -> u32 {
+        // SAFETY: see `idx`.
+        unsafe { core::ptr::read_volatile(self.idx(8)) }
+    }
+    fn set_rsp_event(&mut self, v: u32) {
+        // SAFETY: see `idx`.
+        unsafe { core::ptr::write_volatile(self.idx(12), v) }
+    }
+    fn write_request(&mut self, slot: u32, req: &BlkifRequest) {
+        let bytes = req.as_bytes();
+        for (i, b) in bytes.iter().enumerate() {
+            // SAFETY: see `slot`; volatile, the backend may be reading other slots.
+            unsafe { core::ptr::write_volatile(self.slot(slot).add(i), *b) }
+        }
+    }
+    fn read_response(&self, slot: u32) -> BlkifResponse {
+        let mut rsp = BlkifResponse::new_zeroed();
+        for (i, b) in rsp.as_mut_bytes().iter_mut().enumerate() {
+            // SAFETY: see `slot`; a copy, read once.
+            *b = unsafe { core::ptr::read_volatile(self.slot(slot).add(i)) };
+        }
+        rsp
+    }
+    fn full_barrier(&self) {
+        fence(Ordering::SeqCst);
+    }
+}
+
+/// `BlkEnv` over a device's pages.
+pub struct MachineBlk<'a> {
+    pages: &'a BlockPages,
+    ring: RingPage,
+}
+
+impl<'a> MachineBlk<'a> {
+    pub fn new(pages: &'a BlockPages) -> Self {
+        MachineBlk { pages, ring: RingPage(pages.base) }
+    }
+}
+
+impl BlkEnv for MachineBlk<'_> {
+    type Ring = RingPage;
+    fn ring(&mut self) -> &mut RingPage {
+        &mut self.ring
+    }
+    fn grant_ring(&mut self, domid: u16) -> Result<u32, DeviceError> {
+        grant_table::grant(domid, self.pages.ring_va(), false)
+    }
+    fn grant_page(&mut self, page: u16, domid: u16, readonly: bool) -> Result<u32, DeviceError> {
+        grant_table::grant(domid, self.pages.page_va(page), readonly)
+    }
+    fn end_grant(&mut self, gref: u32) -> bool {
+        grant_table::end(gref)
+    }
+    fn page(&mut self, page: u16) -> &mut [u8; PAGE_BYTES] {
+        // SAFETY: a bounce page of this device; blkfront takes it only while no request that
+        // names it is in flight (before granting, after the response), so the backend does
+        // not touch it meanwhile; `&mut self` keeps the reference unique.
+        unsafe { &mut *(self.pages.page_va(page) as *mut [u8; PAGE_BYTES]) }
+    }
+    fn alloc_port(&mut self, domid: u16) -> Result<u32, DeviceError> {
+        let port = XenHypercalls.evtchn_alloc_unbound(domid).map_err(|e| DeviceError::Resources(alloc::format!("an event channel (EVTCHNOP_alloc_unbound: {e})")))?;
+        let _ = XenHypercalls.evtchn_unmask(port);
+        Ok(port.raw())
+    }
+    fn notify(&mut self, port: u32) {
+        // A lost notification shows up as a call that waits: the caller's timeout says so.
+        let _ = XenHypercalls.evtchn_send(EvtchnPort::new(port));
+    }
+}

@@ -1,0 +1,201 @@
+//! The guest's disks: the Xen virtual block devices found at boot (`device/vbd/*`, in
+//! numeric order: the payload's disk 0, 1, ...), each driven by the host-tested blkfront over
+//! `hw::xen::block`. Drained before a suspend, reconnected after one in a new domain (their
+//! requests without a response sent again); the payload's BLOCK_* calls step them. Policy
+//! lives here: what is logged, and that a device which fails stays failed (its calls get an
+//! error) while the shim and the payload carry on.
+use crate::hw::xen::block::{BlockPages, MachineBlk};
+use crate::hw::xen::shared_info::wait_on_port;
+use crate::hw::xen::xenstore::{Xenstore, XsStore};
+use crate::hw::xen::{grant_table, time};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
+use xshim_payload::abi::{BlockFlags, BlockInfo, Error, MAX_IO_LEN};
+use xshim_shim::xen::blkfront::{BlkError, BlkFront, Flush, Progress, Transfer};
+use xshim_shim::xen::frames::EvtchnPort;
+use xshim_shim::xen::xenbus::{self, DeviceError};
+
+/// Bounce pages per disk (from the shim's heap): up to two 44 KiB requests and a smaller
+/// third in flight.
+const BOUNCE_PAGES: u16 = 32;
+/// Disks the shim drives (more are logged and left alone).
+const MAX_DISKS: usize = 4;
+/// How long a backend may take to reach a state while connecting.
+const CONNECT_TIMEOUT_NS: u64 = 10_000_000_000;
+/// How long a suspend waits for requests in flight to finish (libxl allows the guest 60 s
+/// to suspend in all; what is left is sent again after the resume).
+const DRAIN_TIMEOUT_NS: u64 = 1_000_000_000;
+
+/// `xshim.blkdrain=0`: skip the drain, so that requests are in flight at the suspend and
+/// are sent again after it (for testing the replay).
+static DRAIN: AtomicBool = AtomicBool::new(true);
+
+pub fn set_options(opts: &[&str]) {
+    if opts.contains(&"xshim.blkdrain=0") {
+        DRAIN.store(false, Ordering::Relaxed);
+        log::warn!("xshim.blkdrain=0: block requests in flight at a suspend are not waited for (they are sent again after it)");
+    }
+}
+
+pub struct Disk {
+    dev: String,
+    pages: BlockPages,
+    front: Result<BlkFront, DeviceError>,
+    /// Why it failed, once logged.
+    failure_logged: bool,
+}
+
+impl Disk {
+    fn fail_once(&mut self) {
+        if self.failure_logged {
+            return;
+        }
+        let why = match &self.front {
+            Ok(f) => f.failed().map(|e| format!("{e}")),
+            Err(e) => Some(format!("{e}")),
+        };
+        if let Some(why) = why {
+            log::error!("block {}: {why}; the device is failed, its calls get an error", self.dev);
+            self.failure_logged = true;
+        }
+    }
+}
+
+/// At boot: every disk the toolstack gave us, connected (or failed, and said why).
+pub fn connect_all(xs: &mut Xenstore) -> Vec<Disk> {
+    let mut store = XsStore(xs);
+    let (ids, odd) = xenbus::enumerate(&mut store, "device/vbd");
+    for n in odd {
+        log::warn!("block: ignoring device/vbd/{n} (not a device number)");
+    }
+    let mut disks = Vec::new();
+    for (i, id) in ids.into_iter().enumerate() {
+        let dev = format!("device/vbd/{id}");
+        if i >= MAX_DISKS {
+            log::warn!("block {dev}: ignored (the shim drives {MAX_DISKS} disks)");
+            continue;
+        }
+        let Some(pages) = BlockPages::allocate(BOUNCE_PAGES) else {
+            log::error!("block {dev}: no memory for its ring and bounce pages; ignored");
+            continue;
+        };
+        let front = BlkFront::connect(&mut store, &mut MachineBlk::new(&pages), &dev, pages.pool(), CONNECT_TIMEOUT_NS);
+        let mut disk = Disk { dev, pages, front, failure_logged: false };
+        match &disk.front {
+            Ok(f) => log::info!("block disk {i}: {} ({} MiB, {}-byte sectors{}, flush: {:?}), backend {} in domain {}", disk.dev, f.geometry.capacity_bytes() >> 20, f.geometry.sector_size, if f.geometry.read_only { ", read-only" } else { "" }, f.geometry.flush, f.backend.path, f.backend.domid),
+            Err(_) => disk.fail_once(),
+        }
+        disks.push(disk);
+    }
+    disks
+}
+
+/// Before a suspend: wait (bounded) for the requests in flight.
+pub fn suspend(disks: &mut [Disk]) {
+    for d in disks.iter_mut() {
+        let Disk { pages, front: Ok(f), dev, .. } = d else { continue };
+        let mut env = MachineBlk::new(pages);
+        let t0 = time::xen_system_time();
+        let mut left = f.drain(&mut env);
+        while left > 0 && DRAIN.load(Ordering::Relaxed) && time::xen_system_time().saturating_sub(t0) < DRAIN_TIMEOUT_NS {
+            wait_on_port(EvtchnPort::new(f.port), 10_000_000);
+            left = f.drain(&mut env);
+        }
+        if left > 0 {
+            log::info!("block {dev}: {left} request(s) in flight at the suspend: sent again after it if the domain is new");
+        }
+    }
+}
+
+/// After a suspend. New domain: the old grants are void; every disk connects to its new
+/// backend and sends again what had no response. Cancelled: nothing to do.
+pub fn resume(xs: &mut Xenstore, disks: &mut [Disk], new_domain: bool) {
+    if !new_domain {
+        return;
+    }
+    grant_table::reset();
+    for d in disks.iter_mut() {
+        let Disk { pages, front: Ok(f), dev, .. } = d else { continue };
+        let mut env = MachineBlk::new(pages);
+        match f.reconnect(&mut XsStore(xs), &mut env, CONNECT_TIMEOUT_NS) {
+            Ok(n) => log::info!("block {dev}: reconnected to {} ({} MiB), {n} request(s) sent again", f.backend.path, f.geometry.capacity_bytes() >> 20),
+            Err(_) => d.fail_once(),
+        }
+    }
+}
+
+fn disk(disks: &mut [Disk], dev: u64) -> Result<&mut Disk, Error> {
+    let d = usize::try_from(dev).ok().and_then(|i| disks.get_mut(i)).ok_or(Error::NoDevice)?;
+    match &d.front {
+        Ok(f) if f.failed().is_none() => Ok(d),
+        _ => {
+            d.fail_once();
+            Err(Error::NoDevice)
+        }
+    }
+}
+
+pub fn info(disks: &mut [Disk], dev: u64) -> Result<BlockInfo, Error> {
+    let d = disk(disks, dev)?;
+    let Ok(f) = &d.front else { return Err(Error::NoDevice) };
+    let g = f.geometry;
+    let mut flags = BlockFlags::empty();
+    flags.set(BlockFlags::READ_ONLY, g.read_only);
+    flags.set(BlockFlags::FLUSH, g.flush != Flush::WriteThrough);
+    Ok(BlockInfo { capacity_bytes: g.capacity_bytes(), block_size: g.sector_size, flags: flags.bits(), max_io: MAX_IO_LEN as u32, reserved: 0 })
+}
+
+fn call_error(dev: &str, e: BlkError) -> Error {
+    match e {
+        BlkError::BadArgument(_) | BlkError::ReadOnly => Error::BadArgument,
+        BlkError::Io(why) => {
+            log::warn!("block {dev}: {why}");
+            Error::Io
+        }
+    }
+}
+
+/// Starts a payload's call: `op` is a blkif operation (read, write, flush).
+pub fn start(disks: &mut [Disk], dev: u64, op: u8, offset: u64, len: usize) -> Result<Transfer, Error> {
+    let d = disk(disks, dev)?;
+    let Ok(f) = &d.front else { return Err(Error::NoDevice) };
+    f.start(op, offset, len).map_err(|e| call_error(&d.dev, e))
+}
+
+/// Moves a call on (see `BlkFront::step`); `Ok(None)`: wait for the disk's port.
+pub fn step(disks: &mut [Disk], dev: u64, t: &mut Transfer, buf: &mut [u8]) -> Result<Option<u64>, Error> {
+    let d = usize::try_from(dev).ok().and_then(|i| disks.get_mut(i)).ok_or(Error::NoDevice)?;
+    let Disk { pages, front: Ok(f), dev: name, .. } = d else { return Err(Error::NoDevice) };
+    let r = f.step(&mut MachineBlk::new(pages), t, buf);
+    let name = name.clone();
+    match r {
+        Progress::Waiting => Ok(None),
+        Progress::Done(Ok(n)) => Ok(Some(n as u64)),
+        Progress::Done(Err(e)) => {
+            let err = call_error(&name, e);
+            d.fail_once();
+            Err(err)
+        }
+    }
+}
+
+/// A call that got no response in time: the device is failed.
+pub fn give_up(disks: &mut [Disk], dev: u64, waited_ns: u64) {
+    if let Some(d) = usize::try_from(dev).ok().and_then(|i| disks.get_mut(i)) {
+        if let Ok(f) = &mut d.front {
+            f.mark_failed(DeviceError::Protocol(format!("no response from the backend within {} s", waited_ns / 1_000_000_000)));
+        }
+        d.fail_once();
+    }
+}
+
+/// At poweroff: tell each backend we are going (best effort, briefly).
+pub fn close_all(xs: &mut Xenstore, disks: &mut [Disk]) {
+    for d in disks.iter_mut() {
+        if let Ok(f) = &mut d.front {
+            let _ = f.close(&mut XsStore(xs), 1_000_000_000);
+        }
+    }
+}
