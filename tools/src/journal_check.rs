@@ -40,7 +40,7 @@ impl JournalReport {
     }
 }
 
-fn number_after<'a>(line: &'a str, prefix: &str) -> Option<u64> {
+fn number_after(line: &str, prefix: &str) -> Option<u64> {
     let rest = &line[line.find(prefix)? + prefix.len()..];
     rest.split_whitespace().next()?.parse().ok()
 }
