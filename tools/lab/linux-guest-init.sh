@@ -5,5 +5,13 @@ mount -t proc proc /proc
 # `xl shutdown`: Linux's orderly poweroff runs /sbin/poweroff, which signals PID 1 (this
 # shell) with USR2; power off for real then, as an init would.
 trap 'echo "COUNTER poweroff"; poweroff -f' USR2 TERM
+# `bench disk`: the disk measurements on xvda, then power off.
+if grep -q 'xlab.bench=disk' /proc/cmdline; then
+  mount -t devtmpfs dev /dev
+  [ -f /lib/modules/xen-blkfront.ko ] && insmod /lib/modules/xen-blkfront.ko
+  n=0; while [ ! -b /dev/xvda ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done
+  /bin/xdiskbench /dev/xvda
+  poweroff -f
+fi
 i=0
 while true; do i=$((i+1)); echo "COUNTER $i"; sleep 1; done

@@ -429,6 +429,20 @@ EOF_G
   dump_logs
 }
 
+# `bench disk`: each guest (GUESTS: name:label) measures its disk and powers off.
+scenario_disk_bench() {
+  for _b_g in $GUESTS; do
+    _b_name=${_b_g%%:*}; _b_who=${_b_g#*:}
+    step "$_b_who-create" 120 xl create "$XLAB_DIR/$_b_name.cfg" || continue
+    note_domid "$_b_name"; _t0=$(now)
+    if wait_grep "$_b_name" 'BENCH (done|-ERROR)' 600; then
+      grep -aq 'BENCH done' $(logs_of "$_b_name") && check "$_b_who-bench" PASS "$(dt $_t0 $(now))" done || check "$_b_who-bench" FAIL "$(dt $_t0 $(now))" "$(grep -ah 'BENCH-ERROR' $(logs_of "$_b_name") | head -1)"
+    else check "$_b_who-bench" FAIL 600 'no BENCH done line'; fi
+    wait_gone "$_b_name" 30 || xl destroy "$_b_name"
+  done
+  dump_logs
+}
+
 # ---- The session: one lab boot, many scenarios (/xlab/session: "PHASE LANE DIR SECONDS" per
 # line). Phases run one after another; within a phase, each lane is a sequence of scenarios
 # and the lanes run side by side (the host plans them: see `plan` in tools/src/lab.rs).

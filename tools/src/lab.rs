@@ -44,6 +44,9 @@ pub enum Scenario {
     /// One lab boot, two guests of the same memory size: the xshim ticker (PVH) and the Linux
     /// PV baseline, each created, saved+restored --cycles times, checkpointed and migrated.
     Compare,
+    /// `bench disk`: the journal payload's `bench=1` and the Linux PV guest's xdiskbench, each
+    /// on a disk of its own (a 64 MiB file on a loop device), one after the other.
+    DiskBench,
     /// The journal payload with a disk whose `backend-id` dom0 corrupts before the guest runs:
     /// the shim logs it, fails that disk only, and the payload gets NoDevice.
     DiskBadBackend,
@@ -214,6 +217,7 @@ fn scenario_function(s: Scenario) -> &'static str {
         Scenario::Lifecycle => "scenario_lifecycle",
         Scenario::Libvirt => "scenario_libvirt",
         Scenario::DiskBadBackend => "scenario_disk_bad_backend",
+        Scenario::DiskBench => "scenario_disk_bench",
     }
 }
 
@@ -278,6 +282,15 @@ fn script(o: &LabOpts, dir: &str, sid: &str) -> String {
             let _ = write!(guests, " {sid}-xc:before:TICK:2");
         }
         let _ = writeln!(s, "GUESTS='{guests} {sid}-xb:linux:COUNTER:3'");
+    } else if o.scenario == Scenario::DiskBench {
+        // Each guest its own fresh disk of the same kind.
+        let disk = |name: &str| {
+            format!("\ndisk=['format=raw,vdev=xvda,access=rw,target=/tmp/xlab-{sid}/{name}.img']")
+        };
+        let _ = writeln!(s, "truncate -s 64M /tmp/xlab-{sid}/xa.img /tmp/xlab-{sid}/xb.img");
+        s.push_str(&xl_cfg(dir, &format!("{sid}-xa"), ty, "kernel", &format!("ramdisk=\"@/payload\"\ncmdline=\"xshim.log=info bench=1\"{}", disk("xa")), o.memory));
+        s.push_str(&xl_cfg(dir, &format!("{sid}-xb"), "pv", "vmlinuz", &format!("ramdisk=\"@/guest.cpio.gz\"\nextra=\"console=hvc0 quiet xlab.bench=disk\"{}", disk("xb")), o.memory));
+        let _ = writeln!(s, "GUESTS='{sid}-xa:xshim {sid}-xb:linux'");
     } else if linux {
         s.push_str(&xl_cfg(dir, &guest, ty, "kernel", "ramdisk=\"@/guest.cpio.gz\"\nextra=\"console=hvc0 quiet\"", o.memory));
     } else {
@@ -301,6 +314,7 @@ fn time_limit(o: &LabOpts) -> u64 {
         Scenario::Control => 120,
         Scenario::Migrate | Scenario::Soak => 60,
         Scenario::Compare | Scenario::Libvirt => 120,
+        Scenario::DiskBench => 900,
         Scenario::Lifecycle => 240,
         _ => 45,
     };
@@ -328,6 +342,7 @@ fn estimate(o: &LabOpts) -> u64 {
         Scenario::Demo => 20,
         Scenario::Compare => 60 * c,
         Scenario::DiskBadBackend => 20,
+        Scenario::DiskBench => 300,
     }
 }
 
@@ -351,7 +366,7 @@ enum Sharing {
 fn sharing(o: &LabOpts) -> Sharing {
     match o.scenario {
         _ if o.memory >= 512 => Sharing::Alone,
-        Scenario::Compare | Scenario::Soak => Sharing::Alone,
+        Scenario::Compare | Scenario::Soak | Scenario::DiskBench => Sharing::Alone,
         Scenario::Control => Sharing::StopsConsoles,
         Scenario::Libvirt => Sharing::Serial("libvirt"),
         _ => Sharing::Any,
@@ -467,6 +482,11 @@ fn stage(o: &LabOpts, root: &Path, dir: &str) -> Result<(), String> {
     };
     if o.is_linux() {
         link(&util::lab_cache().join("vmlinuz"), "kernel")?;
+        link(&util::lab_cache().join("guest.cpio.gz"), "guest.cpio.gz")?;
+    } else if o.scenario == Scenario::DiskBench {
+        link(&util::shim_elf(), "kernel")?;
+        link(&util::payload_elf("journal"), "payload")?;
+        link(&util::lab_cache().join("vmlinuz"), "vmlinuz")?;
         link(&util::lab_cache().join("guest.cpio.gz"), "guest.cpio.gz")?;
     } else if o.scenario == Scenario::Compare {
         link(&util::shim_elf(), "kernel")?;
@@ -756,7 +776,7 @@ fn host_checks(o: &LabOpts, res: &mut LabResult) {
     if o.is_linux() {
         return;
     }
-    let guest = if o.scenario == Scenario::Compare { "xa" } else { GUEST };
+    let guest = if matches!(o.scenario, Scenario::Compare | Scenario::DiskBench) { "xa" } else { GUEST };
     let console = res.console_of(guest).join("\n");
     let first_boot = res.console_of(&format!("{GUEST}-first-boot")).join("\n");
     let crashed = console.contains("xshim: crashing") || console.contains("PANIC");
@@ -779,6 +799,9 @@ fn host_checks(o: &LabOpts, res: &mut LabResult) {
         return;
     }
     add("no-shim-crash", !crashed, if crashed { "the shim crashed (see the console)".into() } else { "no crash or panic on the console".into() });
+    if o.scenario == Scenario::DiskBench {
+        return; // its figures are the point (bench_disk), and each guest's BENCH done line
+    }
     // The ticker, unless the run names its own progress pattern (another payload).
     let is_ticker = o.progress.is_none() && ((o.payload == "ticker" && o.image.is_none()) || console.contains("TICKER start"));
     if is_ticker && (o.scenario != Scenario::Boot || console.contains("TICK ")) {
@@ -899,6 +922,39 @@ pub fn bench(memory: u32, cycles: u32, mode: Mode, against: Option<PathBuf>) -> 
 /// `xshim bench calls`: what one call into the shim costs the payload (`hello bench=calls`:
 /// 20,000 of the cheapest call), under QEMU without Xen and under Xen PVH and PV in one lab
 /// boot; with `against`, another build's shim is measured in the same runs (before/after).
+/// `bench disk`: the journal payload's disk (`bench=1`) against the Linux PV guest's on the
+/// same kind of backing file in the same lab boot. Throughput in MB/s, higher is better;
+/// write + flush latency in us, lower is better; ratios xshim / Linux.
+pub fn bench_disk(mode: Mode) -> Result<bool, String> {
+    let o = LabOpts { scenario: Scenario::DiskBench, mode, payload: "journal".into(), ..Default::default() };
+    let res = run(&o, true)?;
+    let figures = |who: &str| -> BTreeMap<String, f64> {
+        res.console_of(who).iter().filter_map(|l| {
+            let mut w = l.trim().strip_prefix("BENCH ")?.split_whitespace();
+            let name = w.next()?.to_string();
+            Some((name, w.next()?.parse().ok()?))
+        }).collect()
+    };
+    let (x, l) = (figures("xa"), figures("xb"));
+    let who = if mode == Mode::Pv { "xshim (PV)" } else { "xshim (PVH)" };
+    println!("\nbench disk: 64 MiB files on loop devices in dom0 (blkback), one lab boot; 16 MiB per throughput figure, 200 write+flush pairs");
+    println!("{:<26} {:>12} {:>12} {:>8}  target", "measurement", who, "Linux (PV)", "ratio");
+    let mut ok = !x.is_empty() && !l.is_empty();
+    for (name, unit, higher_better) in [("seq-write-44k", "MB/s", true), ("seq-write-1m", "MB/s", true), ("seq-read-44k", "MB/s", true), ("seq-read-1m", "MB/s", true), ("write-flush-4k-median", "us", false), ("write-flush-4k-p99", "us", false)] {
+        let (a, b) = (x.get(name).copied(), l.get(name).copied());
+        let ratio = match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        };
+        let met = ratio.map(|r| if higher_better { r >= 0.8 } else { r < 1.0 });
+        ok &= met.unwrap_or(false);
+        let f = |v: Option<f64>| v.map(|v| format!("{v:.0} {unit}")).unwrap_or_else(|| "-".into());
+        println!("{:<26} {:>12} {:>12} {:>8}  {} {}", name, f(a), f(b), ratio.map(|r| format!("{r:.2}")).unwrap_or_else(|| "-".into()), if higher_better { ">= 0.80" } else { "< 1.00" }, match met { Some(true) => "met", Some(false) => "NOT met", None => "no figure" });
+    }
+    report(&res);
+    Ok(ok && res.passed())
+}
+
 pub fn bench_calls(against: Option<PathBuf>) -> Result<bool, String> {
     let hello = util::payload_elf("hello");
     let parse = |out: &str| out.lines().find_map(|l| l.split("ns_per_call=").nth(1)).and_then(|v| v.trim().parse::<u64>().ok());

@@ -6,7 +6,9 @@
 //! Command line: `records=N` stops after record N (default: forever), `batch=B` records per
 //! write (default 1; 88 make one 44 KiB request of 512-byte blocks, more make several),
 //! `flush=F` (default 8), `interval_ms=T` between writes (default 20), `dev=D` (default 0),
-//! `verify=1` reads the journal back, prints the verdict and powers off.
+//! `verify=1` reads the journal back, prints the verdict and powers off. `bench=1` instead
+//! measures the disk (`cargo xshim bench disk`: the same measurements as the Linux guest's
+//! tools/lab/xdiskbench.c) and prints `BENCH <name> <value>` lines.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(not(target_os = "none"))]
@@ -49,6 +51,63 @@ mod payload {
         Ok((last, None))
     }
 
+    /// Bytes each throughput measurement moves.
+    const BENCH_BYTES: u64 = 16 << 20;
+    /// 4 KiB write + flush pairs timed.
+    const BENCH_SYNC_WRITES: usize = 200;
+
+    /// Sequential throughput in MB/s (10^6 bytes) of `BENCH_BYTES` moved in `chunk`-byte calls.
+    fn throughput(shim: &Shim, dev: u32, write: bool, chunk: usize, buf: &mut [u8]) -> Result<u64, xshim_payload::abi::Error> {
+        let t0 = shim.monotonic_ns();
+        let mut off = 0;
+        while off < BENCH_BYTES {
+            if write {
+                shim.block_write(dev, off, &buf[..chunk])?;
+            } else {
+                shim.block_read(dev, off, &mut buf[..chunk])?;
+            }
+            off += chunk as u64;
+        }
+        let ns = (shim.monotonic_ns() - t0).max(1);
+        Ok(off * 1000 / ns)
+    }
+
+    fn bench(shim: &mut Shim, dev: u32, capacity: u64, buf: &mut [u8]) -> u64 {
+        if capacity < BENCH_BYTES + (4 << 20) {
+            let _ = writeln!(shim, "BENCH-ERROR the disk is smaller than {} MiB", (BENCH_BYTES >> 20) + 4);
+            return 2;
+        }
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(7);
+        }
+        for (name, write, chunk) in [("seq-write-44k", true, 44 << 10), ("seq-write-1m", true, 1 << 20), ("seq-read-44k", false, 44 << 10), ("seq-read-1m", false, 1 << 20)] {
+            match throughput(shim, dev, write, chunk, buf) {
+                Ok(mbs) => {
+                    let _ = writeln!(shim, "BENCH {name} {mbs} MB/s");
+                }
+                Err(e) => {
+                    let _ = writeln!(shim, "BENCH-ERROR {name}: {e:?}");
+                    return 4;
+                }
+            }
+        }
+        let mut lat = [0u64; BENCH_SYNC_WRITES];
+        for (i, l) in lat.iter_mut().enumerate() {
+            let off = BENCH_BYTES + (i as u64 % 1024) * 4096;
+            let t0 = shim.monotonic_ns();
+            if let Err(e) = shim.block_write(dev, off, &buf[..4096]).and_then(|_| shim.block_flush(dev)) {
+                let _ = writeln!(shim, "BENCH-ERROR write+flush: {e:?}");
+                return 4;
+            }
+            *l = shim.monotonic_ns() - t0;
+        }
+        lat.sort_unstable();
+        let _ = writeln!(shim, "BENCH write-flush-4k-median {} us", lat[BENCH_SYNC_WRITES / 2] / 1000);
+        let _ = writeln!(shim, "BENCH write-flush-4k-p99 {} us", lat[BENCH_SYNC_WRITES * 99 / 100] / 1000);
+        let _ = writeln!(shim, "BENCH done");
+        0
+    }
+
     fn main(shim: &mut Shim) -> u64 {
         let mut line = [0u8; 256];
         let cmdline = shim.cmdline(&mut line);
@@ -75,6 +134,9 @@ mod payload {
         };
         // SAFETY: the shim gave us this region for our exclusive use, identity-mapped.
         let buf = unsafe { core::slice::from_raw_parts_mut(region.base as *mut u8, MAX_IO_LEN as usize) };
+        if arg(cmdline, "bench").unwrap_or(0) != 0 {
+            return bench(shim, dev, info.capacity_bytes, buf);
+        }
         let _ = writeln!(shim, "JOURNAL start block_size {bs} capacity {max_records} records batch {batch} flush {flush_every} flags {:#x}", info.flags);
 
         let (found, bad) = match scan(shim, dev, bs, max_records, None, buf) {
