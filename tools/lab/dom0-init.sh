@@ -4,6 +4,9 @@
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/xen-4.17/bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+# What udev would add: Xen's hotplug scripts take their lock by `stat /dev/stdin` (locking.sh),
+# and without /dev/stdin the `block` script spins until xl kills it ("unable to add disk").
+ln -s /proc/self/fd /dev/fd; ln -s /proc/self/fd/0 /dev/stdin; ln -s /proc/self/fd/1 /dev/stdout; ln -s /proc/self/fd/2 /dev/stderr
 mount -t tmpfs tmp /run; mount -t tmpfs tmp /tmp
 mkdir -p /var/lib/xen /var/lib/xen-save /var/log/xen/console /run/xen /run/xenstored /var/lib/xenstored
 mount -t tmpfs tmp /var/lib/xen

@@ -76,9 +76,10 @@ xs_dump() {
 journal_acked() { awk '{ sub(/\r$/, "") } $1 == "JOURNAL" && $2 == "ack" && $3 ~ /^[0-9]+$/ { if ($3 + 0 > m) m = $3 + 0 } END { print m + 0 }' $(logs_of "$1") 2>/dev/null; }
 journal_image() { # NAME CHECKNAME
   [ -n "${DISK_IMG:-}" ] && [ "$PAYLOAD" = journal ] || return 0
-  _bs=$(cat $(logs_of "$1") 2>/dev/null | grep -aoE 'JOURNAL start block_size [0-9]+' | awk '{ print $4; exit }')
-  [ -n "$_bs" ] || { check "$2" FAIL 0 "no JOURNAL start line on the console"; return 1; }
-  python3 /xlab/journal-check.py "$DISK_IMG" "$_bs" "$(journal_acked "$1")" "$2"
+  _start=$(cat $(logs_of "$1") 2>/dev/null | grep -aoE 'JOURNAL start block_size [0-9]+ capacity [0-9]+ ring [0-9]+' | head -1)
+  [ -n "$_start" ] || { check "$2" FAIL 0 "no JOURNAL start line on the console"; return 1; }
+  _bs=$(echo "$_start" | awk '{ print $4 }'); _ring=$(echo "$_start" | awk '{ print $8 }')
+  python3 /xlab/journal-check.py "$DISK_IMG" "$_bs" "$_ring" "$(journal_acked "$1")" "$2"
 }
 save_restore() { # NAME CHECKPREFIX WORD
   _img=$SAVE_DIR/$1.img

@@ -123,22 +123,23 @@ mod tests {
     /// wrote, and on the damage the checker must report.
     #[test]
     fn the_dom0_checker_reads_what_the_payload_writes() {
-        use xshim_payload::journal_model::encode;
+        use xshim_payload::journal_model::{block_of, encode};
         let bs = 512;
         let mut img = vec![0u8; bs * 40];
         for seq in 1..=30u64 {
-            encode(seq, &mut img[seq as usize * bs..(seq as usize + 1) * bs]);
+            encode(seq, seq, &mut img[seq as usize * bs..(seq as usize + 1) * bs]);
         }
         let dir = std::env::temp_dir().join(format!("xshim-journal-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let run = |img: &[u8], acked: u64| {
+        let run_ring = |img: &[u8], ring: u64, acked: u64| {
             let path = dir.join("disk.img");
             std::fs::write(&path, img).unwrap();
-            let out = std::process::Command::new("python3").arg(crate::util::root().join("tools/lab/journal-check.py")).arg(&path).arg(bs.to_string()).arg(acked.to_string()).arg("t").output().expect("python3 (cargo xshim setup installs it)");
+            let out = std::process::Command::new("python3").arg(crate::util::root().join("tools/lab/journal-check.py")).arg(&path).arg(bs.to_string()).arg(ring.to_string()).arg(acked.to_string()).arg("t").output().expect("python3 (cargo xshim setup installs it)");
             (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
         };
+        let run = |img: &[u8], acked: u64| run_ring(img, 39, acked);
         let (ok, text) = run(&img, 25);
-        assert!(ok && text.contains("all 25 acknowledged records intact") && text.contains("5 more written"), "{text}");
+        assert!(ok && text.contains("records 1..25 (all 25 acknowledged") && text.contains("5 more written"), "{text}");
         let (ok, text) = run(&img, 31);
         assert!(!ok && text.contains("seq 31 missing"), "{text}");
         let mut torn = img.clone();
@@ -149,6 +150,20 @@ mod tests {
         stale.copy_within(3 * bs..4 * bs, 9 * bs);
         let (ok, text) = run(&stale, 30);
         assert!(!ok && text.contains("seq 9 holds record 3"), "{text}");
+        // A ring of 8 blocks after 20 records: records 13..20 in blocks 5..8 and 1..4.
+        let mut ring = vec![0u8; bs * 9];
+        for seq in 1..=20u64 {
+            let k = block_of(seq, 8) as usize;
+            encode(seq, k as u64, &mut ring[k * bs..(k + 1) * bs]);
+        }
+        let (ok, text) = run_ring(&ring, 8, 20);
+        assert!(ok && text.contains("records 13..20"), "{text}");
+        let (ok, text) = run_ring(&ring, 8, 21);
+        assert!(!ok && text.contains("seq 21 holds record 13"), "{text}");
+        // Acknowledged up to 18, but 19 and 20 were written after (in flight, or not yet
+        // acknowledged when the guest stopped): 11 and 12 are gone, legitimately.
+        let (ok, text) = run_ring(&ring, 8, 18);
+        assert!(ok && text.contains("records 11..18") && text.contains("2 overwritten by later records"), "{text}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

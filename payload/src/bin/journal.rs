@@ -19,34 +19,66 @@ fn main() {
 #[cfg(target_os = "none")]
 mod payload {
     use core::fmt::Write;
-    use xshim_payload::abi::{MemRegion, MAX_IO_LEN};
-    use xshim_payload::journal_model::{check, encode, Found};
+    use xshim_payload::abi::{Error, MemRegion, MAX_IO_LEN};
+    use xshim_payload::journal_model::{block_of, check, decode, encode, Found};
     use xshim_payload::rt::Shim;
 
     fn arg(cmdline: &str, key: &str) -> Option<u64> {
         cmdline.split_ascii_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
     }
 
-    /// Reads records 1.. in large calls; returns (records intact, the first bad one). Stops
-    /// at the first empty block, or at `upto`.
-    fn scan(shim: &Shim, dev: u32, bs: usize, max_records: u64, upto: Option<u64>, buf: &mut [u8]) -> Result<(u64, Option<(u64, &'static str)>), xshim_payload::abi::Error> {
+    /// Reads records `lo..=hi` (at most `ring` of them) from the blocks they live in, in large
+    /// calls; returns (records intact before the first bad one, the first bad one).
+    fn verify(shim: &Shim, dev: u32, bs: usize, ring: u64, lo: u64, hi: u64, buf: &mut [u8]) -> Result<(u64, Option<(u64, &'static str)>), Error> {
         let per_call = (buf.len() / bs) as u64;
-        let last = upto.unwrap_or(max_records).min(max_records);
-        let mut seq = 1;
-        while seq <= last {
-            let n = per_call.min(last - seq + 1);
+        let mut seq = lo;
+        while seq <= hi {
+            let first = block_of(seq, ring);
+            // Contiguous blocks: up to the ring's end.
+            let n = per_call.min(hi - seq + 1).min(ring - first + 1);
             let chunk = &mut buf[..n as usize * bs];
-            shim.block_read(dev, seq * bs as u64, chunk)?;
+            shim.block_read(dev, first * bs as u64, chunk)?;
             for k in 0..n {
-                let s = seq + k;
-                match check(s, &chunk[k as usize * bs..(k as usize + 1) * bs]) {
+                let found = check(seq + k, first + k, &chunk[k as usize * bs..(k as usize + 1) * bs]);
+                match found {
                     Found::Good => {}
-                    Found::Empty if upto.is_none() => return Ok((s - 1, None)),
-                    Found::Empty => return Ok((s - 1, Some((s, "missing")))),
-                    Found::Bad(why) => return Ok((s - 1, Some((s, why)))),
+                    Found::Empty => return Ok((seq + k - lo, Some((seq + k, "missing")))),
+                    Found::Bad(why) => return Ok((seq + k - lo, Some((seq + k, why)))),
                 }
             }
             seq += n;
+        }
+        Ok((hi + 1 - lo, None))
+    }
+
+    /// The journal's last record: blocks from 1 on hold records in order until the first empty
+    /// block, or the first record of an older lap of the ring. A damaged block ends the scan
+    /// and is reported.
+    fn find_last(shim: &Shim, dev: u32, bs: usize, ring: u64, buf: &mut [u8]) -> Result<(u64, Option<(u64, &'static str)>), Error> {
+        let per_call = (buf.len() / bs) as u64;
+        let mut last = 0;
+        let mut block = 1;
+        while block <= ring {
+            let n = per_call.min(ring - block + 1);
+            let chunk = &mut buf[..n as usize * bs];
+            shim.block_read(dev, block * bs as u64, chunk)?;
+            for k in 0..n {
+                let data = &chunk[k as usize * bs..(k as usize + 1) * bs];
+                match decode(block + k, data) {
+                    Some(seq) if last == 0 || seq == last + 1 => last = seq,
+                    // An older lap: the ring wrapped here.
+                    Some(_) => return Ok((last, None)),
+                    // Empty: the journal ends here; anything else is a damaged record.
+                    None => {
+                        let bad = match check(last + 1, block + k, data) {
+                            Found::Bad(why) => Some((last + 1, why)),
+                            Found::Empty | Found::Good => None,
+                        };
+                        return Ok((last, bad));
+                    }
+                }
+            }
+            block += n;
         }
         Ok((last, None))
     }
@@ -57,7 +89,7 @@ mod payload {
     const BENCH_SYNC_WRITES: usize = 200;
 
     /// Sequential throughput in MB/s (10^6 bytes) of `BENCH_BYTES` moved in `chunk`-byte calls.
-    fn throughput(shim: &Shim, dev: u32, write: bool, chunk: usize, buf: &mut [u8]) -> Result<u64, xshim_payload::abi::Error> {
+    fn throughput(shim: &Shim, dev: u32, write: bool, chunk: usize, buf: &mut [u8]) -> Result<u64, Error> {
         let t0 = shim.monotonic_ns();
         let mut off = 0;
         while off < BENCH_BYTES {
@@ -126,6 +158,8 @@ mod payload {
         let bs = info.block_size as usize;
         let max_records = info.capacity_bytes / bs as u64 - 1;
         let batch = arg(cmdline, "batch").unwrap_or(1).clamp(1, MAX_IO_LEN / bs as u64);
+        // The ring: a whole number of batches, so that no write crosses its end.
+        let ring = arg(cmdline, "ring").unwrap_or(max_records).clamp(batch, max_records) / batch * batch;
         // One buffer of MAX_IO_LEN from the payload's free RAM.
         let mut regions = [MemRegion::default(); 16];
         let Some(region) = shim.memmap(&mut regions).iter().find(|r| r.len >= MAX_IO_LEN).copied() else {
@@ -137,23 +171,27 @@ mod payload {
         if arg(cmdline, "bench").unwrap_or(0) != 0 {
             return bench(shim, dev, info.capacity_bytes, buf);
         }
-        let _ = writeln!(shim, "JOURNAL start block_size {bs} capacity {max_records} records batch {batch} flush {flush_every} flags {:#x}", info.flags);
+        let _ = writeln!(shim, "JOURNAL start block_size {bs} capacity {max_records} ring {ring} records batch {batch} flush {flush_every} flags {:#x}", info.flags);
 
-        let (found, bad) = match scan(shim, dev, bs, max_records, None, buf) {
-            Ok(r) => r,
+        // What is on the disk: the last record, then every record the ring still holds.
+        let scanned = find_last(shim, dev, bs, ring, buf).and_then(|(last, bad)| match bad {
+            Some(b) => Ok((last, last, Some(b))),
+            None if last <= ring => Ok((last, last, None)),
+            None => verify(shim, dev, bs, ring, last - ring + 1, last, buf).map(|(n, bad)| (last, n, bad)),
+        });
+        let (found, bad) = match scanned {
+            Ok((last, n, bad)) => {
+                let _ = match bad {
+                    None => writeln!(shim, "JOURNAL verified {n} records (last {last}), first bad: none"),
+                    Some((s, why)) => writeln!(shim, "JOURNAL verified {n} records (last {last}), first bad: seq {s} ({why})"),
+                };
+                (last, bad)
+            }
             Err(e) => {
                 let _ = writeln!(shim, "JOURNAL-ERROR reading the journal: {e:?}");
                 return 4;
             }
         };
-        match bad {
-            None => {
-                let _ = writeln!(shim, "JOURNAL verified {found} records, first bad: none");
-            }
-            Some((s, why)) => {
-                let _ = writeln!(shim, "JOURNAL verified {found} records, first bad: seq {s} ({why})");
-            }
-        }
         if verify_only {
             return if bad.is_none() { 0 } else { 1 };
         }
@@ -161,12 +199,16 @@ mod payload {
         let mut acked = found;
         let mut flushed = found;
         let mut generation = shim.generation();
-        while acked < records.min(max_records) {
-            let n = batch.min(records.min(max_records) - acked);
+        // Without a ring the journal ends when the disk is full.
+        let end = if ring < max_records { records } else { records.min(max_records) };
+        while acked < end {
+            // Back on a batch boundary after a start in the middle of one.
+            let n = (batch - acked % batch).min(end - acked);
+            let at = block_of(acked + 1, ring);
             for k in 0..n {
-                encode(acked + 1 + k, &mut buf[k as usize * bs..(k as usize + 1) * bs]);
+                encode(acked + 1 + k, at + k, &mut buf[k as usize * bs..(k as usize + 1) * bs]);
             }
-            if let Err(e) = shim.block_write(dev, (acked + 1) * bs as u64, &buf[..n as usize * bs]) {
+            if let Err(e) = shim.block_write(dev, at * bs as u64, &buf[..n as usize * bs]) {
                 let _ = writeln!(shim, "JOURNAL-ERROR write of records {}..={}: {e:?}", acked + 1, acked + n);
                 return 4;
             }
@@ -185,7 +227,7 @@ mod payload {
             let g = shim.generation();
             if g != generation {
                 generation = g;
-                match scan(shim, dev, bs, max_records, Some(acked), buf) {
+                match verify(shim, dev, bs, ring, acked.saturating_sub(ring) + 1, acked, buf) {
                     Ok((n, None)) => {
                         let _ = writeln!(shim, "JOURNAL readback generation {g}: {n} records intact");
                     }

@@ -28,8 +28,9 @@ const CONNECT_TIMEOUT_NS: u64 = 10_000_000_000;
 /// to suspend in all; what is left is sent again after the resume).
 const DRAIN_TIMEOUT_NS: u64 = 1_000_000_000;
 
-/// `xshim.blkdrain=0`: skip the drain, so that requests are in flight at the suspend and
-/// are sent again after it (for testing the replay).
+/// `xshim.blkdrain=0`: skip the drain, responses that already came included, so that
+/// requests are in flight at the suspend and are sent again after it (for testing the replay:
+/// the loop device behind blkback answers within milliseconds, before any drain would wait).
 static DRAIN: AtomicBool = AtomicBool::new(true);
 
 pub fn set_options(opts: &[&str]) {
@@ -98,8 +99,9 @@ pub fn suspend(disks: &mut [Disk]) {
         let Disk { pages, front: Ok(f), dev, .. } = d else { continue };
         let mut env = MachineBlk::new(pages);
         let t0 = time::xen_system_time();
-        let mut left = f.drain(&mut env);
-        while left > 0 && DRAIN.load(Ordering::Relaxed) && time::xen_system_time().saturating_sub(t0) < DRAIN_TIMEOUT_NS {
+        let drain = DRAIN.load(Ordering::Relaxed);
+        let mut left = if drain { f.drain(&mut env) } else { f.in_flight() };
+        while left > 0 && drain && time::xen_system_time().saturating_sub(t0) < DRAIN_TIMEOUT_NS {
             wait_on_port(EvtchnPort::new(f.port), 10_000_000);
             left = f.drain(&mut env);
         }
