@@ -145,8 +145,19 @@ mod payload {
         let r = s.raw(call::CONSOLE_READ, 0x10_0000, 64, 0, 0);
         t.check(r == Error::BadPointer as i64, format_args!("console_read into the shim (1 MiB) -> BadPointer ({r})"));
 
+        // The disk calls: bad pointers and lengths are refused before any disk is looked at;
+        // with no disk (QEMU, or a guest without `disk=`), NoDevice. abi-check runs without one.
+        let r = s.raw(call::BLOCK_INFO, 0, 0x10, 0, 0);
+        t.check(r == Error::BadPointer as i64, format_args!("block_info(0, 0x10) -> BadPointer ({r})"));
+        let r = s.raw(call::BLOCK_READ, 0, 0, buf.as_mut_ptr() as u64, 0);
+        t.check(r == Error::BadLength as i64, format_args!("block_read of 0 bytes -> BadLength ({r})"));
+        let r = s.raw(call::BLOCK_WRITE, 0, 0, 0x10_0000, 512);
+        t.check(r == Error::BadPointer as i64, format_args!("block_write from the shim (1 MiB) -> BadPointer ({r})"));
+        t.check(s.block_info(7) == Err(Error::NoDevice), format_args!("block_info(7) -> NoDevice"));
+        t.check(s.block_flush(0) == Err(Error::NoDevice), format_args!("block_flush(0) without a disk -> NoDevice"));
+
         // Calls that do not exist or take bad arguments.
-        for nr in [0u64, 12, 999, u64::MAX] {
+        for nr in [0u64, 16, 999, u64::MAX] {
             let r = s.raw(nr, 0, 0, 0, 0);
             t.check(r == Error::NoSuchCall as i64, format_args!("call {nr:#x} -> NoSuchCall ({r})"));
         }
