@@ -33,9 +33,9 @@ pub const PAYLOAD_FREE_BASE: u64 = 0x100_0000;
 
 /// The payload's stack (in the shim's bss, handed over at entry).
 pub const PAYLOAD_STACK_SIZE: usize = 256 * 1024;
-/// The shim's own boot stack and the interrupt stack (IST) used for event upcalls.
+/// The shim's own boot stack (interrupts that come while the shim runs use the stack they
+/// interrupt: this one before the payload starts, the entry stack afterwards).
 pub const BOOT_STACK_SIZE: usize = 64 * 1024;
-pub const IRQ_STACK_SIZE: usize = 64 * 1024;
 /// The stack double faults, NMIs and machine checks run on (IST).
 pub const FAULT_STACK_SIZE: usize = 16 * 1024;
 /// The shim's heap (goblin's parse tables, the memory map copy).

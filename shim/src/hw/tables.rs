@@ -69,7 +69,6 @@ pub struct TrapFrame {
 #[repr(C, align(16))]
 struct Stack<const N: usize>([u8; N]);
 
-static mut IRQ_STACK: Stack<{ layout::IRQ_STACK_SIZE }> = Stack([0; layout::IRQ_STACK_SIZE]);
 static mut FAULT_STACK: Stack<{ layout::FAULT_STACK_SIZE }> = Stack([0; layout::FAULT_STACK_SIZE]);
 static TSS: spin::Once<TaskStateSegment> = spin::Once::new();
 /// The GDT's selectors, in the order `syscall`/`sysret` require: kernel code, kernel data,
@@ -84,10 +83,12 @@ struct Selectors {
 static GDT: spin::Once<(GlobalDescriptorTable, Selectors)> = spin::Once::new();
 static IDT: spin::Once<InterruptDescriptorTable> = spin::Once::new();
 
-/// IST slots: interrupts (upcalls, timer) run on their own stack, never the payload's;
-/// double faults and NMIs on another.
-const IST_IRQ: u16 = 0;
-const IST_FAULT: u16 = 1;
+/// IST slots. Double faults, NMIs and machine checks run on a stack of their own. Interrupts
+/// (Xen's upcall, the LAPIC timer) do not: from the payload they arrive on the TSS's ring-0
+/// stack, in the shim on the stack they interrupt, so a nested or spurious delivery (seen from
+/// the lab's emulated SVM: a storm of upcalls with nothing pending) stacks below the frame it
+/// interrupted instead of overwriting it from the top of a shared IST stack.
+const IST_FAULT: u16 = 0;
 
 fn stack_top<const N: usize>(stack: *mut Stack<N>) -> VirtAddr {
     VirtAddr::new(stack as u64 + N as u64)
@@ -98,7 +99,6 @@ fn stack_top<const N: usize>(stack: *mut Stack<N>) -> VirtAddr {
 pub fn init_descriptor_tables() {
     let tss = TSS.call_once(|| {
         let mut tss = TaskStateSegment::new();
-        tss.interrupt_stack_table[IST_IRQ as usize] = stack_top(&raw mut IRQ_STACK);
         tss.interrupt_stack_table[IST_FAULT as usize] = stack_top(&raw mut FAULT_STACK);
         tss.privilege_stack_table[0] = VirtAddr::new(entry_stack_top());
         tss
@@ -159,7 +159,7 @@ pub fn init_descriptor_tables() {
                     29 => idt.vmm_communication_exception.set_handler_addr(addr),
                     30 => idt.security_exception.set_handler_addr(addr),
                     9 | 15 | 22..=27 | 31 => continue,
-                    v => idt[v as u8].set_handler_addr(addr).set_stack_index(IST_IRQ),
+                    v => idt[v as u8].set_handler_addr(addr),
                 };
                 let _ = opts;
             }
