@@ -10,14 +10,21 @@ use xshim_shim::xen::pvclock::{self, TimeSnapshot};
 const MAX_TRIES: u32 = 10_000;
 
 /// Xen system time in ns (since the host booted: it differs after a migration or restore).
+///
+/// A consistent copy of the time record first (two reads with the same even version and
+/// nothing between them), then the TSC. Reading the TSC between the two reads, as pvclock
+/// readers usually do, made the loop spin in the lab: with Xen emulating RDTSC, each read is a
+/// VM exit, and the record kept changing across it (a register dump showed 378 tries). A TSC
+/// read just after a consistent copy is as good: the copy's extrapolation is valid until Xen
+/// corrects it, by far less than the clock's own monotonic guard absorbs.
 pub fn xen_system_time() -> u64 {
     for _ in 0..MAX_TRIES {
         let Some(t1) = vcpu_time() else { return 0 };
         fence(Ordering::Acquire);
-        let tsc = cpu::rdtsc();
         let Some(t2) = vcpu_time() else { return 0 };
         if pvclock::consistent(t1.version, t2.version) && t1.tsc_timestamp == t2.tsc_timestamp {
-            return pvclock::system_time_ns(&TimeSnapshot::from(&t1), tsc);
+            fence(Ordering::Acquire);
+            return pvclock::system_time_ns(&TimeSnapshot::from(&t1), cpu::rdtsc());
         }
     }
     0
