@@ -128,21 +128,22 @@ pub fn resume(xs: &mut Xenstore, disks: &mut [Disk], new_domain: bool) {
     }
 }
 
-fn disk(disks: &mut [Disk], dev: u64) -> Result<&mut Disk, Error> {
-    let d = usize::try_from(dev).ok().and_then(|i| disks.get_mut(i)).ok_or(Error::NoDevice)?;
-    match &d.front {
-        Ok(f) if f.failed().is_none() => Ok(d),
-        _ => {
-            d.fail_once();
-            Err(Error::NoDevice)
-        }
+fn by_index(disks: &mut [Disk], dev: u64) -> Result<&mut Disk, Error> {
+    usize::try_from(dev).ok().and_then(|i| disks.get_mut(i)).ok_or(Error::NoDevice)
+}
+
+/// Disk `dev` if it is connected and has not failed (a failed one is logged once), and its name.
+fn usable(disks: &mut [Disk], dev: u64) -> Result<(&BlkFront, &str), Error> {
+    let d = by_index(disks, dev)?;
+    if !matches!(&d.front, Ok(f) if f.failed().is_none()) {
+        d.fail_once();
+        return Err(Error::NoDevice);
     }
+    d.front.as_ref().map(|f| (f, d.dev.as_str())).map_err(|_| Error::NoDevice)
 }
 
 pub fn info(disks: &mut [Disk], dev: u64) -> Result<BlockInfo, Error> {
-    let d = disk(disks, dev)?;
-    let Ok(f) = &d.front else { return Err(Error::NoDevice) };
-    let g = f.geometry;
+    let g = usable(disks, dev)?.0.geometry;
     let mut flags = BlockFlags::empty();
     flags.set(BlockFlags::READ_ONLY, g.read_only);
     flags.set(BlockFlags::FLUSH, g.flush != Flush::WriteThrough);
@@ -161,22 +162,19 @@ fn call_error(dev: &str, e: BlkError) -> Error {
 
 /// Starts a payload's call: `op` is a blkif operation (read, write, flush).
 pub fn start(disks: &mut [Disk], dev: u64, op: u8, offset: u64, len: usize) -> Result<Transfer, Error> {
-    let d = disk(disks, dev)?;
-    let Ok(f) = &d.front else { return Err(Error::NoDevice) };
-    f.start(op, offset, len).map_err(|e| call_error(&d.dev, e))
+    let (f, name) = usable(disks, dev)?;
+    f.start(op, offset, len).map_err(|e| call_error(name, e))
 }
 
 /// Moves a call on (see `BlkFront::step`); `Ok(None)`: wait for the disk's port.
 pub fn step(disks: &mut [Disk], dev: u64, t: &mut Transfer, buf: &mut [u8]) -> Result<Option<u64>, Error> {
-    let d = usize::try_from(dev).ok().and_then(|i| disks.get_mut(i)).ok_or(Error::NoDevice)?;
+    let d = by_index(disks, dev)?;
     let Disk { pages, front: Ok(f), dev: name, .. } = d else { return Err(Error::NoDevice) };
-    let r = f.step(&mut MachineBlk::new(pages), t, buf);
-    let name = name.clone();
-    match r {
+    match f.step(&mut MachineBlk::new(pages), t, buf) {
         Progress::Waiting => Ok(None),
         Progress::Done(Ok(n)) => Ok(Some(n as u64)),
         Progress::Done(Err(e)) => {
-            let err = call_error(&name, e);
+            let err = call_error(name, e);
             d.fail_once();
             Err(err)
         }
@@ -185,7 +183,7 @@ pub fn step(disks: &mut [Disk], dev: u64, t: &mut Transfer, buf: &mut [u8]) -> R
 
 /// A call that got no response in time: the device is failed.
 pub fn give_up(disks: &mut [Disk], dev: u64, waited_ns: u64) {
-    if let Some(d) = usize::try_from(dev).ok().and_then(|i| disks.get_mut(i)) {
+    if let Ok(d) = by_index(disks, dev) {
         if let Ok(f) = &mut d.front {
             f.mark_failed(DeviceError::Protocol(format!("no response from the backend within {} s", waited_ns / 1_000_000_000)));
         }
