@@ -227,20 +227,50 @@ scenario_saverestore() { check_notes; start_guest && repeat save_restore; finish
 scenario_checkpoint() { check_notes; start_guest && repeat checkpoint; finish; }
 scenario_migrate() { check_notes; start_guest && repeat migrate; finish; }
 # Save/restore, checkpoint and migrate in random order at random moments (0-2.4 s apart).
+# A failed operation does not end the soak: its cause is recorded (soak_failure), the guest is
+# destroyed, its consoles kept apart as "<guest>-lifeN", and a fresh guest carries on, so a long
+# run gives every failure, not just the first. It stops at SOAK_MAX_FAILURES failures, or when
+# a fresh guest does not start.
+SOAK_MAX_FAILURES=${SOAK_MAX_FAILURES:-10}
 scenario_soak() {
   check_notes; start_guest || { finish; return; }
-  _c=1
+  _c=1; _fails=0; _life=1
   while [ $_c -le "$CYCLES" ]; do
     _r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
     sleep "$(awk -v r="$_r" 'BEGIN { printf "%.1f", (r % 25) / 10 }')"
     case $((_r % 3)) in
-      0) save_restore "$GUEST" "s$_c-" "$WORD";;
-      1) checkpoint "$GUEST" "s$_c-" "$WORD";;
-      2) migrate "$GUEST" "s$_c-" "$WORD";;
-    esac || break
+      0) _op=save-restore; save_restore "$GUEST" "s$_c-" "$WORD";;
+      1) _op=checkpoint; checkpoint "$GUEST" "s$_c-" "$WORD";;
+      2) _op=migrate; migrate "$GUEST" "s$_c-" "$WORD";;
+    esac
+    if [ $? -ne 0 ]; then
+      _fails=$((_fails + 1))
+      soak_failure "$GUEST" "$_c" "$_op" "$_life"
+      [ $_fails -ge "$SOAK_MAX_FAILURES" ] && { echo "XLAB-INFO soak stopped: $_fails failures"; break; }
+      _life=$((_life + 1))
+      start_guest || { echo "XLAB-INFO soak stopped: a fresh guest did not start"; break; }
+    fi
     _c=$((_c + 1))
   done
+  echo "XLAB-INFO soak summary: operations=$((_c > CYCLES ? CYCLES : _c)) of $CYCLES failures=$_fails lives=$_life"
   finish
+}
+# soak_failure NAME OP_NUMBER OP LIFE: why the operation failed, as far as dom0 can tell (the
+# domain's state, the shim's last words, Xen's lines about the domain), then the guest is
+# destroyed and its consoles renamed <NAME>-lifeLIFE (the host checks each life's ticker).
+soak_failure() {
+  _state=$(xl list 2>/dev/null | awk -v g="$1" '$1 == g || $1 == g "--incoming" { printf "%s:%s ", $1, $5 }')
+  _last=$(cat $(logs_of "$1") 2>/dev/null | tr -d '\r' | grep -aiE 'xshim: (error|warn)|panic|fault|crash|poweroff|rip=' | tail -3 | tr '\n' '|')
+  _ids=$(sort -un $T/domids 2>/dev/null | tail -2 | tr '\n' '|'); _ids=${_ids%|}
+  _xen=$( [ -n "$_ids" ] && xl dmesg 2>/dev/null | grep -E "\\(d($_ids)\\)|[^0-9]d($_ids)v[0-9]+ " | grep -v ' HVM' | tail -3 | tr '\n' '|')
+  # A guest still running but not answering: where its vCPU is.
+  _ctx=$(for _d in $(xl list 2>/dev/null | awk -v g="$1" '($1 == g || $1 == g "--incoming") { print $2 }'); do timeout 10 xenctx "$_d" 0 2>&1 | grep -aiE 'rip|rsp|cs:' | head -4 | tr -s ' ' | tr '\n' ' '; done)
+  echo "XLAB-INFO soak-failure op=$2 kind=$3 life=$4 state=[${_state:-no domain}] shim=[${_last%|}] xen=[${_xen%|}] vcpu0=[${_ctx% }] xl=[$(tail -2 $T/step.out 2>/dev/null | tr '\n' ' ')]"
+  for _d in "$1--incoming" "$1"; do exists "$_d" && timeout 60 xl destroy "$_d"; done
+  rm -f "$SAVE_DIR/$1".*
+  for _f in $(logs_of "$1"); do
+    case "$_f" in /dev/null) ;; *--incoming.log) mv "$_f" "${_f%--incoming.log}-life$4--incoming.log";; *) mv "$_f" "${_f%.log}-life$4.log";; esac
+  done
 }
 # The same operations as the xshim scenarios, once each, on the Linux PV guest.
 scenario_linux_baseline() {

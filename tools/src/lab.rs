@@ -820,6 +820,16 @@ fn host_checks(o: &LabOpts, res: &mut LabResult) {
             let r = ticker_check::check(first_boot.lines());
             add("first-boot-ticker-continuity", r.ok() && r.ticks > 0, r.summary());
         }
+        if o.scenario == Scenario::Soak {
+            // A soak goes on past a failed operation with a fresh guest; each earlier guest's
+            // console ("x1-lifeN") is checked on its own, up to the failure.
+            let lives: Vec<String> = res.consoles.keys().filter(|k| k.starts_with(&format!("{GUEST}-life")) && !k.contains("--")).cloned().collect();
+            for life in lives {
+                let lines = res.consoles.iter().filter(|(k, _)| **k == life || k.starts_with(&format!("{life}--"))).flat_map(|(_, v)| v.iter().map(String::as_str));
+                let r = ticker_check::check(lines);
+                add(&format!("{}-ticker-continuity", &life[GUEST.len() + 1..]), r.ok(), r.summary());
+            }
+        }
     }
     if o.scenario == Scenario::DiskBadBackend {
         let logged = console.lines().find(|l| l.contains("backend-id = \"99999\": out of range")).map(|l| l.trim().to_string());
@@ -866,7 +876,7 @@ pub fn report(res: &LabResult) {
             println!("lab: {op}: n={} median {:.2} s, p95 {:.2} s, max {:.2} s", v.len(), q(0.5), q(0.95), v[v.len() - 1]);
         }
     }
-    for i in res.info.iter().filter(|i| i.contains("toolstack up") || i.starts_with("readnotes")) {
+    for i in res.info.iter().filter(|i| i.contains("toolstack up") || i.starts_with("readnotes") || i.starts_with("soak")) {
         println!("lab: {i}");
     }
     if let Some(i) = res.info.iter().find(|i| i.starts_with("image_bytes")) {
