@@ -16,6 +16,7 @@
 #define XSHIM_F_SAVE_RESTORE  (1u << 2)
 #define XSHIM_F_XEN           (1u << 3)
 #define XSHIM_F_BLOCK         (1u << 4)
+#define XSHIM_F_NET           (1u << 5)
 
 struct xshim_boot_info {
     uint64_t magic;
@@ -45,6 +46,9 @@ typedef int64_t (*xshim_call_t)(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t 
 #define XSHIM_BLOCK_READ    13  /* (dev, offset, ptr, len) -> len; blocks until read */
 #define XSHIM_BLOCK_WRITE   14  /* (dev, offset, ptr, len) -> len once the backend completed it all */
 #define XSHIM_BLOCK_FLUSH   15  /* (dev) -> 0 once completed writes are durable */
+#define XSHIM_NET_INFO      16  /* (dev, struct xshim_net_info *) -> 0 */
+#define XSHIM_NET_SEND      17  /* (dev, ptr, len) -> len, or XSHIM_E_AGAIN; never blocks */
+#define XSHIM_NET_RECV      18  /* (dev, ptr, len >= mtu + 14) -> frame length, or XSHIM_E_AGAIN; never blocks */
 
 #define XSHIM_E_NO_SUCH_CALL  (-1)
 #define XSHIM_E_BAD_POINTER   (-2)
@@ -52,12 +56,15 @@ typedef int64_t (*xshim_call_t)(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t 
 #define XSHIM_E_BAD_ARGUMENT  (-4)
 #define XSHIM_E_NO_DEVICE     (-5)
 #define XSHIM_E_IO            (-6)
+#define XSHIM_E_AGAIN         (-7)
 
 #define XSHIM_MAX_IO_LEN (1u << 20)
 
 #define XSHIM_WAKE_DEADLINE      (1u << 0)
 #define XSHIM_WAKE_CONSOLE_INPUT (1u << 1)
 #define XSHIM_WAKE_RESUMED       (1u << 2)
+#define XSHIM_WAKE_NET_RX        (1u << 3)  /* a frame is queued for NET_RECV */
+#define XSHIM_WAKE_NET_TX        (1u << 4)  /* a send slot is free again after XSHIM_E_AGAIN */
 
 #define XSHIM_SHUTDOWN_POWEROFF 0
 #define XSHIM_SHUTDOWN_REBOOT   1
@@ -75,5 +82,12 @@ struct xshim_block_info {
     uint32_t max_io;      /* the most one read or write takes */
     uint32_t reserved;
 };                        /* 24 bytes */
+
+struct xshim_net_info {
+    uint8_t  mac[6];
+    uint16_t reserved0;
+    uint32_t mtu;         /* the largest frame is mtu + 14 bytes */
+    uint32_t reserved;
+};                        /* 16 bytes */
 
 #endif

@@ -20,6 +20,8 @@ bitflags::bitflags! {
         const XEN = 1 << 3;
         /// The BLOCK_* calls are served (there may still be no disk: BLOCK_INFO says).
         const BLOCK = 1 << 4;
+        /// The NET_* calls are served (there may still be no interface: NET_INFO says).
+        const NET = 1 << 5;
     }
 }
 
@@ -84,6 +86,16 @@ pub mod call {
     pub const BLOCK_WRITE: u64 = 14;
     /// (dev) -> 0. Returns after the backend made every completed write durable.
     pub const BLOCK_FLUSH: u64 = 15;
+    /// (dev, out: *mut NetInfo) -> 0. `NoDevice` if there is no network interface `dev` (0,
+    /// 1, ... in the order of the guest's vifs) or it failed.
+    pub const NET_INFO: u64 = 16;
+    /// (dev, ptr, len) -> len. Queues one Ethernet frame (header included, no FCS; 14 to
+    /// mtu + 14 bytes) for sending and returns at once: `Again` when no send slot is free
+    /// (WAIT reports `Wake::NET_TX` when one is). At most once: see ABI.md.
+    pub const NET_SEND: u64 = 17;
+    /// (dev, ptr, len) -> the frame's length. The oldest frame received; never blocks:
+    /// `Again` when none is queued (WAIT reports `Wake::NET_RX`). `len` at least mtu + 14.
+    pub const NET_RECV: u64 = 18;
 }
 
 /// The calls, typed (the numbers are `call::*`).
@@ -105,13 +117,17 @@ pub enum Call {
     BlockRead = call::BLOCK_READ,
     BlockWrite = call::BLOCK_WRITE,
     BlockFlush = call::BLOCK_FLUSH,
+    NetInfo = call::NET_INFO,
+    NetSend = call::NET_SEND,
+    NetRecv = call::NET_RECV,
 }
 
 impl Call {
-    pub const ALL: [Call; 15] = [
+    pub const ALL: [Call; 18] = [
         Call::ConsoleWrite, Call::ConsoleRead, Call::MonotonicNs, Call::Wallclock, Call::Wait, Call::Shutdown,
         Call::Cmdline, Call::Memmap, Call::ResumeNotify, Call::Generation, Call::Version,
         Call::BlockInfo, Call::BlockRead, Call::BlockWrite, Call::BlockFlush,
+        Call::NetInfo, Call::NetSend, Call::NetRecv,
     ];
 }
 
@@ -139,6 +155,8 @@ pub enum Error {
     NoDevice = -5,
     /// The device answered with an error, or did not answer in time.
     Io = -6,
+    /// Not now: no frame queued (NET_RECV) or no send slot free (NET_SEND). WAIT, then again.
+    Again = -7,
 }
 
 impl Error {
@@ -150,6 +168,7 @@ impl Error {
             -4 => Err(Error::BadArgument),
             -5 => Err(Error::NoDevice),
             -6 => Err(Error::Io),
+            -7 => Err(Error::Again),
             r if r < 0 => Err(Error::BadArgument),
             r => Ok(r as u64),
         }
@@ -167,6 +186,10 @@ bitflags::bitflags! {
         const CONSOLE_INPUT = 1 << 1;
         /// The guest was resumed in a new domain since the last WAIT (opt-in).
         const RESUMED = 1 << 2;
+        /// A network frame is queued for NET_RECV.
+        const NET_RX = 1 << 3;
+        /// A send slot is free again after NET_SEND answered `Again`.
+        const NET_TX = 1 << 4;
     }
 }
 
@@ -212,6 +235,18 @@ bitflags::bitflags! {
         const FLUSH = 1 << 1;
     }
 }
+
+/// A network interface, as NET_INFO describes it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetInfo {
+    pub mac: [u8; 6],
+    pub reserved0: u16,
+    /// The largest frame is mtu + 14 bytes (the Ethernet header; no FCS, no VLAN tag).
+    pub mtu: u32,
+    pub reserved: u32,
+}
+const _: () = assert!(core::mem::size_of::<NetInfo>() == 16);
 
 /// A range of RAM the payload may use freely (identity-mapped, page-aligned).
 #[repr(C)]

@@ -1,6 +1,6 @@
 //! A minimal runtime for Rust payloads: typed wrappers over the call gate, a `Write` sink for
 //! the console, and the `payload_main!` entry macro.
-use crate::abi::{self, call, BlockInfo, BootInfo, CallGate, Error, Features, MemRegion, ShutdownKind, Wake, WallClock};
+use crate::abi::{self, call, BlockInfo, BootInfo, CallGate, Error, Features, MemRegion, NetInfo, ShutdownKind, Wake, WallClock};
 use core::fmt;
 
 /// The payload's handle on the shim.
@@ -114,6 +114,25 @@ impl Shim {
     /// Makes every completed write durable.
     pub fn block_flush(&self, dev: u32) -> Result<u64, Error> {
         Error::from_result(self.raw(call::BLOCK_FLUSH, dev as u64, 0, 0, 0))
+    }
+
+    /// Network interface `dev` (0, 1, ...): its MAC and MTU, or `NoDevice`.
+    pub fn net_info(&self, dev: u32) -> Result<NetInfo, Error> {
+        let mut info = NetInfo::default();
+        Error::from_result(self.raw(call::NET_INFO, dev as u64, &mut info as *mut NetInfo as u64, 0, 0))?;
+        Ok(info)
+    }
+
+    /// Queues one Ethernet frame for sending; `Again` when no slot is free (WAIT for
+    /// `Wake::NET_TX`). Never blocks.
+    pub fn net_send(&self, dev: u32, frame: &[u8]) -> Result<u64, Error> {
+        Error::from_result(self.raw(call::NET_SEND, dev as u64, frame.as_ptr() as u64, frame.len() as u64, 0))
+    }
+
+    /// The oldest frame received, into `buf` (at least mtu + 14 bytes): its length, or
+    /// `Again` when none is queued (WAIT for `Wake::NET_RX`). Never blocks.
+    pub fn net_recv(&self, dev: u32, buf: &mut [u8]) -> Result<u64, Error> {
+        Error::from_result(self.raw(call::NET_RECV, dev as u64, buf.as_mut_ptr() as u64, buf.len() as u64, 0))
     }
 }
 

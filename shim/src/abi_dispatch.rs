@@ -3,7 +3,7 @@
 //! results. The bare-metal call gate is a thin shell over `dispatch`; host tests drive it
 //! with a fake `Services`.
 use crate::payload_mem::PayloadMemory;
-use xshim_payload::abi::{BlockInfo, Call, Error, Features, MemRegion, ShutdownKind, Wake, WallClock, MAX_IO_LEN};
+use xshim_payload::abi::{BlockInfo, Call, Error, Features, MemRegion, NetInfo, ShutdownKind, Wake, WallClock, MAX_IO_LEN};
 
 /// A payload buffer that lies wholly inside the payload's memory (checked on creation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +90,12 @@ pub trait Services {
     /// until done; returns the length.
     fn block_io(&mut self, dev: u64, write: bool, offset: u64, buf: PayloadSlice) -> Result<u64, Error>;
     fn block_flush(&mut self, dev: u64) -> Result<u64, Error>;
+    /// Network interface `dev`, or NoDevice.
+    fn net_info(&mut self, dev: u64) -> Result<NetInfo, Error>;
+    /// Queues the frame in a checked buffer; never blocks (`Again`).
+    fn net_send(&mut self, dev: u64, frame: PayloadSlice) -> Result<u64, Error>;
+    /// The oldest frame received into a checked buffer; never blocks (`Again`).
+    fn net_recv(&mut self, dev: u64, buf: PayloadSlice) -> Result<u64, Error>;
 }
 
 fn as_bytes<T: zerocopy::IntoBytes + zerocopy::Immutable>(v: &T) -> &[u8] {
@@ -175,8 +181,33 @@ pub fn dispatch(nr: u64, a: [u64; 4], svc: &mut impl Services) -> Result<u64, Er
             svc.block_io(a[0], call == Call::BlockWrite, a[1], buf)
         }
         Call::BlockFlush => svc.block_flush(a[0]),
+        Call::NetInfo => {
+            let dst = PayloadSlice::new(&svc.memory(), a[1], size_of::<NetInfo>() as u64, align_of::<NetInfo>() as u64)?;
+            let i = svc.net_info(a[0])?;
+            let bytes = NetInfoBytes { mac: i.mac, reserved0: 0, mtu: i.mtu, reserved: 0 };
+            svc.write_payload(dst, as_bytes(&bytes));
+            Ok(0)
+        }
+        Call::NetSend | Call::NetRecv => {
+            if a[2] == 0 || a[2] > MAX_IO_LEN {
+                return Err(Error::BadLength);
+            }
+            let buf = PayloadSlice::new(&svc.memory(), a[1], a[2], 1)?;
+            if call == Call::NetSend { svc.net_send(a[0], buf) } else { svc.net_recv(a[0], buf) }
+        }
     }
 }
+
+/// NetInfo as bytes (see WallClockBytes).
+#[repr(C)]
+#[derive(zerocopy::IntoBytes, zerocopy::Immutable)]
+struct NetInfoBytes {
+    mac: [u8; 6],
+    reserved0: u16,
+    mtu: u32,
+    reserved: u32,
+}
+const _: () = assert!(size_of::<NetInfoBytes>() == size_of::<NetInfo>());
 
 /// BlockInfo as bytes (see WallClockBytes).
 #[repr(C)]
@@ -319,6 +350,25 @@ mod tests {
         fn block_flush(&mut self, dev: u64) -> Result<u64, Error> {
             self.block_info(dev).map(|_| 0)
         }
+        fn net_info(&mut self, dev: u64) -> Result<NetInfo, Error> {
+            match dev {
+                0 => Ok(NetInfo { mac: [0, 0x16, 0x3e, 1, 2, 3], reserved0: 0, mtu: 1500, reserved: 0 }),
+                _ => Err(Error::NoDevice),
+            }
+        }
+        fn net_send(&mut self, dev: u64, frame: PayloadSlice) -> Result<u64, Error> {
+            self.net_info(dev)?;
+            let b = self.bytes_at(frame.ptr(), frame.len()).to_vec();
+            self.console.extend_from_slice(&b);
+            Ok(frame.len() as u64)
+        }
+        fn net_recv(&mut self, dev: u64, buf: PayloadSlice) -> Result<u64, Error> {
+            self.net_info(dev)?;
+            if buf.len() < 1514 {
+                return Err(Error::BadLength);
+            }
+            Err(Error::Again)
+        }
     }
 
     fn call(f: &mut Fake, c: Call, a: [u64; 4]) -> Result<u64, Error> {
@@ -361,6 +411,13 @@ mod tests {
         assert_eq!(call(&mut f, Call::BlockWrite, [0, 0, WINDOW + 0x200, 16]), Ok(16));
         assert_eq!(f.console, [7; 16]);
         assert_eq!(call(&mut f, Call::BlockFlush, [0, 0, 0, 0]), Ok(0));
+        assert_eq!(call(&mut f, Call::NetInfo, [0, FREE + 0x200, 0, 0]), Ok(0));
+        assert_eq!(&f.free[0x200..0x206], &[0, 0x16, 0x3e, 1, 2, 3]);
+        assert_eq!(u32::from_le_bytes(f.free[0x208..0x20c].try_into().unwrap()), 1500);
+        f.console.clear();
+        assert_eq!(call(&mut f, Call::NetSend, [0, WINDOW + 0x200, 60, 0]), Ok(60));
+        assert_eq!(f.console, [7; 60]);
+        assert_eq!(call(&mut f, Call::NetRecv, [0, WINDOW, 1514, 0]), Err(Error::Again), "never blocks");
         for (kind, code, want) in [(0, 300, ShutdownRequest::Poweroff(255)), (1, 0, ShutdownRequest::Reboot), (2, 9, ShutdownRequest::Crash(9))] {
             assert_eq!(call(&mut f, Call::Shutdown, [kind, code, 0, 0]), Ok(0));
             assert_eq!(f.shutdown, Some(want));
@@ -396,8 +453,18 @@ mod tests {
         assert_eq!(call(&mut f, Call::BlockRead, [0, 0, WINDOW, 0]), Err(Error::BadLength));
         assert_eq!(call(&mut f, Call::BlockWrite, [0, 0, WINDOW, MAX_IO_LEN + 512]), Err(Error::BadLength));
         assert_eq!(call(&mut f, Call::BlockInfo, [1, WINDOW, 0, 0]), Err(Error::NoDevice));
+        for p in bad_ptrs {
+            assert_eq!(call(&mut f, Call::NetInfo, [0, p, 0, 0]), Err(Error::BadPointer), "net info {p:#x}");
+            assert_eq!(call(&mut f, Call::NetSend, [0, p, 60, 0]), Err(Error::BadPointer), "net send {p:#x}");
+            assert_eq!(call(&mut f, Call::NetRecv, [0, p, 1514, 0]), Err(Error::BadPointer), "net recv {p:#x}");
+        }
+        assert_eq!(call(&mut f, Call::NetInfo, [0, WINDOW + 2, 0, 0]), Err(Error::BadPointer), "misaligned net info");
+        assert_eq!(call(&mut f, Call::NetSend, [0, WINDOW, 0, 0]), Err(Error::BadLength));
+        assert_eq!(call(&mut f, Call::NetRecv, [0, WINDOW, MAX_IO_LEN + 1, 0]), Err(Error::BadLength));
+        assert_eq!(call(&mut f, Call::NetRecv, [0, WINDOW, 100, 0]), Err(Error::BadLength), "shorter than mtu + 14");
+        assert_eq!(call(&mut f, Call::NetInfo, [1, WINDOW, 0, 0]), Err(Error::NoDevice));
         assert_eq!(call(&mut f, Call::BlockFlush, [3, 0, 0, 0]), Err(Error::NoDevice));
-        for nr in [0, 16, 99, u64::MAX] {
+        for nr in [0, 19, 99, u64::MAX] {
             assert_eq!(dispatch(nr, [0; 4], &mut f), Err(Error::NoSuchCall), "call {nr}");
         }
         assert!(f.console.is_empty(), "nothing written by a refused call");

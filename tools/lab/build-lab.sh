@@ -30,7 +30,7 @@ cd ..
 step "debootstrap dom0 root (bookworm, minbase + xen-utils-4.17), progress below"
 mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || echo http://deb.debian.org/debian)
 debootstrap --variant=minbase \
-  --include=xen-utils-4.17,xen-utils-common,xenstore-utils,busybox-static,kmod,iproute2,procps,libvirt-daemon,libvirt-daemon-driver-xen,libvirt-clients \
+  --include=xen-utils-4.17,xen-utils-common,xenstore-utils,busybox-static,kmod,iproute2,procps,iputils-ping,netcat-openbsd,libvirt-daemon,libvirt-daemon-driver-xen,libvirt-clients \
   bookworm rootfs "$mirror" 2>&1 | grep -E '^I: (Retriev|Install|Configur|Base)' | awk 'NR%40==1' || true
 [ -x rootfs/usr/lib/xen-4.17/bin/xl ] || { echo "lab build: debootstrap did not install xl" >&2; exit 1; }
 # Versions: debootstrap installs the toolstack from bookworm main (4.17.5 here), and the
@@ -50,8 +50,10 @@ cp x/boot/vmlinuz-"$kver" "$cache/vmlinuz.new"
 step "dom0 modules for $kver"
 mdir=rootfs/lib/modules/$kver; mkdir -p "$mdir"
 # virtio: the control channel's virtio-serial port (virtio_console) on QEMU's PCI bus.
+# netback and the bridge (with its stp and llc): the guests' network.
 ( cd x/lib/modules/"$kver" && find kernel/drivers/xen kernel/drivers/block/xen-blkback kernel/drivers/block/loop.ko \
     kernel/drivers/virtio kernel/drivers/char/virtio_console.ko \
+    kernel/drivers/net/xen-netback kernel/net/bridge kernel/net/802 kernel/net/llc \
     -name '*.ko*' 2>/dev/null | cpio -pdm --quiet "$cache/work/$mdir" )
 cp x/lib/modules/"$kver"/modules.{order,builtin} "$mdir"/ 2>/dev/null || true
 chroot rootfs depmod "$kver"
@@ -80,13 +82,14 @@ echo "$kpkg=$(dpkg-deb -f debs/${kpkg}_*.deb Version)" >> versions.txt
 echo "$xpkg=$(dpkg-deb -f debs/${xpkg}_*.deb Version)" >> versions.txt
 step "packing dom0 initramfs"
 ( cd rootfs && find . | cpio -o -H newc --quiet | gzip -1 ) > "$cache/dom0.cpio.gz.new"
-step "linux-baseline guest initramfs (busybox, xen-blkfront, xdiskbench)"
+step "linux-baseline guest initramfs (busybox, xen-blkfront, xen-netfront, xdiskbench)"
 mkdir -p guest/bin guest/proc guest/dev guest/lib/modules
 cp rootfs/bin/busybox guest/bin/busybox
 # The disk bench's guest: Debian builds xen-blkfront as a module (uncompressed here for
 # busybox's insmod); the bench itself is a static C program.
-for m in $(find x/lib/modules/"$kver" -name 'xen-blkfront.ko*'); do
-  case "$m" in *.xz) xz -dc "$m" > guest/lib/modules/xen-blkfront.ko;; *.zst) zstd -dcq "$m" > guest/lib/modules/xen-blkfront.ko;; *) cp "$m" guest/lib/modules/;; esac
+for m in $(find x/lib/modules/"$kver" -name 'xen-blkfront.ko*' -o -name 'xen-netfront.ko*'); do
+  b=$(basename "$m"); b=${b%.xz}; b=${b%.zst}
+  case "$m" in *.xz) xz -dc "$m" > guest/lib/modules/$b;; *.zst) zstd -dcq "$m" > guest/lib/modules/$b;; *) cp "$m" guest/lib/modules/;; esac
 done
 cc -static -O2 -o guest/bin/xdiskbench "$here/xdiskbench.c"
 install -m 755 "$here/linux-guest-init.sh" guest/init

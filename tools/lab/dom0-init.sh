@@ -12,9 +12,14 @@ mkdir -p /var/lib/xen /var/lib/xen-save /var/log/xen/console /run/xen /run/xenst
 mount -t tmpfs tmp /var/lib/xen
 # Save images are as large as the guest's memory: a separate tmpfs, not the root's.
 mount -t tmpfs -o size=1100M save /var/lib/xen-save
-for m in xenfs xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xen-blkback loop virtio_pci virtio_console; do
+for m in xenfs xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xen-blkback xen-netback bridge loop virtio_pci virtio_console; do
   modprobe $m 2>/dev/null || echo "XLAB: modprobe $m failed"
 done
+# The guests' network: a bridge with an address and no uplink (xl's vif-bridge script adds
+# each vif to it); forwarding delay 0 so a new port passes frames at once.
+ip link set lo up
+ip link add xenbr0 type bridge stp_state 0 forward_delay 0 && ip addr add 10.99.0.1/16 dev xenbr0 && ip link set xenbr0 up \
+  || echo "XLAB: bridge xenbr0 not set up"
 mount -t xenfs xenfs /proc/xen || echo "XLAB: xenfs mount failed"
 echo "XLAB: dom0 up at $(cut -d' ' -f1 /proc/uptime)s"
 XENSTORED_ROOTDIR=/run/xenstored /usr/lib/xen-4.17/bin/xenstored --pid-file=/run/xenstored.pid

@@ -272,6 +272,50 @@ soak_failure() {
     case "$_f" in /dev/null) ;; *--incoming.log) mv "$_f" "${_f%--incoming.log}-life$4--incoming.log";; *) mv "$_f" "${_f%.log}-life$4.log";; esac
   done
 }
+# ---- Network (the pong payload on a vif; NET_IP is its address, dom0 is 10.99.0.1/16).
+# net_check PREFIX: the standard tools reach the guest (ping, nc -u), then 20 numbered UDP
+# datagrams each come back intact (tools/lab/net-probe.py, written apart from the payload).
+net_check() {
+  _t0=$(now)
+  [ "$PAYLOAD" = linux ] && { wait_grep "$GUEST" 'NET up' 30 || { check "$1net-up" FAIL 30 'no NET up line'; return 1; }; }
+  if timeout 20 ping -c 3 -i 0.2 -W 2 "$NET_IP" > $T/ping.out 2>&1; then check "$1ping" PASS "$(dt $_t0 $(now))" "$(grep -E 'received|rtt' $T/ping.out | tr '\n' ' ')"
+  else check "$1ping" FAIL "$(dt $_t0 $(now))" "$(tail -3 $T/ping.out | tr '\n' ' ')"; return 1; fi
+  # The ICMP probe (bench downtime) compares with a Linux guest: ping is the check there.
+  [ "${NET_PROBE:-udp}" = icmp ] && return 0
+  _t0=$(now); _word="nc-$1$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')"
+  _got=$(echo "$_word" | timeout 10 nc -u -w 2 "$NET_IP" 7 2>&1 | head -1)
+  [ "$_got" = "$_word" ] && check "$1nc-udp" PASS "$(dt $_t0 $(now))" "nc -u: '$_word' echoed" \
+    || { check "$1nc-udp" FAIL "$(dt $_t0 $(now))" "nc -u: sent '$_word', got '$_got'"; return 1; }
+  timeout 60 python3 /xlab/net-probe.py exchange "$NET_IP" 7 20 "$1udp"
+}
+# with_stream PREFIX COMMAND...: the command (a save/restore, checkpoint or migration) while
+# dom0 sends the guest a datagram every 10 ms; afterwards the longest gap between replies is
+# its downtime, and nothing sent outside the operation may be lost.
+with_stream() {
+  _w=$1; shift
+  _port=7; [ "${NET_PROBE:-udp}" = icmp ] && _port=icmp
+  python3 /xlab/net-probe.py stream "$NET_IP" $_port 10 $T/stream.log & _sp=$!
+  sleep 1
+  _ts0=$(date +%s.%N)
+  "$@"; _wrc=$?
+  _ts1=$(date +%s.%N)
+  sleep 2
+  kill -TERM $_sp 2>/dev/null; wait $_sp
+  [ $_wrc -eq 0 ] || return $_wrc
+  python3 /xlab/net-probe.py analyse $T/stream.log "$_ts0" "$_ts1" "${_w}downtime"
+}
+scenario_net() {
+  check_notes; start_guest || { finish; return; }
+  net_check "" || { finish; return; }
+  _c=1
+  while [ $_c -le "$CYCLES" ]; do
+    with_stream "c$_c-sr-" save_restore "$GUEST" "c$_c-sr-" "$WORD" && net_check "c$_c-sr-" || break
+    with_stream "c$_c-ck-" checkpoint "$GUEST" "c$_c-ck-" "$WORD" && net_check "c$_c-ck-" || break
+    with_stream "c$_c-mg-" migrate "$GUEST" "c$_c-mg-" "$WORD" && net_check "c$_c-mg-" || break
+    _c=$((_c + 1))
+  done
+  finish
+}
 # The same operations as the xshim scenarios, once each, on the Linux PV guest.
 scenario_linux_baseline() {
   start_guest && { migrate "$GUEST" '' "$WORD"; save_restore "$GUEST" '' "$WORD"; checkpoint "$GUEST" '' "$WORD"; }

@@ -50,6 +50,15 @@ pub enum Scenario {
     /// The journal payload with a disk whose `backend-id` dom0 corrupts before the guest runs:
     /// the shim logs it, fails that disk only, and the payload gets NoDevice.
     DiskBadBackend,
+    /// The pong payload on a vif (dom0's netback, bridge xenbr0): `ping`, `nc -u` and 20
+    /// numbered UDP datagrams answered before and after each save/restore, checkpoint and
+    /// migration (--cycles times each), with a datagram every 10 ms during each operation:
+    /// none lost outside it, the longest gap between replies its downtime.
+    Net,
+    /// `bench downtime`: `net`'s operations with ICMP echo requests every 10 ms as the probe
+    /// (what a Linux guest answers in its kernel, as the pong payload does), for xshim and for
+    /// the Linux PV guest (`--payload linux`), alone in the lab.
+    DowntimeBench,
     /// libvirt's libxl driver instead of xl: the guest defined from domain XML, `virsh start`,
     /// `virsh save` / `virsh restore` --cycles times, `virsh migrate --live` (libvirt refuses a
     /// migration to the same host: the refusal is checked and shown), `virsh shutdown`.
@@ -100,6 +109,8 @@ pub struct LabOpts {
     pub show_console: bool,
     /// A disk of this many MiB (a file in dom0, served by blkback as xvda).
     pub disk: Option<u32>,
+    /// A network interface (a vif on dom0's bridge xenbr0, served by netback).
+    pub net: bool,
 }
 
 impl LabOpts {
@@ -111,7 +122,7 @@ impl LabOpts {
 
 impl Default for LabOpts {
     fn default() -> Self {
-        LabOpts { scenario: Scenario::Boot, mode: Mode::Pvh, payload: "ticker".into(), image: None, cycles: 1, memory: 128, payload_args: String::new(), ready: None, progress: None, show_console: false, disk: None }
+        LabOpts { scenario: Scenario::Boot, mode: Mode::Pvh, payload: "ticker".into(), image: None, cycles: 1, memory: 128, payload_args: String::new(), ready: None, progress: None, show_console: false, disk: None, net: false }
     }
 }
 
@@ -196,8 +207,15 @@ fn readiness(payload: &str, linux: bool) -> (&'static str, String) {
         "hello" => ("TICK", "wait_grep \"$GUEST\" 'Hello from' 180".into()),
         "abi-check" => ("TICK", "wait_grep \"$GUEST\" 'abi-check: (PASS|FAIL)' 240".into()),
         "journal" => ("-", "wait_grep \"$GUEST\" 'JOURNAL (verified|-ERROR)' 180".into()),
+        "pong" => ("PONG", "wait_count \"$GUEST\" PONG 1 180".into()),
         _ => ("TICK", "wait_count \"$GUEST\" TICK 2 180".into()),
     }
+}
+
+/// Scenario `n`'s vif: a MAC in Xen's range (00:16:3e) and an address on dom0's bridge
+/// (10.99.0.1/16), both its own.
+fn net_address(n: u32) -> (String, String) {
+    (format!("00:16:3e:5a:{:02x}:{:02x}", (n >> 8) & 0xff, n & 0xff), format!("10.99.{}.{}", 1 + n / 200, 10 + n % 200))
 }
 
 /// The shell function in tools/lab/xlab-lib.sh that is the scenario.
@@ -218,6 +236,7 @@ fn scenario_function(s: Scenario) -> &'static str {
         Scenario::Libvirt => "scenario_libvirt",
         Scenario::DiskBadBackend => "scenario_disk_bad_backend",
         Scenario::DiskBench => "scenario_disk_bench",
+        Scenario::Net | Scenario::DowntimeBench => "scenario_net",
     }
 }
 
@@ -265,13 +284,25 @@ fn script(o: &LabOpts, dir: &str, sid: &str) -> String {
     let mut s = format!(". /xlab/xlab-lib.sh\nXLAB_DIR={dir} SID={sid} T=/tmp/xlab-{sid}\nmkdir -p \"$T\"\n");
     // The disk: a sparse file in the scenario's scratch directory (removed after it), which
     // xl's `block` script puts on a loop device for blkback.
-    let disk_line = match o.disk {
+    let mut disk_line = match o.disk {
         Some(mib) => {
             let _ = writeln!(s, "DISK_IMG=/tmp/xlab-{sid}/disk.img\ntruncate -s {mib}M \"$DISK_IMG\"");
             format!("\ndisk=['format=raw,vdev=xvda,access=rw,target=/tmp/xlab-{sid}/disk.img']")
         }
         None => String::new(),
     };
+    // A network interface on dom0's bridge, with a MAC and an IPv4 address of the scenario's
+    // own (scenarios side by side share the bridge): the pong payload gets its address.
+    let mut payload_args = o.payload_args.clone();
+    if o.net {
+        let n: u32 = sid.trim_start_matches('s').parse().unwrap_or(0);
+        let (mac, ip) = net_address(n);
+        let _ = writeln!(s, "NET_IP={ip} NET_MAC={mac}");
+        let _ = write!(disk_line, "\nvif=['mac={mac},bridge=xenbr0']");
+        if o.payload == "pong" && !payload_args.split_whitespace().any(|w| w.starts_with("ip=")) {
+            payload_args = format!("ip={ip} {payload_args}");
+        }
+    }
     if o.scenario == Scenario::Compare {
         let ticker = "ramdisk=\"@/payload\"\ncmdline=\"xshim.log=debug\"";
         s.push_str(&xl_cfg(dir, &format!("{sid}-xa"), ty, "kernel", ticker, o.memory));
@@ -292,13 +323,17 @@ fn script(o: &LabOpts, dir: &str, sid: &str) -> String {
         s.push_str(&xl_cfg(dir, &format!("{sid}-xb"), "pv", "vmlinuz", &format!("ramdisk=\"@/guest.cpio.gz\"\nextra=\"console=hvc0 quiet xlab.bench=disk\"{}", disk("xb")), o.memory));
         let _ = writeln!(s, "GUESTS='{sid}-xa:xshim {sid}-xb:linux'");
     } else if linux {
-        s.push_str(&xl_cfg(dir, &guest, ty, "kernel", "ramdisk=\"@/guest.cpio.gz\"\nextra=\"console=hvc0 quiet\"", o.memory));
+        let ip = if o.net { format!(" xlab.ip={}", net_address(sid.trim_start_matches('s').parse().unwrap_or(0)).1) } else { String::new() };
+        s.push_str(&xl_cfg(dir, &guest, ty, "kernel", &format!("ramdisk=\"@/guest.cpio.gz\"\nextra=\"console=hvc0 quiet{ip}\"{disk_line}"), o.memory));
     } else {
         let ramdisk = if o.image.is_none() { "ramdisk=\"@/payload\"\n" } else { "" };
-        s.push_str(&xl_cfg(dir, &guest, ty, "kernel", &format!("{ramdisk}cmdline=\"xshim.log=debug {}\"{disk_line}", o.payload_args), o.memory));
+        s.push_str(&xl_cfg(dir, &guest, ty, "kernel", &format!("{ramdisk}cmdline=\"xshim.log=debug {payload_args}\"{disk_line}"), o.memory));
         if o.scenario == Scenario::Libvirt {
-            s.push_str(&libvirt_xml(dir, &guest, o.mode, o.image.is_none(), &format!("xshim.log=debug {}", o.payload_args), o.memory));
+            s.push_str(&libvirt_xml(dir, &guest, o.mode, o.image.is_none(), &format!("xshim.log=debug {payload_args}"), o.memory));
         }
+    }
+    if o.scenario == Scenario::DowntimeBench {
+        s.push_str("NET_PROBE=icmp\n");
     }
     s.push_str(&progress);
     let _ = writeln!(s, "GUEST={guest} WORD={word} CYCLES={} PAYLOAD={}", o.cycles, sh_quote(&o.payload));
@@ -316,6 +351,7 @@ fn time_limit(o: &LabOpts) -> u64 {
         Scenario::Compare | Scenario::Libvirt => 120,
         Scenario::DiskBench => 900,
         Scenario::Lifecycle => 240,
+        Scenario::Net | Scenario::DowntimeBench => 150,
         _ => 45,
     };
     // A long soak (`--cycles 1000`: about 8 s an operation under TCG) may take hours; every
@@ -343,6 +379,7 @@ fn estimate(o: &LabOpts) -> u64 {
         Scenario::Compare => 60 * c,
         Scenario::DiskBadBackend => 20,
         Scenario::DiskBench => 300,
+        Scenario::Net | Scenario::DowntimeBench => 15 + 40 * c,
     }
 }
 
@@ -374,7 +411,7 @@ fn sharing(o: &LabOpts) -> Sharing {
         // The Linux baseline is always PV, whatever the mode says.
         Scenario::LinuxBaseline => Sharing::Any,
         _ if o.mode == Mode::Pvh => Sharing::Alone,
-        Scenario::Compare | Scenario::Soak | Scenario::DiskBench => Sharing::Alone,
+        Scenario::Compare | Scenario::Soak | Scenario::DiskBench | Scenario::DowntimeBench => Sharing::Alone,
         Scenario::Control => Sharing::StopsConsoles,
         Scenario::Libvirt => Sharing::Serial("libvirt"),
         _ => Sharing::Any,
@@ -647,7 +684,7 @@ fn one_boot(list: &[LabOpts], pending: &[usize], echo: bool) -> Result<Vec<(usiz
     let dir = util::root().join("target/lab-runs").join(format!("{name}-{stamp}").to_lowercase());
     let files = dir.join("xlab");
     std::fs::create_dir_all(&files).map_err(|e| e.to_string())?;
-    for f in ["xlab-lib.sh", "journal-check.py"] {
+    for f in ["xlab-lib.sh", "journal-check.py", "net-probe.py"] {
         std::fs::copy(util::root().join("tools/lab").join(f), files.join(f)).map_err(|e| e.to_string())?;
     }
     let mut session = String::new();
@@ -831,6 +868,13 @@ fn host_checks(o: &LabOpts, res: &mut LabResult) {
             }
         }
     }
+    if matches!(o.scenario, Scenario::Net | Scenario::DowntimeBench) {
+        // Every resume in a new domain (a restore, a migration: two a cycle) reconnects the
+        // interface and announces it; checkpoints do not.
+        let announced = console.lines().filter(|l| l.contains("announced (RARP)")).count();
+        let want = 2 * o.cycles as usize;
+        add("net-reconnected-and-announced", announced == want, format!("{announced} reconnections with an announce frame, {want} restores and migrations"));
+    }
     if o.scenario == Scenario::DiskBadBackend {
         let logged = console.lines().find(|l| l.contains("backend-id = \"99999\": out of range")).map(|l| l.trim().to_string());
         add("bad-backend-logged", logged.is_some(), logged.unwrap_or_else(|| "no line naming the bad backend-id".into()));
@@ -973,6 +1017,53 @@ pub fn bench_disk(mode: Mode) -> Result<bool, String> {
     }
     report(&res);
     Ok(ok && res.passed())
+}
+
+/// `xshim bench downtime`: how long a guest stops answering during each operation, measured
+/// from dom0 with an ICMP echo request every 10 ms (the longest gap between replies): the
+/// pong payload under xshim against a Linux PV guest (its kernel answers), each alone in the
+/// lab, in one lab boot. Per operation: the median and the worst of `cycles` (at least 5).
+pub fn bench_downtime(mode: Mode, cycles: u32) -> Result<bool, String> {
+    let cycles = cycles.max(5);
+    let xshim = LabOpts { scenario: Scenario::DowntimeBench, mode, payload: "pong".into(), cycles, net: true, ..Default::default() };
+    let linux = LabOpts { scenario: Scenario::DowntimeBench, mode: Mode::Pv, payload: "linux".into(), cycles, net: true, ..Default::default() };
+    let results = run_session(&[xshim, linux], true)?;
+    let ops = [("sr", "save/restore"), ("ck", "checkpoint"), ("mg", "migrate")];
+    // "downtime c3-mg-downtime 41.2" info lines: per operation kind, the figures in ms.
+    let figures = |r: &LabResult, kind: &str| -> Vec<f64> {
+        let mut v: Vec<f64> = r.info.iter().filter_map(|i| {
+            let mut w = i.strip_prefix("downtime ")?.split_whitespace();
+            let name = w.next()?;
+            name.ends_with(&format!("-{kind}-downtime")).then_some(())?;
+            w.next()?.parse().ok()
+        }).collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v
+    };
+    let who = if mode == Mode::Pv { "xshim (PV)" } else { "xshim (PVH)" };
+    println!("\nbench downtime: ICMP echo every 10 ms from dom0, longest gap between replies (ms); {cycles} of each operation, one lab boot");
+    println!("{:<14} {:>22} {:>22} {:>14}  target", "operation", format!("{who} median/worst"), "Linux (PV) median/worst", "ratio (median)");
+    let mut ok = results.iter().all(|r| r.passed());
+    for (kind, name) in ops {
+        let (x, l) = (figures(&results[0], kind), figures(&results[1], kind));
+        let med = |v: &[f64]| (!v.is_empty()).then(|| v[v.len() / 2]);
+        let worst = |v: &[f64]| v.last().copied();
+        let f = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => format!("{a:.0} / {b:.0}"),
+            _ => "-".into(),
+        };
+        let ratio = match (med(&x), med(&l)) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        };
+        let met = ratio.map(|r| r <= 0.5);
+        ok &= met.unwrap_or(false) || kind != "mg";
+        println!("{:<14} {:>22} {:>22} {:>14}  {}", name, f(med(&x), worst(&x)), f(med(&l), worst(&l)), ratio.map(|r| format!("{r:.2}")).unwrap_or_else(|| "-".into()), match met { Some(true) => "<= 0.50 met", Some(false) => "<= 0.50 NOT met", None => "no figure" });
+    }
+    for r in &results {
+        report(r);
+    }
+    Ok(ok)
 }
 
 pub fn bench_calls(against: Option<PathBuf>) -> Result<bool, String> {

@@ -82,9 +82,11 @@ enum Cmd {
     /// migrate of the xshim guest with the Linux PV baseline of the same size, in one lab boot;
     /// `calls` measures one call into the shim under QEMU and under Xen PVH and PV; `disk`
     /// measures the journal payload's disk against the Linux PV guest's on the same kind of
-    /// backing file (sequential MB/s, 4 KiB write + flush latency).
+    /// backing file (sequential MB/s, 4 KiB write + flush latency); `downtime` measures how
+    /// long the pong payload stops answering pings during save/restore, checkpoint and
+    /// migrate against a Linux PV guest (median and worst of --cycles, at least 5).
     Bench {
-        #[arg(value_parser = ["saverestore", "calls", "disk"])]
+        #[arg(value_parser = ["saverestore", "calls", "disk", "downtime"])]
         what: String,
         #[arg(long, default_value_t = 128)]
         memory: u32,
@@ -138,6 +140,10 @@ enum LabCmd {
         /// Give the guest a disk of this many MiB (xvda; default 64 for the journal payload).
         #[arg(long)]
         disk: Option<u32>,
+        /// Give the guest a network interface on dom0's bridge (always for `net` and the pong
+        /// payload, which `net` runs unless --payload says otherwise).
+        #[arg(long)]
+        net: bool,
     },
     /// Boot Xen + dom0 and keep them up in the background, reachable through the control
     /// channel (a virtio-serial port, not the console) until `lab down` or the time limit.
@@ -251,8 +257,11 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(e),
         },
-        Cmd::Lab { cmd: LabCmd::Run { scenario, mode, payload, image, cycles, memory, args, ready, progress, disk } } => {
+        Cmd::Lab { cmd: LabCmd::Run { scenario, mode, payload, image, cycles, memory, args, ready, progress, disk, net } } => {
             let disk = disk.or((payload == "journal").then_some(64));
+            // `net` is pong's scenario: the default payload (the ticker) would not answer.
+            let payload = if scenario.contains(&lab::Scenario::Net) && payload == "ticker" { "pong".to_string() } else { payload };
+            let net = net || payload == "pong";
             if image.is_none() && !util::payload_elf(&payload).exists() {
                 if let Err(e) = build::build() {
                     return fail(e);
@@ -265,7 +274,7 @@ fn main() -> ExitCode {
                 .iter()
                 .map(|&s| {
                     let mode = mode.unwrap_or(if s == lab::Scenario::LinuxBaseline { lab::Mode::Pv } else { lab::Mode::Pvh });
-                    lab::LabOpts { scenario: s, mode, payload: payload.clone(), image: image.clone(), cycles, memory, payload_args: args.clone(), ready: ready.clone(), progress: progress.clone(), show_console: true, disk }
+                    lab::LabOpts { scenario: s, mode, payload: payload.clone(), image: image.clone(), cycles, memory, payload_args: args.clone(), ready: ready.clone(), progress: progress.clone(), show_console: true, disk, net }
                 })
                 .collect();
             match lab::run_session(&list, true) {
@@ -294,6 +303,7 @@ fn main() -> ExitCode {
             let run = match what.as_str() {
                 "calls" => lab::bench_calls(against),
                 "disk" => lab::bench_disk(mode),
+                "downtime" => lab::bench_downtime(mode, cycles),
                 _ => lab::bench(memory, cycles, mode, against),
             };
             match run {

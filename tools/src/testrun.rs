@@ -112,6 +112,11 @@ fn qemu_tier(t: &mut Tally) {
         let line = r.output.lines().find(|l| l.contains("JOURNAL-ERROR")).unwrap_or("no JOURNAL-ERROR line").trim().to_string();
         (line.contains("no disk 0: NoDevice") && r.payload_code == Some(3)).then(|| format!("{line}; exit 3")).ok_or(format!("{line}; exit {:?}", r.payload_code))
     });
+    // No Xen, no network interface: NET_INFO answers NoDevice, and pong says so and exits 1.
+    qemu_boot(t, "qemu-pong-no-net", &shim, Some(&util::payload_elf("pong")), "ip=10.0.0.2", |r| {
+        let line = r.output.lines().find(|l| l.contains("PONG-ERROR")).unwrap_or("no PONG-ERROR line").trim().to_string();
+        (line.contains("no network interface 0: NoDevice") && r.payload_code == Some(1)).then(|| format!("{line}; exit 1")).ok_or(format!("{line}; exit {:?}", r.payload_code))
+    });
     // The ticker sleeps until start + n s: its ticks must come 1 s apart, under the
     // accelerator `xshim run` picks and under TCG.
     let auto = qemu::choose_accel();
@@ -306,6 +311,13 @@ fn lab_tier(t: &mut Tally, soak: bool) {
         add(&format!("lab-disk-replay-{m}"), j(Scenario::Saverestore, 4, "xshim.blkdrain=0 batch=176 interval_ms=0 ring=17600"));
     }
     add("lab-disk-bad-backend-pvh", LabOpts { disk: Some(16), ..base(Scenario::DiskBadBackend, "journal", 1) });
+    // A network interface served by dom0's netback on a bridge: the pong payload answers
+    // ping, nc -u and numbered UDP datagrams before and after save/restore, checkpoint and
+    // migration, with a datagram every 10 ms during each (none lost outside it).
+    for mode in [Mode::Pvh, Mode::Pv] {
+        let m = if mode == Mode::Pv { "pv" } else { "pvh" };
+        add(&format!("lab-net-{m}-x2"), LabOpts { mode, net: true, ..base(Scenario::Net, "pong", 2) });
+    }
     // libvirt's libxl driver instead of xl, both modes.
     add("lab-libvirt-pvh", base(Scenario::Libvirt, "ticker", 2));
     add("lab-libvirt-pv", pv(Scenario::Libvirt, 2));

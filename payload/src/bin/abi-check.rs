@@ -156,8 +156,18 @@ mod payload {
         t.check(s.block_info(7) == Err(Error::NoDevice), format_args!("block_info(7) -> NoDevice"));
         t.check(s.block_flush(0) == Err(Error::NoDevice), format_args!("block_flush(0) without a disk -> NoDevice"));
 
+        // The network calls, likewise: abi-check runs without a vif.
+        let r = s.raw(call::NET_INFO, 0, 0x10, 0, 0);
+        t.check(r == Error::BadPointer as i64, format_args!("net_info(0, 0x10) -> BadPointer ({r})"));
+        let r = s.raw(call::NET_SEND, 0, buf.as_ptr() as u64, 0, 0);
+        t.check(r == Error::BadLength as i64, format_args!("net_send of 0 bytes -> BadLength ({r})"));
+        let r = s.raw(call::NET_RECV, 0, 0x10_0000, 1514, 0);
+        t.check(r == Error::BadPointer as i64, format_args!("net_recv into the shim (1 MiB) -> BadPointer ({r})"));
+        t.check(s.net_info(0).err() == Some(Error::NoDevice), format_args!("net_info(0) without a vif -> NoDevice"));
+        t.check(s.net_send(0, &buf[..60]) == Err(Error::NoDevice), format_args!("net_send(0) without a vif -> NoDevice"));
+
         // Calls that do not exist or take bad arguments.
-        for nr in [0u64, 16, 999, u64::MAX] {
+        for nr in [0u64, 19, 999, u64::MAX] {
             let r = s.raw(nr, 0, 0, 0, 0);
             t.check(r == Error::NoSuchCall as i64, format_args!("call {nr:#x} -> NoSuchCall ({r})"));
         }

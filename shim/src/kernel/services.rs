@@ -5,8 +5,8 @@ use crate::platform::Exit;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use crate::platform::xen::disks;
-use xshim_payload::abi::{self, BlockInfo, BootInfo, Error, Features, MemRegion, Wake};
+use crate::platform::xen::{disks, nics};
+use xshim_payload::abi::{self, BlockInfo, BootInfo, Error, Features, MemRegion, NetInfo, Wake};
 use xshim_shim::xen::abi::blkif::{BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ, BLKIF_OP_WRITE};
 use xshim_shim::abi_dispatch::{dispatch, encode, PayloadSlice, Services, ShutdownRequest};
 use xshim_shim::payload_mem::PayloadMemory;
@@ -24,6 +24,8 @@ static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 static RESUME_NOTIFY: AtomicBool = AtomicBool::new(false);
 static RESUMED: AtomicBool = AtomicBool::new(false);
 static GENERATION: AtomicU64 = AtomicU64::new(0);
+/// A NET_SEND answered `Again` since WAIT last reported a free slot (`Wake::NET_TX`).
+static NET_TX_WANTED: AtomicBool = AtomicBool::new(false);
 
 /// Fixes the payload's view of the platform and returns its BootInfo; `call` is the address
 /// the payload calls (`Platform::payload_call_gate`).
@@ -152,6 +154,22 @@ impl Services for ShimServices<'_> {
     fn block_flush(&mut self, dev: u64) -> Result<u64, Error> {
         block_call(self.events, dev, BLKIF_OP_FLUSH_DISKCACHE, 0, &mut []).map(|_| 0)
     }
+    fn net_info(&mut self, dev: u64) -> Result<NetInfo, Error> {
+        nics::info(dev)
+    }
+    fn net_send(&mut self, dev: u64, frame: PayloadSlice) -> Result<u64, Error> {
+        // SAFETY: checked to be payload memory, identity-mapped; the payload is stopped in
+        // this call; the frame is only read (copied into the shim's buffer).
+        let r = nics::send(dev, unsafe { frame.as_bytes() });
+        if r == Err(Error::Again) {
+            NET_TX_WANTED.store(true, Ordering::SeqCst);
+        }
+        r
+    }
+    fn net_recv(&mut self, dev: u64, buf: PayloadSlice) -> Result<u64, Error> {
+        // SAFETY: as console_read; no other reference to the payload's buffer exists.
+        nics::recv(dev, unsafe { buf.as_bytes_mut() })
+    }
 }
 
 /// How long a disk call may wait for its backend (time suspended does not count: the clock
@@ -190,6 +208,15 @@ fn wait(events: &crate::hw::EventsOff, deadline: u64) -> Wake {
         }
         if console::input_pending() {
             return Wake::CONSOLE_INPUT;
+        }
+        let (rx, tx) = nics::ready();
+        let mut net = Wake::empty();
+        net.set(Wake::NET_RX, rx);
+        if tx && NET_TX_WANTED.swap(false, Ordering::SeqCst) {
+            net |= Wake::NET_TX;
+        }
+        if !net.is_empty() {
+            return net;
         }
         if crate::clock::now_ns() >= deadline {
             return Wake::DEADLINE;

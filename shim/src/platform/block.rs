@@ -7,7 +7,7 @@
 use crate::hw::xen::block::{BlockPages, MachineBlk};
 use crate::hw::xen::shared_info::wait_on_port;
 use crate::hw::xen::xenstore::{Xenstore, XsStore};
-use crate::hw::xen::{grant_table, time};
+use crate::hw::xen::time;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -111,13 +111,13 @@ pub fn suspend(disks: &mut [Disk]) {
     }
 }
 
-/// After a suspend. New domain: the old grants are void; every disk connects to its new
-/// backend and sends again what had no response. Cancelled: nothing to do.
+/// After a suspend. New domain: the old grants are void (the caller reset the grant table,
+/// once for every device); every disk connects to its new backend and sends again what had no
+/// response. Cancelled: nothing to do.
 pub fn resume(xs: &mut Xenstore, disks: &mut [Disk], new_domain: bool) {
     if !new_domain {
         return;
     }
-    grant_table::reset();
     for d in disks.iter_mut() {
         let Disk { pages, front: Ok(f), dev, .. } = d else { continue };
         let mut env = MachineBlk::new(pages);

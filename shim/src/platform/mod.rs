@@ -4,6 +4,7 @@
 //! Nothing here decides to crash: errors go to the kernel.
 pub mod block;
 pub mod native;
+pub mod net;
 pub mod pv;
 pub mod pvh;
 pub mod xen;
@@ -71,7 +72,7 @@ impl Platform {
     pub fn features(self) -> Features {
         match self {
             Platform::Native => Features::CONSOLE_INPUT | Features::WALLCLOCK,
-            Platform::Pvh | Platform::Pv => Features::XEN | Features::SAVE_RESTORE | Features::CONSOLE_INPUT | Features::WALLCLOCK | Features::BLOCK,
+            Platform::Pvh | Platform::Pv => Features::XEN | Features::SAVE_RESTORE | Features::CONSOLE_INPUT | Features::WALLCLOCK | Features::BLOCK | Features::NET,
         }
     }
 

@@ -4,6 +4,7 @@
 //! sequence with each mode's steps, the timer, and the way out. The mode-specific pieces are
 //! `xshim_shim::xen::{pvh, pv}` and this module's siblings.
 use super::block::{self, Disk};
+use super::net::{self, Nic};
 use super::{Exit, Platform};
 use crate::console;
 use crate::hw::xen::console_ring::ConsoleRing;
@@ -28,6 +29,8 @@ pub struct XenState {
     ports: XenPorts,
     /// The disks (`platform::block`).
     disks: alloc::vec::Vec<Disk>,
+    /// The network interfaces (`platform::net`).
+    nics: alloc::vec::Vec<Nic>,
     /// Suspends completed (either outcome), for the log.
     pub suspends: u64,
 }
@@ -55,13 +58,14 @@ pub struct Env<'a> {
     xenstore: Option<&'a mut Xenstore>,
     /// The split devices (none at boot, before they are connected).
     disks: Option<&'a mut alloc::vec::Vec<Disk>>,
+    nics: Option<&'a mut alloc::vec::Vec<Nic>>,
     /// Set by xenstore_attach at boot, where there is no client yet.
     new_xenstore: Option<Xenstore>,
 }
 
 impl<'a> Env<'a> {
     pub fn boot(events: &'a EventsOff) -> Env<'a> {
-        Env { events, xenstore: None, disks: None, new_xenstore: None }
+        Env { events, xenstore: None, disks: None, nics: None, new_xenstore: None }
     }
 }
 
@@ -107,13 +111,22 @@ impl GuestEnv for Env<'_> {
         grant_table::frames()
     }
     fn devices_suspend(&mut self) {
+        // Disks: requests in flight are waited for (bounded). Network: nothing; frames in
+        // flight may be lost (at most once).
         if let Some(disks) = self.disks.as_deref_mut() {
             block::suspend(disks);
         }
     }
     fn devices_resume(&mut self, new_domain: bool) {
+        if new_domain {
+            // A new domain's grant table is empty: every device grants anew.
+            grant_table::reset();
+        }
         if let (Some(disks), Some(xs)) = (self.disks.as_deref_mut(), self.xenstore.as_deref_mut()) {
             block::resume(xs, disks, new_domain);
+        }
+        if let (Some(nics), Some(xs)) = (self.nics.as_deref_mut(), self.xenstore.as_deref_mut()) {
+            net::resume(xs, nics, new_domain);
         }
     }
 }
@@ -152,7 +165,8 @@ pub fn connect(platform: Platform, events: &EventsOff) -> Result<(XenPorts, Ring
     }
     let mut xenstore = env.new_xenstore.take().expect("xenstore_attach made the client");
     let disks = block::connect_all(&mut xenstore);
-    *XEN.lock() = Some(XenState { xenstore, ports, disks, suspends: 0 });
+    let nics = net::connect_all(&mut xenstore);
+    *XEN.lock() = Some(XenState { xenstore, ports, disks, nics, suspends: 0 });
     Ok((ports, console_ring, store_ring))
 }
 
@@ -204,9 +218,9 @@ pub fn on_upcall(_events: &EventsOff) -> Option<Request> {
 pub fn suspend(platform: Platform, events: &EventsOff, t_request: u64) -> Result<(Outcome, u64), SuspendError> {
     let mut guard = XEN.lock();
     let st = guard.as_mut().expect("suspend requested through xenstore, so Xen state exists");
-    let XenState { xenstore, ports, disks, suspends } = st;
+    let XenState { xenstore, ports, disks, nics, suspends } = st;
     let mut hc = XenHypercalls;
-    let mut env = Env { events, xenstore: Some(xenstore), disks: Some(disks), new_xenstore: None };
+    let mut env = Env { events, xenstore: Some(xenstore), disks: Some(disks), nics: Some(nics), new_xenstore: None };
     let common = StepsCommon::new(&mut hc, &mut env, shared_info::pages(), ports, t_request);
     let outcome = match platform {
         Platform::Pvh => suspend_and_resume(&mut PvhSteps(common)),
@@ -223,12 +237,13 @@ pub fn exit(platform: Platform, how: Exit) -> ! {
         Exit::Reboot => ShutdownReason::Reboot,
         Exit::Crash => ShutdownReason::Crash,
     };
-    // Tell the disks' backends we are going (a clean poweroff or reboot only, and only if
+    // Tell the devices' backends we are going (a clean poweroff or reboot only, and only if
     // the lock is free: the exit path may come from anywhere).
     if matches!(how, Exit::Poweroff(_) | Exit::Reboot) {
         if let Some(mut guard) = XEN.try_lock() {
             if let Some(st) = guard.as_mut() {
                 block::close_all(&mut st.xenstore, &mut st.disks);
+                net::close_all(&mut st.xenstore, &mut st.nics);
             }
         }
     }
@@ -263,5 +278,25 @@ pub mod disks {
         if let Some(st) = XEN.lock().as_mut() {
             block::give_up(&mut st.disks, dev, waited_ns);
         }
+    }
+}
+
+/// The payload's NET_* calls, on the interfaces found at boot (none without Xen state).
+pub mod nics {
+    use super::{net, XEN};
+    use xshim_payload::abi::{Error, NetInfo};
+
+    pub fn info(dev: u64) -> Result<NetInfo, Error> {
+        XEN.lock().as_mut().map_or(Err(Error::NoDevice), |st| net::info(&mut st.nics, dev))
+    }
+    pub fn send(dev: u64, frame: &[u8]) -> Result<u64, Error> {
+        XEN.lock().as_mut().map_or(Err(Error::NoDevice), |st| net::send(&mut st.nics, dev, frame))
+    }
+    pub fn recv(dev: u64, buf: &mut [u8]) -> Result<u64, Error> {
+        XEN.lock().as_mut().map_or(Err(Error::NoDevice), |st| net::recv(&mut st.nics, dev, buf))
+    }
+    /// (a frame is queued, a send slot is free), over every interface.
+    pub fn ready() -> (bool, bool) {
+        XEN.lock().as_mut().map_or((false, false), |st| net::ready(&mut st.nics))
     }
 }

@@ -66,6 +66,16 @@ impl FrontRing {
         self.size
     }
 
+    /// The index the next request goes to (its slot: `& (size - 1)`).
+    pub fn producer_index(&self) -> u32 {
+        self.req_prod_pvt
+    }
+
+    /// The index of the next response to consume.
+    pub fn consumer_index(&self) -> u32 {
+        self.rsp_cons
+    }
+
     /// Requests written whose responses have not been consumed.
     pub fn outstanding(&self) -> u32 {
         self.req_prod_pvt.wrapping_sub(self.rsp_cons)

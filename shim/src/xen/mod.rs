@@ -10,6 +10,7 @@ pub mod grant_refs;
 pub mod front_ring;
 pub mod guest;
 pub mod hypercalls;
+pub mod netfront;
 pub mod p2m_tree;
 pub mod pv;
 pub mod pv_layout;

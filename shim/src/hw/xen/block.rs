@@ -4,14 +4,12 @@
 //! log and what a failure means are the platform's.
 use super::grant_table;
 use super::hypercall::XenHypercalls;
-use core::sync::atomic::{fence, Ordering};
-use xshim_shim::xen::abi::blkif::{BlkifRequest, BlkifResponse, SringHeader, BLKIF_ENTRY_BYTES};
+use super::ring_page::RingPage;
+use xshim_shim::xen::abi::blkif::{BlkifRequest, BlkifResponse, BLKIF_ENTRY_BYTES};
 use xshim_shim::xen::blkfront::{BlkEnv, PAGE_BYTES};
 use xshim_shim::xen::frames::EvtchnPort;
-use xshim_shim::xen::front_ring::SharedRing;
 use xshim_shim::xen::hypercalls::Hypercalls;
 use xshim_shim::xen::xenbus::DeviceError;
-use zerocopy::{FromZeros, IntoBytes};
 
 /// A device's pages: one for the ring, `pool` bounce pages after it. Allocated once and kept
 /// for the guest's life (a backend may hold them mapped).
@@ -45,87 +43,24 @@ impl BlockPages {
     }
 }
 
-/// The shared ring page. The backend writes its indices and responses behind our back:
-/// every access is volatile, through raw pointers.
-pub struct RingPage(*mut u8);
-
-impl RingPage {
-    fn idx(&self, offset: usize) -> *mut u32 {
-        // SAFETY: offsets 0..16 are the header's four u32 indices in the ring page.
-        unsafe { self.0.add(offset) as *mut u32 }
-    }
-    fn slot(&self, slot: u32) -> *mut u8 {
-        // SAFETY: slots are masked by the front ring to its size, whose entries fit the page.
-        unsafe { self.0.add(core::mem::size_of::<SringHeader>() + slot as usize * BLKIF_ENTRY_BYTES) }
-    }
-}
-
-impl SharedRing for RingPage {
-    type Request = BlkifRequest;
-    type Response = BlkifResponse;
-    fn init(&mut self) {
-        let header = SringHeader { req_prod: 0, req_event: 1, rsp_prod: 0, rsp_event: 1, ..SringHeader::new_zeroed() };
-        // SAFETY: the whole ring page is ours until it is granted (init runs before).
-        unsafe {
-            core::ptr::write_bytes(self.0, 0, PAGE_BYTES);
-            core::ptr::copy_nonoverlapping(header.as_bytes().as_ptr(), self.0, header.as_bytes().len());
-        }
-    }
-    fn req_prod(&self) -> u32 {
-        // SAFETY: see `idx`.
-        unsafe { core::ptr::read_volatile(self.idx(0)) }
-    }
-    fn set_req_prod(&mut self, v: u32) {
-        // SAFETY: see `idx`.
-        unsafe { core::ptr::write_volatile(self.idx(0), v) }
-    }
-    fn req_event(&self) -> u32 {
-        // SAFETY: see `idx`.
-        unsafe { core::ptr::read_volatile(self.idx(4)) }
-    }
-    fn rsp_prod(&self) -> u32 {
-        // SAFETY: see `idx`.
-        unsafe { core::ptr::read_volatile(self.idx(8)) }
-    }
-    fn set_rsp_event(&mut self, v: u32) {
-        // SAFETY: see `idx`.
-        unsafe { core::ptr::write_volatile(self.idx(12), v) }
-    }
-    fn write_request(&mut self, slot: u32, req: &BlkifRequest) {
-        let bytes = req.as_bytes();
-        for (i, b) in bytes.iter().enumerate() {
-            // SAFETY: see `slot`; volatile, the backend may be reading other slots.
-            unsafe { core::ptr::write_volatile(self.slot(slot).add(i), *b) }
-        }
-    }
-    fn read_response(&self, slot: u32) -> BlkifResponse {
-        let mut rsp = BlkifResponse::new_zeroed();
-        for (i, b) in rsp.as_mut_bytes().iter_mut().enumerate() {
-            // SAFETY: see `slot`; a copy, read once.
-            *b = unsafe { core::ptr::read_volatile(self.slot(slot).add(i)) };
-        }
-        rsp
-    }
-    fn full_barrier(&self) {
-        fence(Ordering::SeqCst);
-    }
-}
-
 /// `BlkEnv` over a device's pages.
 pub struct MachineBlk<'a> {
     pages: &'a BlockPages,
-    ring: RingPage,
+    ring: BlkRing,
 }
+
+type BlkRing = RingPage<BlkifRequest, BlkifResponse, BLKIF_ENTRY_BYTES>;
 
 impl<'a> MachineBlk<'a> {
     pub fn new(pages: &'a BlockPages) -> Self {
-        MachineBlk { pages, ring: RingPage(pages.base) }
+        // SAFETY: the device's first page, ours for the guest's life.
+        MachineBlk { pages, ring: unsafe { RingPage::new(pages.base) } }
     }
 }
 
 impl BlkEnv for MachineBlk<'_> {
-    type Ring = RingPage;
-    fn ring(&mut self) -> &mut RingPage {
+    type Ring = BlkRing;
+    fn ring(&mut self) -> &mut BlkRing {
         &mut self.ring
     }
     fn grant_ring(&mut self, domid: u16) -> Result<u32, DeviceError> {

@@ -7,6 +7,7 @@ pub mod event_channel;
 pub mod grant_table;
 pub mod hvm_params;
 pub mod memory;
+pub mod netif;
 pub mod sched;
 pub mod start_info;
 pub mod vcpu;
@@ -134,6 +135,23 @@ pub fn layout_table() -> alloc::vec::Vec<(&'static str, &'static str, usize)> {
     off!("struct blkif_sring", blkif::SringHeader, rsp_prod);
     off!("struct blkif_sring", blkif::SringHeader, rsp_event);
     t.push(("struct blkif_sring", "ring", core::mem::size_of::<blkif::SringHeader>()));
+    size!("struct netif_tx_request", netif::NetifTxRequest);
+    off!("struct netif_tx_request", netif::NetifTxRequest, offset);
+    off!("struct netif_tx_request", netif::NetifTxRequest, flags);
+    off!("struct netif_tx_request", netif::NetifTxRequest, id);
+    off!("struct netif_tx_request", netif::NetifTxRequest, size);
+    size!("struct netif_tx_response", netif::NetifTxResponse);
+    off!("struct netif_tx_response", netif::NetifTxResponse, status);
+    size!("struct netif_rx_request", netif::NetifRxRequest);
+    off!("struct netif_rx_request", netif::NetifRxRequest, gref);
+    size!("struct netif_rx_response", netif::NetifRxResponse);
+    off!("struct netif_rx_response", netif::NetifRxResponse, offset);
+    off!("struct netif_rx_response", netif::NetifRxResponse, flags);
+    off!("struct netif_rx_response", netif::NetifRxResponse, status);
+    size!("union netif_tx_sring_entry", [u8; netif::NETIF_TX_ENTRY_BYTES]);
+    size!("union netif_rx_sring_entry", [u8; netif::NETIF_RX_ENTRY_BYTES]);
+    t.push(("struct netif_tx_sring", "ring", core::mem::size_of::<blkif::SringHeader>()));
+    t.push(("struct netif_rx_sring", "ring", core::mem::size_of::<blkif::SringHeader>()));
     t
 }
 
@@ -175,6 +193,19 @@ pub fn constant_table() -> alloc::vec::Vec<(&'static str, u64)> {
         ("BLKIF_RSP_OKAY", blkif::BLKIF_RSP_OKAY as u64),
         ("BLKIF_RSP_ERROR", blkif::BLKIF_RSP_ERROR as u64),
         ("BLKIF_RSP_EOPNOTSUPP", blkif::BLKIF_RSP_EOPNOTSUPP as u64),
+        ("NETTXF_csum_blank", netif::NETTXF_CSUM_BLANK as u64),
+        ("NETTXF_data_validated", netif::NETTXF_DATA_VALIDATED as u64),
+        ("NETTXF_more_data", netif::NETTXF_MORE_DATA as u64),
+        ("NETTXF_extra_info", netif::NETTXF_EXTRA_INFO as u64),
+        ("NETRXF_data_validated", netif::NETRXF_DATA_VALIDATED as u64),
+        ("NETRXF_csum_blank", netif::NETRXF_CSUM_BLANK as u64),
+        ("NETRXF_more_data", netif::NETRXF_MORE_DATA as u64),
+        ("NETRXF_extra_info", netif::NETRXF_EXTRA_INFO as u64),
+        ("NETRXF_gso_prefix", netif::NETRXF_GSO_PREFIX as u64),
+        ("NETIF_RSP_DROPPED", netif::NETIF_RSP_DROPPED as u64),
+        ("NETIF_RSP_ERROR", netif::NETIF_RSP_ERROR as u64),
+        ("NETIF_RSP_OKAY", netif::NETIF_RSP_OKAY as u64),
+        ("NETIF_RSP_NULL", netif::NETIF_RSP_NULL as u64),
         ("BLKIF_MAX_SEGMENTS_PER_REQUEST", blkif::BLKIF_MAX_SEGMENTS_PER_REQUEST as u64),
         ("VDISK_CDROM", blkif::VDISK_CDROM as u64),
         ("VDISK_REMOVABLE", blkif::VDISK_REMOVABLE as u64),

@@ -1,0 +1,178 @@
+//! The guest's network interfaces: the Xen vifs found at boot (`device/vif/*`, in numeric
+//! order: the payload's interface 0, 1, ...), each driven by the host-tested netfront over
+//! `hw::xen::net`. Nothing to do before a suspend (frames are at most once); reconnected after
+//! one in a new domain, with an announce frame. The payload's NET_* calls and WAIT poll them.
+//! Policy lives here: what is logged, and that an interface which fails stays failed (its
+//! calls get an error) while the shim and the payload carry on.
+use crate::hw::xen::net::{MachineNet, NetPages};
+use crate::hw::xen::xenstore::{Xenstore, XsStore};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use xshim_payload::abi::{Error, NetInfo};
+use xshim_shim::xen::netfront::{NetError, NetFront, NetStats};
+use xshim_shim::xen::xenbus::{self, DeviceError};
+
+/// Interfaces the shim drives (more are logged and left alone).
+const MAX_NICS: usize = 4;
+/// How long a backend may take to reach a state while connecting (netback waits for the
+/// hotplug script to put the vif on its bridge first).
+const CONNECT_TIMEOUT_NS: u64 = 20_000_000_000;
+
+pub struct Nic {
+    dev: String,
+    pages: NetPages,
+    front: Result<NetFront, DeviceError>,
+    failure_logged: bool,
+    /// The counters last logged (a change in the bad ones is logged once per poll).
+    logged: NetStats,
+}
+
+impl Nic {
+    fn fail_once(&mut self) {
+        if self.failure_logged {
+            return;
+        }
+        let why = match &self.front {
+            Ok(f) => f.failed().map(|e| format!("{e}")),
+            Err(e) => Some(format!("{e}")),
+        };
+        if let Some(why) = why {
+            log::error!("net {}: {why}; the interface is failed, its calls get an error", self.dev);
+            self.failure_logged = true;
+        }
+    }
+
+    /// Logs what the backend did wrong since the last look (dropped, counted: one line).
+    fn note_trouble(&mut self) {
+        let Ok(f) = &self.front else { return };
+        let (s, l) = (f.stats, self.logged);
+        if (s.rx_bad, s.tx_bad, s.tx_errors, s.bad_index) != (l.rx_bad, l.tx_bad, l.tx_errors, l.bad_index) {
+            log::warn!(
+                "net {}: from the backend so far: {} bad receive response(s) dropped, {} unknown transmit id(s), {} transmit error(s), {} absurd ring index(es) ignored",
+                self.dev, s.rx_bad, s.tx_bad, s.tx_errors, s.bad_index
+            );
+        }
+        self.logged = s;
+    }
+}
+
+/// At boot: every vif the toolstack gave us, connected (or failed, and said why).
+pub fn connect_all(xs: &mut Xenstore) -> Vec<Nic> {
+    let mut store = XsStore(xs);
+    let (ids, odd) = xenbus::enumerate(&mut store, "device/vif");
+    for n in odd {
+        log::warn!("net: ignoring device/vif/{n} (not a device number)");
+    }
+    let mut nics = Vec::new();
+    for (i, id) in ids.into_iter().enumerate() {
+        let dev = format!("device/vif/{id}");
+        if i >= MAX_NICS {
+            log::warn!("net {dev}: ignored (the shim drives {MAX_NICS} interfaces)");
+            continue;
+        }
+        let Some(pages) = NetPages::allocate() else {
+            log::error!("net {dev}: no memory for its rings and buffers; ignored");
+            continue;
+        };
+        let front = NetFront::connect(&mut store, &mut MachineNet::new(&pages), &dev, CONNECT_TIMEOUT_NS);
+        let mut nic = Nic { dev, pages, front, failure_logged: false, logged: NetStats::default() };
+        match &nic.front {
+            Ok(f) => {
+                let m = f.mac;
+                log::info!("net interface {i}: {} mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} mtu {}, backend {} in domain {}", nic.dev, m[0], m[1], m[2], m[3], m[4], m[5], f.mtu, f.backend.path, f.backend.domid)
+            }
+            Err(_) => nic.fail_once(),
+        }
+        nics.push(nic);
+    }
+    nics
+}
+
+/// After a suspend. New domain: every interface connects to its new backend (TX in flight
+/// dropped, RX queued kept) and announces itself. Cancelled: nothing to do. The grant table
+/// was reset by the caller, once for every device.
+pub fn resume(xs: &mut Xenstore, nics: &mut [Nic], new_domain: bool) {
+    if !new_domain {
+        return;
+    }
+    for n in nics.iter_mut() {
+        let Nic { pages, front: Ok(f), dev, .. } = n else { continue };
+        let dropped = f.stats.tx_dropped_at_resume;
+        match f.reconnect(&mut XsStore(xs), &mut MachineNet::new(pages), CONNECT_TIMEOUT_NS) {
+            Ok(()) => log::info!("net {dev}: reconnected to {}, {} frame(s) in flight dropped, announced (RARP)", f.backend.path, f.stats.tx_dropped_at_resume - dropped),
+            Err(_) => n.fail_once(),
+        }
+    }
+}
+
+fn by_index(nics: &mut [Nic], dev: u64) -> Result<&mut Nic, Error> {
+    usize::try_from(dev).ok().and_then(|i| nics.get_mut(i)).ok_or(Error::NoDevice)
+}
+
+/// Interface `dev` if it connected and has not failed, with its pages.
+fn usable(nics: &mut [Nic], dev: u64) -> Result<(&mut NetFront, &NetPages), Error> {
+    let n = by_index(nics, dev)?;
+    if !matches!(&n.front, Ok(f) if f.failed().is_none()) {
+        n.fail_once();
+        return Err(Error::NoDevice);
+    }
+    match &mut n.front {
+        Ok(f) => Ok((f, &n.pages)),
+        Err(_) => Err(Error::NoDevice),
+    }
+}
+
+pub fn info(nics: &mut [Nic], dev: u64) -> Result<NetInfo, Error> {
+    let (f, _) = usable(nics, dev)?;
+    Ok(NetInfo { mac: f.mac, reserved0: 0, mtu: f.mtu, reserved: 0 })
+}
+
+fn call_error(e: NetError) -> Error {
+    match e {
+        NetError::Again => Error::Again,
+        NetError::BadLength => Error::BadLength,
+        NetError::Failed(_) => Error::NoDevice,
+    }
+}
+
+pub fn send(nics: &mut [Nic], dev: u64, frame: &[u8]) -> Result<u64, Error> {
+    let (f, pages) = usable(nics, dev)?;
+    let r = f.send(&mut MachineNet::new(pages), frame).map(|()| frame.len() as u64).map_err(call_error);
+    by_index(nics, dev)?.note_trouble();
+    r
+}
+
+pub fn recv(nics: &mut [Nic], dev: u64, buf: &mut [u8]) -> Result<u64, Error> {
+    let (f, pages) = usable(nics, dev)?;
+    let r = f.recv(&mut MachineNet::new(pages), buf).map(|n| n as u64).map_err(call_error);
+    by_index(nics, dev)?.note_trouble();
+    r
+}
+
+/// For WAIT: (a frame is queued on some interface, some interface has a free send slot).
+pub fn ready(nics: &mut [Nic]) -> (bool, bool) {
+    let (mut rx, mut tx) = (false, false);
+    for n in nics.iter_mut() {
+        let Nic { pages, front: Ok(f), .. } = n else { continue };
+        if f.failed().is_some() {
+            continue;
+        }
+        let mut env = MachineNet::new(pages);
+        rx |= f.rx_pending(&mut env) > 0;
+        tx |= f.tx_free(&mut env);
+        n.note_trouble();
+    }
+    (rx, tx)
+}
+
+/// At poweroff: tell each backend we are going (best effort, briefly), and the counters.
+pub fn close_all(xs: &mut Xenstore, nics: &mut [Nic]) {
+    for n in nics.iter_mut() {
+        if let Ok(f) = &mut n.front {
+            let s = f.stats;
+            log::info!("net {}: {} frame(s) received, {} sent, {} dropped for a full queue, {} dropped at resumes, {} announce(s)", n.dev, s.rx_frames, s.tx_frames, s.rx_queue_full, s.tx_dropped_at_resume, s.announces);
+            let _ = f.close(&mut XsStore(xs), 1_000_000_000);
+        }
+    }
+}
