@@ -19,7 +19,7 @@ ver() { apt-cache policy "$1" | awk '/Candidate:/{print $2}'; }
 # (see below for why not bookworm-security's).
 xver=$(apt-cache madison $xpkg | awk -F'|' '$3 ~ /bookworm\/main/ && $3 !~ /security/ {gsub(/ /, "", $2); print $2; exit}')
 xver=${xver:-$(ver $xpkg)}
-inputs="$kpkg=$(ver "$kpkg") $xpkg=$xver xen-utils-4.17=$(ver xen-utils-4.17) $(cat "$0" "$here/dom0-init.sh" "$here/xlab-agent.sh" "$here/linux-guest-init.sh" "$here/xdiskbench.c" | sha256sum | cut -c1-16)"
+inputs="$kpkg=$(ver "$kpkg") $xpkg=$xver xen-utils-4.17=$(ver xen-utils-4.17) $(cat "$0" "$here/dom0-init.sh" "$here/xlab-agent.sh" "$here/linux-guest-init.sh" "$here/xdiskbench.c" "$here/udpecho.c" | sha256sum | cut -c1-16)"
 if [ -f "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$inputs" ] && [ -f "$cache/dom0.cpio.gz" ]; then
   step "cached lab is current ($cache)"; cat "$cache/versions.txt"; exit 0
 fi
@@ -82,7 +82,7 @@ echo "$kpkg=$(dpkg-deb -f debs/${kpkg}_*.deb Version)" >> versions.txt
 echo "$xpkg=$(dpkg-deb -f debs/${xpkg}_*.deb Version)" >> versions.txt
 step "packing dom0 initramfs"
 ( cd rootfs && find . | cpio -o -H newc --quiet | gzip -1 ) > "$cache/dom0.cpio.gz.new"
-step "linux-baseline guest initramfs (busybox, xen-blkfront, xen-netfront, xdiskbench)"
+step "linux-baseline guest initramfs (busybox, xen-blkfront, xen-netfront, xdiskbench, udpecho)"
 mkdir -p guest/bin guest/proc guest/dev guest/lib/modules
 cp rootfs/bin/busybox guest/bin/busybox
 # The disk bench's guest: Debian builds xen-blkfront as a module (uncompressed here for
@@ -92,6 +92,7 @@ for m in $(find x/lib/modules/"$kver" -name 'xen-blkfront.ko*' -o -name 'xen-net
   case "$m" in *.xz) xz -dc "$m" > guest/lib/modules/$b;; *.zst) zstd -dcq "$m" > guest/lib/modules/$b;; *) cp "$m" guest/lib/modules/;; esac
 done
 cc -static -O2 -o guest/bin/xdiskbench "$here/xdiskbench.c"
+cc -static -O2 -o guest/bin/udpecho "$here/udpecho.c"
 install -m 755 "$here/linux-guest-init.sh" guest/init
 ( cd guest && find . | cpio -o -H newc --quiet | gzip -1 ) > "$cache/guest.cpio.gz"
 for f in xen.elf vmlinuz dom0.cpio.gz; do mv "$cache/$f.new" "$cache/$f"; done

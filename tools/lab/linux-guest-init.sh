@@ -14,13 +14,13 @@ if grep -q 'xlab.bench=disk' /proc/cmdline; then
   poweroff -f
 fi
 # `bench downtime`: an interface with the address xlab.ip=A.B.C.D (the kernel answers ping;
-# busybox's udpsvd runs cat as a UDP echo on port 7).
+# tools/lab/udpecho.c is the UDP echo on port 7).
 ip=$(sed -n 's/.*xlab\.ip=\([0-9.]*\).*/\1/p' /proc/cmdline)
 if [ -n "$ip" ]; then
   [ -f /lib/modules/xen-netfront.ko ] && insmod /lib/modules/xen-netfront.ko
   n=0; while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done
   ip link set lo up; ip link set eth0 up; ip addr add "$ip/16" dev eth0
-  udpsvd -E 0 7 cat &
+  /bin/udpecho &
   echo "NET up $ip"
 fi
 i=0

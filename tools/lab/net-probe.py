@@ -10,6 +10,10 @@ outside, as the longest gap between replies.
                                                every send and reply logged with its time
                                                (PORT "icmp": ICMP echo requests instead, for
                                                guests without a UDP echo, e.g. Linux)
+  net-probe.py throughput IP PORT SECONDS SIZE NAME
+                                               SIZE-byte datagrams, 16 outstanding at a time,
+                                               for SECONDS: echoes a second, MB/s both ways
+                                               and the round-trip times (XLAB-INFO lines)
   net-probe.py analyse LOG T0 T1 NAME          LOG's stream around an operation from T0 to T1
                                                (time.time()): the longest gap between replies
                                                (the downtime), the loss inside the window, and
@@ -48,8 +52,43 @@ def exchange(ip, port, count, name):
     rtts.sort()
     med = rtts[len(rtts) // 2] * 1000 if rtts else 0
     ok = not lost and len(rtts) == count
+    p99 = rtts[min(len(rtts) - 1, len(rtts) * 99 // 100)] * 1000 if rtts else 0
+    print(f"XLAB-INFO udp-rtt {name} {med:.3f} {p99:.3f}", flush=True)
     check(name, ok, time.time() - t0, f"{len(rtts)}/{count} datagrams echoed intact, lost {lost[:10]}, other replies {bad}, median rtt {med:.2f} ms")
     return ok
+
+
+def throughput(ip, port, seconds, size, name):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(0.5)
+    window, seq, outstanding, rtts, lost = 16, 0, {}, [], 0
+    pad = os.urandom(max(0, size - 16))
+    t0 = time.time()
+    end = t0 + seconds
+    while time.time() < end or outstanding:
+        while len(outstanding) < window and time.time() < end:
+            seq += 1
+            outstanding[seq] = time.time()
+            s.sendto(seq.to_bytes(8, "big") + bytes(8) + pad, (ip, port))
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            lost += len(outstanding)  # the rest of the window is not coming back
+            outstanding.clear()
+            continue
+        q = int.from_bytes(data[:8], "big")
+        sent = outstanding.pop(q, None)
+        if sent is not None and len(data) == size:
+            rtts.append(time.time() - sent)
+    secs = time.time() - t0
+    rtts.sort()
+    n = len(rtts)
+    med = rtts[n // 2] * 1000 if n else 0
+    p99 = rtts[min(n - 1, n * 99 // 100)] * 1000 if n else 0
+    print(f"XLAB-INFO udp-throughput {name} {n / secs:.0f} {n * size / secs / 1e6:.3f}", flush=True)
+    print(f"XLAB-INFO udp-rtt-loaded {name} {med:.3f} {p99:.3f}", flush=True)
+    check(name, n > 0, secs, f"{n} echoes of {size} bytes in {secs:.1f} s ({n / secs:.0f}/s, {n * size / secs / 1e6:.2f} MB/s each way), {lost} lost, rtt median {med:.2f} ms, p99 {p99:.2f} ms")
+    return n > 0
 
 
 def inet_checksum(b):
@@ -172,6 +211,8 @@ def main():
     a = sys.argv[2:]
     if cmd == "exchange" and len(a) == 4:
         sys.exit(0 if exchange(a[0], int(a[1]), int(a[2]), a[3]) else 1)
+    if cmd == "throughput" and len(a) == 5:
+        sys.exit(0 if throughput(a[0], int(a[1]), float(a[2]), int(a[3]), a[4]) else 1)
     if cmd == "stream" and len(a) == 4:
         stream(a[0], a[1], int(a[2]), a[3])
         sys.exit(0)

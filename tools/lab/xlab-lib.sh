@@ -305,8 +305,14 @@ with_stream() {
   python3 /xlab/net-probe.py analyse $T/stream.log "$_ts0" "$_ts1" "${_w}downtime"
 }
 scenario_net() {
-  check_notes; start_guest || { finish; return; }
+  [ "$PAYLOAD" = linux ] || check_notes
+  start_guest || { finish; return; }
   net_check "" || { finish; return; }
+  # bench downtime: UDP round trips and throughput first (the same echo port on both guests).
+  if [ "${NET_PROBE:-udp}" = icmp ]; then
+    timeout 60 python3 /xlab/net-probe.py exchange "$NET_IP" 7 200 rtt-udp
+    timeout 60 python3 /xlab/net-probe.py throughput "$NET_IP" 7 5 1024 throughput-udp
+  fi
   _c=1
   while [ $_c -le "$CYCLES" ]; do
     with_stream "c$_c-sr-" save_restore "$GUEST" "c$_c-sr-" "$WORD" && net_check "c$_c-sr-" || break

@@ -874,6 +874,13 @@ fn host_checks(o: &LabOpts, res: &mut LabResult) {
         let announced = console.lines().filter(|l| l.contains("announced (RARP)")).count();
         let want = 2 * o.cycles as usize;
         add("net-reconnected-and-announced", announced == want, format!("{announced} reconnections with an announce frame, {want} restores and migrations"));
+        if let Some(n) = o.payload_args.split_whitespace().find_map(|w| w.strip_prefix("flood=")) {
+            // "PONG flood frames=N sent=S again=A errors=E in T us": every frame sent or Again.
+            let line = console.lines().find(|l| l.starts_with("PONG flood")).unwrap_or("").to_string();
+            let field = |k: &str| line.split_whitespace().find_map(|w| w.strip_prefix(k)).and_then(|v| v.parse::<u64>().ok());
+            let ok = matches!((field("frames="), field("sent="), field("again="), field("errors=")), (Some(f), Some(s), Some(a), Some(0)) if s + a == f && a > 0 && f.to_string() == n);
+            add("net-send-flood", ok, if line.is_empty() { "no PONG flood line".into() } else { format!("{} (the payload went on)", line.trim()) });
+        }
     }
     if o.scenario == Scenario::DiskBadBackend {
         let logged = console.lines().find(|l| l.contains("backend-id = \"99999\": out of range")).map(|l| l.trim().to_string());
@@ -1059,6 +1066,28 @@ pub fn bench_downtime(mode: Mode, cycles: u32) -> Result<bool, String> {
         let met = ratio.map(|r| r <= 0.5);
         ok &= met.unwrap_or(false) || kind != "mg";
         println!("{:<14} {:>22} {:>22} {:>14}  {}", name, f(med(&x), worst(&x)), f(med(&l), worst(&l)), ratio.map(|r| format!("{r:.2}")).unwrap_or_else(|| "-".into()), match met { Some(true) => "<= 0.50 met", Some(false) => "<= 0.50 NOT met", None => "no figure" });
+    }
+    // "udp-rtt rtt-udp MEDIAN P99", "udp-rtt-loaded throughput-udp MEDIAN P99",
+    // "udp-throughput throughput-udp PER_SECOND MBPS".
+    let info = |r: &LabResult, key: &str, field: usize| -> Option<f64> {
+        r.info.iter().find_map(|i| i.strip_prefix(key)?.strip_prefix(' ')?.split_whitespace().nth(field)?.parse().ok())
+    };
+    println!("\nUDP echo on port 7 (the pong payload; Linux: busybox udpsvd running cat), 1024-byte datagrams for throughput, 16 outstanding");
+    println!("{:<34} {:>14} {:>14} {:>8}", "measurement", who, "Linux (PV)", "ratio");
+    for (label, key, field, higher_better) in [
+        ("round trip, one at a time, median (ms)", "udp-rtt", 1, false),
+        ("round trip, one at a time, p99 (ms)", "udp-rtt", 2, false),
+        ("round trip, 16 outstanding, median (ms)", "udp-rtt-loaded", 1, false),
+        ("throughput (echoes/s)", "udp-throughput", 1, true),
+        ("throughput (MB/s each way)", "udp-throughput", 2, true),
+    ] {
+        let (a, b) = (info(&results[0], key, field), info(&results[1], key, field));
+        let f = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+        let ratio = match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}{}", a / b, if higher_better { "" } else { " (lower is better)" }),
+            _ => "-".into(),
+        };
+        println!("{:<34} {:>14} {:>14} {:>8}", label, f(a), f(b), ratio);
     }
     for r in &results {
         report(r);

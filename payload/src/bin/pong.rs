@@ -4,7 +4,10 @@
 //! (the counters so far). After every resume in a new domain it sends a gratuitous ARP (the
 //! shim has already announced the MAC to the bridge; this tells IP peers too).
 //! Command line: `ip=A.B.C.D` (required), `port=P` the UDP echo port (default 7),
-//! `seconds=N` powers off after N seconds (default: never), `dev=D` (default 0).
+//! `seconds=N` powers off after N seconds (default: never), `dev=D` (default 0), `flood=N`
+//! first sends N full-size frames back to back without waiting (EtherType 0x88b5, local
+//! experimental, to nobody in particular) and prints `PONG flood sent=.. again=..`: a payload
+//! that floods NET_SEND must get `Again`, never a hang.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(not(target_os = "none"))]
@@ -82,6 +85,23 @@ mod payload {
         let mut out = [0u8; 1514];
         let n = gratuitous_arp(m, ip, &mut out);
         send(shim, dev, &out[..n], &mut counts);
+        if let Some(n) = word(cmdline, "flood").and_then(|p| p.parse::<u64>().ok()) {
+            let mut f = [0u8; 1514];
+            f[0..6].copy_from_slice(&[0xff; 6]);
+            f[6..12].copy_from_slice(&m);
+            f[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+            let (mut sent, mut again, mut other) = (0u64, 0u64, 0u64);
+            let t0 = shim.monotonic_ns();
+            for i in 0..n {
+                f[14..22].copy_from_slice(&i.to_be_bytes());
+                match shim.net_send(dev, &f[..info.mtu as usize + 14]) {
+                    Ok(_) => sent += 1,
+                    Err(Error::Again) => again += 1,
+                    Err(_) => other += 1,
+                }
+            }
+            let _ = writeln!(shim, "PONG flood frames={n} sent={sent} again={again} errors={other} in {} us", (shim.monotonic_ns() - t0) / 1000);
+        }
         let start = shim.monotonic_ns();
         let mut second = 1u64;
         while second <= seconds {

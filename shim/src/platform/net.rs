@@ -100,7 +100,12 @@ pub fn resume(xs: &mut Xenstore, nics: &mut [Nic], new_domain: bool) {
         let Nic { pages, front: Ok(f), dev, .. } = n else { continue };
         let dropped = f.stats.tx_dropped_at_resume;
         match f.reconnect(&mut XsStore(xs), &mut MachineNet::new(pages), CONNECT_TIMEOUT_NS) {
-            Ok(()) => log::info!("net {dev}: reconnected to {}, {} frame(s) in flight dropped, announced (RARP)", f.backend.path, f.stats.tx_dropped_at_resume - dropped),
+            Ok(()) => {
+                let ms = |ns: u64| ns / 1_000_000;
+                let h = f.handshake_ns;
+                log::info!("net {dev}: reconnected to {}, {} frame(s) in flight dropped, announced (RARP)", f.backend.path, f.stats.tx_dropped_at_resume - dropped);
+                log::debug!("net {dev}: handshake: backend InitWait after {} ms, our keys and Connected after {} ms, backend Connected after {} ms", ms(h[0]), ms(h[1]), ms(h[2]));
+            }
             Err(_) => n.fail_once(),
         }
     }

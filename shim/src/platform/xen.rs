@@ -118,6 +118,7 @@ impl GuestEnv for Env<'_> {
         }
     }
     fn devices_resume(&mut self, new_domain: bool) {
+        log::debug!("devices: resuming ({})", if new_domain { "new domain" } else { "cancelled" });
         if new_domain {
             // A new domain's grant table is empty: every device grants anew.
             grant_table::reset();

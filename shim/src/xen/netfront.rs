@@ -130,6 +130,9 @@ pub struct NetFront {
     rx_queue: VecDeque<Vec<u8>>,
     failed: Option<DeviceError>,
     pub stats: NetStats,
+    /// The last handshake's milestones, ns after it began: the backend at InitWait, our keys
+    /// written, the backend Connected.
+    pub handshake_ns: [u64; 3],
 }
 
 /// `aa:bb:cc:dd:ee:ff`.
@@ -180,6 +183,7 @@ impl NetFront {
             rx_queue: VecDeque::new(),
             failed: None,
             stats: NetStats::default(),
+            handshake_ns: [0; 3],
         };
         f.handshake(store, env, timeout_ns)?;
         Ok(f)
@@ -191,8 +195,10 @@ impl NetFront {
     /// then the backend's Connected.
     fn handshake(&mut self, store: &mut impl Store, env: &mut impl NetEnv, timeout_ns: u64) -> Result<(), DeviceError> {
         let dev = self.dev.clone();
+        let t0 = store.now_ns();
         self.backend = xenbus::read_backend(store, &dev)?;
         xenbus::wait_backend(store, &self.backend, XenbusState::InitWait, timeout_ns)?;
+        self.handshake_ns[0] = store.now_ns() - t0;
         let be = self.backend.path.clone();
         if !xenbus::read_flag(store, &format!("{be}/feature-rx-copy"))? {
             return Err(DeviceError::BadValue { key: format!("{be}/feature-rx-copy"), value: "0".into(), why: "the backend does not offer rx-copy, the only receive mode the frontend has" });
@@ -235,7 +241,9 @@ impl NetFront {
         store.write_all(&writes).map_err(|why| DeviceError::Store { key: format!("{dev}/tx-ring-ref ..."), why })?;
         // netback connects when the frontend is Connected (it skips Initialised for vifs).
         xenbus::switch_state(store, &dev, XenbusState::Connected)?;
+        self.handshake_ns[1] = store.now_ns() - t0;
         xenbus::wait_backend(store, &self.backend, XenbusState::Connected, timeout_ns)?;
+        self.handshake_ns[2] = store.now_ns() - t0;
         // The RX buffers were posted before the backend bound the port.
         env.notify(self.port);
         Ok(())
