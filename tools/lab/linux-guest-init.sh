@@ -17,6 +17,7 @@ fi
 # tools/lab/udpecho.c is the UDP echo on port 7).
 ip=$(sed -n 's/.*xlab\.ip=\([0-9.]*\).*/\1/p' /proc/cmdline)
 if [ -n "$ip" ]; then
+  mount -t devtmpfs dev /dev  # a job in the background reads /dev/null
   [ -f /lib/modules/xen-netfront.ko ] && insmod /lib/modules/xen-netfront.ko
   n=0; while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done
   ip link set lo up; ip link set eth0 up; ip addr add "$ip/16" dev eth0

@@ -1072,7 +1072,7 @@ pub fn bench_downtime(mode: Mode, cycles: u32) -> Result<bool, String> {
     let info = |r: &LabResult, key: &str, field: usize| -> Option<f64> {
         r.info.iter().find_map(|i| i.strip_prefix(key)?.strip_prefix(' ')?.split_whitespace().nth(field)?.parse().ok())
     };
-    println!("\nUDP echo on port 7 (the pong payload; Linux: busybox udpsvd running cat), 1024-byte datagrams for throughput, 16 outstanding");
+    println!("\nUDP echo on port 7 (the pong payload; Linux: tools/lab/udpecho.c), 1024-byte datagrams for throughput, 16 outstanding");
     println!("{:<34} {:>14} {:>14} {:>8}", "measurement", who, "Linux (PV)", "ratio");
     for (label, key, field, higher_better) in [
         ("round trip, one at a time, median (ms)", "udp-rtt", 1, false),

@@ -309,6 +309,9 @@ fn lab_tier(t: &mut Tally, soak: bool) {
         // in progress whenever the suspend request comes (5 ms pauses were enough for none of
         // 5 suspends to find one).
         add(&format!("lab-disk-replay-{m}"), j(Scenario::Saverestore, 4, "xshim.blkdrain=0 batch=176 interval_ms=0 ring=17600"));
+        // 1,100 grant references held back: the disk's grants live in the table's third
+        // frame, which the shim maps at boot and again in every new domain.
+        add(&format!("lab-disk-grant-frames-{m}"), j(Scenario::Migrate, 2, "xshim.grant_reserve=1100"));
     }
     add("lab-disk-bad-backend-pvh", LabOpts { disk: Some(16), ..base(Scenario::DiskBadBackend, "journal", 1) });
     // A network interface served by dom0's netback on a bridge: the pong payload answers

@@ -122,6 +122,7 @@ impl GuestEnv for Env<'_> {
         if new_domain {
             // A new domain's grant table is empty: every device grants anew.
             grant_table::reset();
+            log::debug!("{} again", grant_table::describe());
         }
         if let (Some(disks), Some(xs)) = (self.disks.as_deref_mut(), self.xenstore.as_deref_mut()) {
             block::resume(xs, disks, new_domain);
@@ -165,6 +166,7 @@ pub fn connect(platform: Platform, events: &EventsOff) -> Result<(XenPorts, Ring
         log::error!("xenstore: cannot advertise features/watch {SHUTDOWN_NODE}: {e}; save/restore will not work");
     }
     let mut xenstore = env.new_xenstore.take().expect("xenstore_attach made the client");
+    log::info!("{}", grant_table::describe());
     let disks = block::connect_all(&mut xenstore);
     let nics = net::connect_all(&mut xenstore);
     *XEN.lock() = Some(XenState { xenstore, ports, disks, nics, suspends: 0 });

@@ -6,11 +6,11 @@
 use super::hypercall::XenHypercalls;
 use super::pv_mm::PvMem;
 use super::shared_info;
-use core::sync::atomic::{fence, AtomicU16, Ordering};
+use core::sync::atomic::{fence, AtomicU16, AtomicU32, Ordering};
 use spin::Mutex;
 use xshim_shim::layout::{GRANT_FRAMES, PAGE_SIZE};
-use xshim_shim::xen::abi::grant_table::{GTF_PERMIT_ACCESS, GTF_READING, GTF_READONLY, GTF_WRITING};
-use xshim_shim::xen::grant_refs::GrantRefs;
+use xshim_shim::xen::abi::grant_table::{GNTTAB_NR_RESERVED_ENTRIES, GTF_PERMIT_ACCESS, GTF_READING, GTF_READONLY, GTF_WRITING};
+use xshim_shim::xen::grant_refs::{GrantRefs, ENTRIES_PER_FRAME};
 use xshim_shim::xen::guest::mfn_of_va;
 use xshim_shim::xen::xenbus::DeviceError;
 use xshim_shim::xen::{pv, pvh};
@@ -31,9 +31,40 @@ struct Table {
 
 static TABLE: Mutex<Option<Table>> = Mutex::new(None);
 
+/// `xshim.grant_reserve=N`: N references held back from the devices (never granted), so that
+/// the devices' grants land in the table's later frames: the table grows at boot, and its
+/// frames are mapped again in a new domain, where the same N are held back again. For testing
+/// the growth on real Xen; 0 (the default) holds none back.
+static HELD_BACK: AtomicU32 = AtomicU32::new(0);
+
+pub fn hold_back(n: u32) {
+    HELD_BACK.store(n, Ordering::Relaxed);
+}
+
+fn take_held_back(t: &mut Table) -> Result<(), DeviceError> {
+    for _ in 0..HELD_BACK.load(Ordering::Relaxed) {
+        if t.refs.alloc().is_none() {
+            grow(t)?;
+            t.refs.alloc().ok_or(DeviceError::Resources("grant references".into()))?;
+        }
+    }
+    Ok(())
+}
+
 /// At boot, once frame 0 is mapped.
 pub fn init(translation: Translation) {
-    *TABLE.lock() = Some(Table { refs: GrantRefs::new(1), translation });
+    let mut t = Table { refs: GrantRefs::new(1), translation };
+    if let Err(e) = take_held_back(&mut t) {
+        log::error!("grant table: holding back {} references failed: {e}", HELD_BACK.load(Ordering::Relaxed));
+    }
+    *TABLE.lock() = Some(t);
+}
+
+/// One line for the log: the frames mapped and the references held back.
+pub fn describe() -> alloc::string::String {
+    let n = HELD_BACK.load(Ordering::Relaxed);
+    let held = if n > 0 { alloc::format!(", {n} references held back (xshim.grant_reserve): the devices' grants start in frame {}", (n + GNTTAB_NR_RESERVED_ENTRIES) / ENTRIES_PER_FRAME) } else { alloc::string::String::new() };
+    alloc::format!("grant table: {} frame(s) mapped{held}", frames())
 }
 
 /// Frames mapped (mapped again after a suspend).
@@ -46,6 +77,9 @@ pub fn reset() {
     if let Some(t) = TABLE.lock().as_mut() {
         let n = t.refs.frames();
         t.refs.reset(n);
+        if let Err(e) = take_held_back(t) {
+            log::error!("grant table: holding back references again failed: {e}");
+        }
     }
 }
 
