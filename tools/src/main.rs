@@ -350,7 +350,7 @@ fn demo() -> ExitCode {
     }
     let console = res.console_of("x1");
     println!("---- the payload's console across the save/restore");
-    for l in console.iter().filter(|l| l.starts_with("TICK") || l.contains("control/shutdown: suspend") || l.contains("resumed:")) {
+    for l in console.iter().filter(|l| l.starts_with("TICK") || l.contains(": suspend (generation") || l.contains("resumed:")) {
         println!("  {l}");
     }
     let rep = ticker_check::check(console.iter().copied());

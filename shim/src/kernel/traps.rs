@@ -3,6 +3,7 @@
 //! `control/shutdown` request, which is acted on here (suspend, poweroff, reboot).
 use crate::hw::tables::{TrapFrame, EXCEPTION_NAMES};
 use crate::hw::EventsOff;
+use crate::platform::xen::Asked;
 use crate::platform::{self, Exit};
 use xshim_shim::layout;
 use xshim_shim::suspend::Outcome;
@@ -25,30 +26,32 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
 fn xen_upcall(events: &EventsOff) {
     let p = super::platform();
     let t_request = crate::clock::now_ns();
-    match platform::xen::on_upcall(events) {
-        None => {}
-        Some(Request::Nothing) => {}
-        Some(Request::Poweroff) => {
+    let suspend_via = match platform::xen::on_upcall(events) {
+        None | Some(Asked::Control(Request::Nothing)) => return,
+        Some(Asked::SuspendEvent) => "the suspend event channel",
+        Some(Asked::Control(Request::Suspend)) => SHUTDOWN_NODE,
+        Some(Asked::Control(Request::Poweroff)) => {
             log::info!("{SHUTDOWN_NODE}: poweroff");
             p.exit(Exit::Poweroff(0));
         }
-        Some(Request::Reboot) => {
+        Some(Asked::Control(Request::Reboot)) => {
             log::info!("{SHUTDOWN_NODE}: reboot");
             p.exit(Exit::Reboot);
         }
-        Some(Request::Suspend) => {
-            log::info!("{SHUTDOWN_NODE}: suspend (generation {})", super::services::generation());
-            match platform::xen::suspend(p, events, t_request) {
-                Ok((outcome, suspends)) => {
-                    if outcome == Outcome::NewDomain {
-                        super::services::note_resumed();
-                    }
-                    log::info!("resumed: {:?}, generation {}, suspends {}", outcome, super::services::generation(), suspends);
-                }
-                Err(e) => super::fatal::fatal("suspend/resume", e),
-            }
+        Some(Asked::Control(Request::Unknown(other))) => {
+            log::warn!("{SHUTDOWN_NODE}: unknown request \"{other}\" ignored");
+            return;
         }
-        Some(Request::Unknown(other)) => log::warn!("{SHUTDOWN_NODE}: unknown request \"{other}\" ignored"),
+    };
+    log::info!("{suspend_via}: suspend (generation {})", super::services::generation());
+    match platform::xen::suspend(p, events, t_request) {
+        Ok((outcome, suspends)) => {
+            if outcome == Outcome::NewDomain {
+                super::services::note_resumed();
+            }
+            log::info!("resumed: {:?}, generation {}, suspends {}", outcome, super::services::generation(), suspends);
+        }
+        Err(e) => super::fatal::fatal("suspend/resume", e),
     }
 }
 

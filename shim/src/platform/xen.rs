@@ -18,7 +18,8 @@ use spin::Mutex;
 use xshim_shim::layout::timeouts::CONSOLE_EXIT_FLUSH_NS;
 use xshim_shim::suspend::{suspend_and_resume, Outcome, PvSteps, PvhSteps, StepsCommon, SuspendError};
 use xshim_shim::xen::abi::sched::ShutdownReason;
-use xshim_shim::xen::control::{self, Request, FEATURE_NODES, SHUTDOWN_NODE, SHUTDOWN_WATCH_TOKEN};
+use xshim_shim::xen::control::{self, Request, FEATURE_NODES, SHUTDOWN_NODE, SHUTDOWN_WATCH_TOKEN, SUSPEND_EVTCHN_NODE};
+use xshim_shim::xen::frames::EvtchnPort;
 use xshim_shim::xen::guest::{GuestEnv, PlatformError, RingPage, XenPorts};
 use xshim_shim::xen::hypercalls::Hypercalls;
 use xshim_shim::xen::xenstore_wire::XsError;
@@ -31,6 +32,8 @@ pub struct XenState {
     disks: alloc::vec::Vec<Disk>,
     /// The network interfaces (`platform::net`).
     nics: alloc::vec::Vec<Nic>,
+    /// The suspend event channel, when published (`publish_suspend_port`).
+    suspend_port: Option<EvtchnPort>,
     /// Suspends completed (either outcome), for the log.
     pub suspends: u64,
 }
@@ -46,6 +49,32 @@ fn advertise_features(xs: &mut Xenstore) -> Result<(), XsError> {
     xs.watch(SHUTDOWN_NODE, SHUTDOWN_WATCH_TOKEN)
 }
 
+/// A port of ours for dom0 to bind, published at `device/suspend/event-channel`: libxl then
+/// asks for a suspend by signalling it, without the xenstore round trips of
+/// `control/shutdown` (both stay supported: other toolstacks write the node). At boot and in
+/// every new domain (ports do not survive a migration); a checkpoint keeps it. None when the
+/// toolstack made no such node (the write is refused), which is not an error.
+fn publish_suspend_port(xs: &mut Xenstore) -> Option<EvtchnPort> {
+    let port = match XenHypercalls.evtchn_alloc_unbound(0) {
+        Ok(p) => p,
+        Err(e) => {
+            log::warn!("suspend event channel: EVTCHNOP_alloc_unbound failed ({e}); suspends come through {SHUTDOWN_NODE} only");
+            return None;
+        }
+    };
+    let _ = XenHypercalls.evtchn_unmask(port);
+    match xs.write(0, SUSPEND_EVTCHN_NODE, &alloc::format!("{}", port.raw())) {
+        Ok(()) => {
+            log::debug!("suspend event channel: port {} published at {SUSPEND_EVTCHN_NODE}", port.raw());
+            Some(port)
+        }
+        Err(e) => {
+            log::info!("suspend event channel not published ({SUSPEND_EVTCHN_NODE}: {e}); suspends come through {SHUTDOWN_NODE}");
+            None
+        }
+    }
+}
+
 fn attach_console(events: &EventsOff, ring: RingPage) {
     // SAFETY: the console ring page the toolstack set up, mapped 1:1 (both modes).
     console::attach_ring(events, unsafe { ConsoleRing::new(ring.addr, ring.port) });
@@ -59,13 +88,15 @@ pub struct Env<'a> {
     /// The split devices (none at boot, before they are connected).
     disks: Option<&'a mut alloc::vec::Vec<Disk>>,
     nics: Option<&'a mut alloc::vec::Vec<Nic>>,
+    /// The suspend event channel (re-published by xenstore_attach in a new domain).
+    suspend_port: Option<&'a mut Option<EvtchnPort>>,
     /// Set by xenstore_attach at boot, where there is no client yet.
     new_xenstore: Option<Xenstore>,
 }
 
 impl<'a> Env<'a> {
     pub fn boot(events: &'a EventsOff) -> Env<'a> {
-        Env { events, xenstore: None, disks: None, nics: None, new_xenstore: None }
+        Env { events, xenstore: None, disks: None, nics: None, suspend_port: None, new_xenstore: None }
     }
 }
 
@@ -95,6 +126,10 @@ impl GuestEnv for Env<'_> {
         let mut xs = unsafe { Xenstore::new(ring.addr, ring.port) };
         xs.reconnect(ring.port);
         let r = advertise_features(&mut xs);
+        // In a new domain (at boot `connect` publishes it once the state exists).
+        if let Some(port) = self.suspend_port.as_deref_mut() {
+            *port = publish_suspend_port(&mut xs);
+        }
         match self.xenstore.as_deref_mut() {
             Some(old) => *old = xs,
             None => self.new_xenstore = Some(xs),
@@ -166,10 +201,11 @@ pub fn connect(platform: Platform, events: &EventsOff) -> Result<(XenPorts, Ring
         log::error!("xenstore: cannot advertise features/watch {SHUTDOWN_NODE}: {e}; save/restore will not work");
     }
     let mut xenstore = env.new_xenstore.take().expect("xenstore_attach made the client");
+    let suspend_port = publish_suspend_port(&mut xenstore);
     log::info!("{}", grant_table::describe());
     let disks = block::connect_all(&mut xenstore);
     let nics = net::connect_all(&mut xenstore);
-    *XEN.lock() = Some(XenState { xenstore, ports, disks, nics, suspends: 0 });
+    *XEN.lock() = Some(XenState { xenstore, ports, disks, nics, suspend_port, suspends: 0 });
     Ok((ports, console_ring, store_ring))
 }
 
@@ -187,18 +223,34 @@ pub fn arm_timer(xen_time_ns: u64) {
     }
 }
 
-/// The event upcall: drains the ports; xenstore traffic may carry a `control/shutdown`
-/// request, which is read, acknowledged and returned for the kernel to act on.
-/// `_events`: the Xen state's lock is only taken with event delivery off.
-pub fn on_upcall(_events: &EventsOff) -> Option<Request> {
+/// What an upcall brought for the kernel to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asked {
+    /// A `control/shutdown` request (read and acknowledged).
+    Control(Request),
+    /// The suspend event channel fired: a suspend, no acknowledgement expected.
+    SuspendEvent,
+}
+
+/// The event upcall: drains the ports. The suspend event channel asks for a suspend;
+/// xenstore traffic may carry a `control/shutdown` request, which is read, acknowledged and
+/// returned. `_events`: the Xen state's lock is only taken with event delivery off.
+pub fn on_upcall(_events: &EventsOff) -> Option<Asked> {
     let mut guard = XEN.lock();
     let Some(st) = guard.as_mut() else {
         shared_info::drain_pending(|_| {});
         return None;
     };
-    let mut xenstore_event = false;
-    let store_port = st.xenstore.port;
-    shared_info::drain_pending(|port| xenstore_event |= port == store_port);
+    let (mut xenstore_event, mut suspend_event) = (false, false);
+    let (store_port, suspend_port) = (st.xenstore.port, st.suspend_port);
+    shared_info::drain_pending(|port| {
+        xenstore_event |= port == store_port;
+        suspend_event |= Some(port) == suspend_port;
+    });
+    if suspend_event {
+        // Watch events wait for the next upcall (the resume path polls xenstore anyway).
+        return Some(Asked::SuspendEvent);
+    }
     if xenstore_event {
         st.xenstore.poll_watches();
     }
@@ -210,7 +262,7 @@ pub fn on_upcall(_events: &EventsOff) -> Option<Request> {
         }
         match control::take_request(&mut st.xenstore) {
             Ok(Request::Nothing) => {}
-            Ok(r) => request = Some(r),
+            Ok(r) => request = Some(Asked::Control(r)),
             Err(e) => log::error!("{SHUTDOWN_NODE}: cannot read the request: {e}"),
         }
     }
@@ -221,9 +273,9 @@ pub fn on_upcall(_events: &EventsOff) -> Option<Request> {
 pub fn suspend(platform: Platform, events: &EventsOff, t_request: u64) -> Result<(Outcome, u64), SuspendError> {
     let mut guard = XEN.lock();
     let st = guard.as_mut().expect("suspend requested through xenstore, so Xen state exists");
-    let XenState { xenstore, ports, disks, nics, suspends } = st;
+    let XenState { xenstore, ports, disks, nics, suspend_port, suspends } = st;
     let mut hc = XenHypercalls;
-    let mut env = Env { events, xenstore: Some(xenstore), disks: Some(disks), nics: Some(nics), new_xenstore: None };
+    let mut env = Env { events, xenstore: Some(xenstore), disks: Some(disks), nics: Some(nics), suspend_port: Some(suspend_port), new_xenstore: None };
     let common = StepsCommon::new(&mut hc, &mut env, shared_info::pages(), ports, t_request);
     let outcome = match platform {
         Platform::Pvh => suspend_and_resume(&mut PvhSteps(common)),

@@ -9,6 +9,10 @@ pub const SHUTDOWN_NODE: &str = "control/shutdown";
 pub const SHUTDOWN_WATCH_TOKEN: &str = "shutdown";
 /// The nodes libxl and other toolstacks look for before they ask a guest to suspend.
 pub const FEATURE_NODES: [&str; 3] = ["control/feature-suspend", "control/feature-poweroff", "control/feature-reboot"];
+/// Where a guest publishes its suspend event channel (a port of its own, unbound, for dom0):
+/// libxl then signals that port instead of writing `control/shutdown` and waiting for the
+/// acknowledgement through xenstore (libxl_dom_suspend.c, `xs_suspend_evtchn_port`).
+pub const SUSPEND_EVTCHN_NODE: &str = "device/suspend/event-channel";
 /// A transaction that keeps conflicting is given up after this many tries.
 pub const MAX_TRANSACTION_RETRIES: u32 = 32;
 /// Unknown requests are logged; this much of one is kept for the log line.
