@@ -117,6 +117,7 @@ mod entry {
         let (shim_opts, payload_cmdline) = start_info::split_cmdline(&info.cmdline);
         console::init_logger(log_level(&shim_opts));
         platform::block::set_options(&shim_opts);
+        platform::xen::set_options(&shim_opts);
         platform::pv::connect(&info, &events).unwrap_or_else(|e| fatal::fatal("PV bring-up", e));
         log::info!(
             "xshim {} booted (Xen PV), {} MiB mapped 1:1{}",
@@ -151,6 +152,7 @@ mod entry {
         let (shim_opts, payload_cmdline) = start_info::split_cmdline(&boot.cmdline);
         console::init_logger(log_level(&shim_opts));
         platform::block::set_options(&shim_opts);
+        platform::xen::set_options(&shim_opts);
 
         match xen_base {
             Some(base) => platform::pvh::init(base, &events).unwrap_or_else(|e| fatal::fatal("PVH bring-up", e)),
