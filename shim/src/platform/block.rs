@@ -15,7 +15,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use xshim_payload::abi::{BlockFlags, BlockInfo, Error, MAX_IO_LEN};
 use xshim_shim::xen::blkfront::{BlkError, BlkFront, Flush, Progress, Transfer};
 use xshim_shim::xen::frames::EvtchnPort;
-use xshim_shim::xen::xenbus::{self, DeviceError};
+use xshim_shim::xen::xenbus::DeviceError;
 
 /// Bounce pages per disk (from the shim's heap): up to two 44 KiB requests and a smaller
 /// third in flight.
@@ -70,17 +70,8 @@ impl Disk {
 /// At boot: every disk the toolstack gave us, connected (or failed, and said why).
 pub fn connect_all(xs: &mut Xenstore) -> Vec<Disk> {
     let mut store = XsStore(xs);
-    let (ids, odd) = xenbus::enumerate(&mut store, "device/vbd");
-    for n in odd {
-        log::warn!("block: ignoring device/vbd/{n} (not a device number)");
-    }
     let mut disks = Vec::new();
-    for (i, id) in ids.into_iter().enumerate() {
-        let dev = format!("device/vbd/{id}");
-        if i >= MAX_DISKS {
-            log::warn!("block {dev}: ignored (the shim drives {MAX_DISKS} disks)");
-            continue;
-        }
+    for (i, dev) in super::devices::to_drive(&mut store, "vbd", MAX_DISKS, "disks").into_iter().enumerate() {
         let Some(pages) = BlockPages::allocate(BOUNCE_PAGES) else {
             log::error!("block {dev}: no memory for its ring and bounce pages; ignored");
             continue;

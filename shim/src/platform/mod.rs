@@ -3,6 +3,7 @@
 //! passed up; what differs between them is a `match` here, or a type (the suspend steps).
 //! Nothing here decides to crash: errors go to the kernel.
 pub mod block;
+pub mod devices;
 pub mod native;
 pub mod net;
 pub mod pv;

@@ -11,7 +11,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use xshim_payload::abi::{Error, NetInfo};
 use xshim_shim::xen::netfront::{NetError, NetFront, NetStats};
-use xshim_shim::xen::xenbus::{self, DeviceError};
+use xshim_shim::xen::xenbus::DeviceError;
 
 /// Interfaces the shim drives (more are logged and left alone).
 const MAX_NICS: usize = 4;
@@ -60,17 +60,8 @@ impl Nic {
 /// At boot: every vif the toolstack gave us, connected (or failed, and said why).
 pub fn connect_all(xs: &mut Xenstore) -> Vec<Nic> {
     let mut store = XsStore(xs);
-    let (ids, odd) = xenbus::enumerate(&mut store, "device/vif");
-    for n in odd {
-        log::warn!("net: ignoring device/vif/{n} (not a device number)");
-    }
     let mut nics = Vec::new();
-    for (i, id) in ids.into_iter().enumerate() {
-        let dev = format!("device/vif/{id}");
-        if i >= MAX_NICS {
-            log::warn!("net {dev}: ignored (the shim drives {MAX_NICS} interfaces)");
-            continue;
-        }
+    for (i, dev) in super::devices::to_drive(&mut store, "vif", MAX_NICS, "interfaces").into_iter().enumerate() {
         let Some(pages) = NetPages::allocate() else {
             log::error!("net {dev}: no memory for its rings and buffers; ignored");
             continue;

@@ -3,12 +3,9 @@
 //! ring's volatile accessors, grants and the event channel. No policy: which devices, what to
 //! log and what a failure means are the platform's.
 use super::grant_table;
-use super::hypercall::XenHypercalls;
-use super::ring_page::RingPage;
+use super::ring_page::{self, RingPage};
 use xshim_shim::xen::abi::blkif::{BlkifRequest, BlkifResponse, BLKIF_ENTRY_BYTES};
 use xshim_shim::xen::blkfront::{BlkEnv, PAGE_BYTES};
-use xshim_shim::xen::frames::EvtchnPort;
-use xshim_shim::xen::hypercalls::Hypercalls;
 use xshim_shim::xen::xenbus::DeviceError;
 
 /// A device's pages: one for the ring, `pool` bounce pages after it. Allocated once and kept
@@ -79,12 +76,9 @@ impl BlkEnv for MachineBlk<'_> {
         unsafe { &mut *(self.pages.page_va(page) as *mut [u8; PAGE_BYTES]) }
     }
     fn alloc_port(&mut self, domid: u16) -> Result<u32, DeviceError> {
-        let port = XenHypercalls.evtchn_alloc_unbound(domid).map_err(|e| DeviceError::Resources(alloc::format!("an event channel (EVTCHNOP_alloc_unbound: {e})")))?;
-        let _ = XenHypercalls.evtchn_unmask(port);
-        Ok(port.raw())
+        ring_page::alloc_port(domid)
     }
     fn notify(&mut self, port: u32) {
-        // A lost notification shows up as a call that waits: the caller's timeout says so.
-        let _ = XenHypercalls.evtchn_send(EvtchnPort::new(port));
+        ring_page::notify(port)
     }
 }

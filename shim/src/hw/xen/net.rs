@@ -3,11 +3,8 @@
 //! page-aligned, from the heap), grants and the event channel. No policy: which interfaces,
 //! what to log and what a failure means are the platform's.
 use super::grant_table;
-use super::hypercall::XenHypercalls;
-use super::ring_page::RingPage;
+use super::ring_page::{self, RingPage};
 use xshim_shim::xen::abi::netif::{NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse, NETIF_RX_ENTRY_BYTES, NETIF_TX_ENTRY_BYTES};
-use xshim_shim::xen::frames::EvtchnPort;
-use xshim_shim::xen::hypercalls::Hypercalls;
 use xshim_shim::xen::netfront::{Buffer, NetEnv, PAGE_BYTES, RX_BUFS, TX_BUFS};
 use xshim_shim::xen::xenbus::DeviceError;
 
@@ -83,13 +80,9 @@ impl NetEnv for MachineNet<'_> {
         unsafe { &mut *(self.pages.buffer_va(buf) as *mut [u8; PAGE_BYTES]) }
     }
     fn alloc_port(&mut self, domid: u16) -> Result<u32, DeviceError> {
-        let port = XenHypercalls.evtchn_alloc_unbound(domid).map_err(|e| DeviceError::Resources(alloc::format!("an event channel (EVTCHNOP_alloc_unbound: {e})")))?;
-        let _ = XenHypercalls.evtchn_unmask(port);
-        Ok(port.raw())
+        ring_page::alloc_port(domid)
     }
     fn notify(&mut self, port: u32) {
-        // A lost notification shows up as frames that do not move; the next send or post
-        // notifies again.
-        let _ = XenHypercalls.evtchn_send(EvtchnPort::new(port));
+        ring_page::notify(port)
     }
 }

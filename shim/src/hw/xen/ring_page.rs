@@ -1,11 +1,16 @@
-//! A split device's shared ring page (io/ring.h: the 64-byte header, then the entries): the
-//! machine side of `xshim_shim::xen::front_ring::SharedRing` for blkif and netif rings. The
-//! backend writes its indices and responses behind our back: every access is volatile,
-//! through raw pointers.
+//! A split device's machine pieces that the disks and network interfaces share: its shared
+//! ring page (io/ring.h: the 64-byte header, then the entries; the machine side of
+//! `xshim_shim::xen::front_ring::SharedRing` for blkif and netif rings; the backend writes its
+//! indices and responses behind our back, so every access is volatile, through raw pointers),
+//! and its event channel.
 use core::marker::PhantomData;
 use core::sync::atomic::{fence, Ordering};
 use xshim_shim::xen::abi::blkif::SringHeader;
+use super::hypercall::XenHypercalls;
+use xshim_shim::xen::frames::EvtchnPort;
 use xshim_shim::xen::front_ring::SharedRing;
+use xshim_shim::xen::hypercalls::Hypercalls;
+use xshim_shim::xen::xenbus::DeviceError;
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes};
 
 const PAGE_BYTES: usize = 4096;
@@ -87,4 +92,18 @@ impl<Q: IntoBytes + Immutable, S: FromBytes + IntoBytes, const ENTRY: usize> Sha
     fn full_barrier(&self) {
         fence(Ordering::SeqCst);
     }
+}
+
+/// An unbound event channel port of ours for the backend in `domid` to bind, unmasked.
+pub fn alloc_port(domid: u16) -> Result<u32, DeviceError> {
+    let port = XenHypercalls.evtchn_alloc_unbound(domid).map_err(|e| DeviceError::Resources(alloc::format!("an event channel (EVTCHNOP_alloc_unbound: {e})")))?;
+    let _ = XenHypercalls.evtchn_unmask(port);
+    Ok(port.raw())
+}
+
+/// Tells the backend on `port` that the ring moved. A lost notification shows up as work that
+/// does not move (a disk call's timeout says so; the network notifies again at its next send
+/// or buffer post).
+pub fn notify(port: u32) {
+    let _ = XenHypercalls.evtchn_send(EvtchnPort::new(port));
 }
