@@ -34,9 +34,6 @@ const DRAIN_TIMEOUT_NS: u64 = 1_000_000_000;
 static DRAIN: AtomicBool = AtomicBool::new(true);
 
 pub fn set_options(opts: &[&str]) {
-    if let Some(n) = opts.iter().find_map(|o| o.strip_prefix("xshim.grant_reserve=")).and_then(|v| v.parse::<u32>().ok()) {
-        crate::hw::xen::grant_table::hold_back(n);
-    }
     if opts.contains(&"xshim.blkdrain=0") {
         DRAIN.store(false, Ordering::Relaxed);
         log::warn!("xshim.blkdrain=0: block requests in flight at a suspend are not waited for (they are sent again after it)");

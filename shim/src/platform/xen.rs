@@ -11,10 +11,11 @@ use crate::hw::xen::console_ring::ConsoleRing;
 use crate::hw::xen::grant_table::{self, Translation};
 use crate::hw::xen::hypercall::{self, XenHypercalls};
 use crate::hw::xen::pv_mm::PvMem;
+use crate::hw::xen::ring_page;
 use crate::hw::xen::shared_info;
 use crate::hw::xen::xenstore::Xenstore;
 use crate::hw::{cpu, EventsOff};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Mutex;
 use xshim_shim::layout::timeouts::CONSOLE_EXIT_FLUSH_NS;
 use xshim_shim::suspend::{suspend_and_resume, Outcome, PvSteps, PvhSteps, StepsCommon, SuspendError};
@@ -57,11 +58,15 @@ fn advertise_features(xs: &mut Xenstore) -> Result<(), XsError> {
 /// (measured in the lab, PVH: the restored guest never ran again). With `control/shutdown`
 /// the loser fails without resuming it. The gain is small: the request reaches the guest in
 /// 2-3 ms instead of 12-30 ms, of a migration downtime of about 2.7 s in the lab.
-static SUSPEND_EVTCHN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+static SUSPEND_EVTCHN: AtomicBool = AtomicBool::new(false);
 
+/// The Xen-wide options from the command line (the devices' own: `block::set_options`).
 pub fn set_options(opts: &[&str]) {
     if opts.contains(&"xshim.suspend_evtchn=1") {
         SUSPEND_EVTCHN.store(true, Ordering::Relaxed);
+    }
+    if let Some(n) = opts.iter().find_map(|o| o.strip_prefix("xshim.grant_reserve=")).and_then(|v| v.parse::<u32>().ok()) {
+        grant_table::hold_back(n);
     }
 }
 
@@ -75,14 +80,13 @@ fn publish_suspend_port(xs: &mut Xenstore) -> Option<EvtchnPort> {
     if !SUSPEND_EVTCHN.load(Ordering::Relaxed) {
         return None;
     }
-    let port = match XenHypercalls.evtchn_alloc_unbound(0) {
-        Ok(p) => p,
+    let port = match ring_page::alloc_port(0) {
+        Ok(p) => EvtchnPort::new(p),
         Err(e) => {
-            log::warn!("suspend event channel: EVTCHNOP_alloc_unbound failed ({e}); suspends come through {SHUTDOWN_NODE} only");
+            log::warn!("suspend event channel: {e}; suspends come through {SHUTDOWN_NODE} only");
             return None;
         }
     };
-    let _ = XenHypercalls.evtchn_unmask(port);
     match xs.write(0, SUSPEND_EVTCHN_NODE, &alloc::format!("{}", port.raw())) {
         Ok(()) => {
             log::debug!("suspend event channel: port {} published at {SUSPEND_EVTCHN_NODE}", port.raw());
