@@ -7,6 +7,8 @@ extern crate alloc;
 
 pub mod abi_dispatch;
 pub mod address_space;
+pub mod demand;
+pub mod fault_decode;
 pub mod layout;
 pub mod loader;
 pub mod payload_mem;

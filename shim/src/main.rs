@@ -32,6 +32,7 @@ mod entry {
     use linked_list_allocator::LockedHeap;
     use xshim_elf_notes::{ty, xen_note_num, xen_note_str};
     use xshim_payload::abi::MemRegion;
+    use xshim_shim::demand::Range;
     use xshim_shim::layout;
     use xshim_shim::start_info::{self, PhysRead};
 
@@ -118,6 +119,7 @@ mod entry {
         console::init_logger(log_level(&shim_opts));
         platform::block::set_options(&shim_opts);
         platform::xen::set_options(&shim_opts);
+        platform::memory::set_options(&shim_opts);
         platform::pv::connect(&info, &events).unwrap_or_else(|e| fatal::fatal("PV bring-up", e));
         log::info!(
             "xshim {} booted (Xen PV), {} MiB mapped 1:1{}",
@@ -130,7 +132,11 @@ mod entry {
         // The payload gets neither the boot module nor the page tables taken from RAM.
         let reserved: Vec<start_info::Module> = modules.iter().copied().chain(info.ram.l1_pages_in_ram).collect();
         let regions = start_info::payload_regions(&memmap, &reserved);
-        kernel::load_and_enter(&modules, regions, payload_cmdline, shim_end(), kernel::SelfTest::from_options(&shim_opts))
+        let ram = kernel::RamLayout {
+            ram: alloc::vec![Range::new(0, info.nr_pages * layout::PAGE_SIZE)],
+            keep: core::iter::once(crate::hw::xen::pv_mm::start_of_day_pages()).chain(info.ram.l1_pages_in_ram.map(|m| Range::new(m.paddr, m.paddr + m.size))).collect(),
+        };
+        kernel::load_and_enter(&modules, regions, Some(ram), payload_cmdline, shim_end(), kernel::SelfTest::from_options(&shim_opts))
     }
 
     /// Rust entry from entry.S, in long mode on the boot stack (interrupts off).
@@ -153,6 +159,7 @@ mod entry {
         console::init_logger(log_level(&shim_opts));
         platform::block::set_options(&shim_opts);
         platform::xen::set_options(&shim_opts);
+        platform::memory::set_options(&shim_opts);
 
         match xen_base {
             Some(base) => platform::pvh::init(base, &events).unwrap_or_else(|e| fatal::fatal("PVH bring-up", e)),
@@ -167,7 +174,11 @@ mod entry {
             boot.memmap.len()
         );
         let regions: Vec<MemRegion> = start_info::payload_regions(&boot.memmap, &boot.modules);
-        kernel::load_and_enter(&boot.modules, regions, payload_cmdline, shim_end(), kernel::SelfTest::from_options(&shim_opts))
+        let ram = kernel::RamLayout {
+            ram: boot.memmap.iter().filter(|e| e.ty == xshim_shim::xen::abi::start_info::XEN_HVM_MEMMAP_TYPE_RAM).map(|e| Range::new(e.addr, e.addr.saturating_add(e.size))).collect(),
+            keep: Vec::new(),
+        };
+        kernel::load_and_enter(&boot.modules, regions, Some(ram), payload_cmdline, shim_end(), kernel::SelfTest::from_options(&shim_opts))
     }
 
     #[panic_handler]

@@ -59,6 +59,11 @@ pub fn cr2() -> u64 {
     cr2
 }
 
+/// Drops any TLB entry for the page holding `addr` (ring 0 only: PVH and native).
+pub fn invlpg(addr: u64) {
+    x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(addr));
+}
+
 pub fn interrupts_enabled() -> bool {
     x86_64::instructions::interrupts::are_enabled()
 }

@@ -11,6 +11,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use xshim_payload::abi::{BootInfo, MemRegion};
 use xshim_shim::address_space::{Access, AddressSpace, PlanError, Span};
+use xshim_shim::demand::{self, Range};
 use xshim_shim::layout;
 use xshim_shim::start_info::Module;
 
@@ -54,9 +55,17 @@ fn sym_addr(s: *const u8) -> u64 {
     s as u64
 }
 
+/// The guest's RAM and what the platform needs kept populated in it (PV: Xen's start-of-day
+/// pages and page tables), for the demand-population plan. None: keep everything (no Xen).
+pub struct RamLayout {
+    pub ram: Vec<Range>,
+    pub keep: Vec<Range>,
+}
+
 /// Who may touch what once the payload runs (linker/shim.ld's section symbols: only their
-/// addresses are taken).
-fn address_space(window: MemRegion, stack: MemRegion, regions: &[MemRegion]) -> Result<AddressSpace, PlanError> {
+/// addresses are taken). `released`: memory given back to Xen that the payload has no
+/// business with either, mapped not at all.
+fn address_space(window: MemRegion, stack: MemRegion, regions: &[MemRegion], released: &[Range]) -> Result<AddressSpace, PlanError> {
     let (text, gate, gate_end, rodata, data) = (
         sym_addr(&raw const __shim_start),
         sym_addr(&raw const __user_gate_start),
@@ -75,6 +84,7 @@ fn address_space(window: MemRegion, stack: MemRegion, regions: &[MemRegion]) -> 
         span(window, Access::UserAll),
     ];
     spans.extend(regions.iter().map(|&r| span(r, Access::UserAll)));
+    spans.extend(released.iter().map(|r| Span { start: r.start, end: r.end, access: Access::None }));
     AddressSpace::new(spans)
 }
 
@@ -127,7 +137,7 @@ impl SelfTest {
 }
 
 /// Loads the payload and enters it; shared by every platform.
-pub fn load_and_enter(modules: &[Module], regions: Vec<MemRegion>, payload_cmdline: String, shim_end: u64, selftest: Option<SelfTest>) -> ! {
+pub fn load_and_enter(modules: &[Module], regions: Vec<MemRegion>, ram: Option<RamLayout>, payload_cmdline: String, shim_end: u64, selftest: Option<SelfTest>) -> ! {
     let p = platform();
     let plan = payload_load::find(modules, shim_end).and_then(|src| payload_load::load(&src));
     let plan = match plan {
@@ -141,7 +151,18 @@ pub fn load_and_enter(modules: &[Module], regions: Vec<MemRegion>, payload_cmdli
     let stack = MemRegion { base: stack_base, len: layout::PAYLOAD_STACK_SIZE as u64 };
     let window = MemRegion { base: layout::PAYLOAD_WINDOW_BASE, len: layout::PAYLOAD_WINDOW_LIMIT - layout::PAYLOAD_WINDOW_BASE };
     let free: u64 = regions.iter().map(|r| r.len).sum();
-    let space = address_space(window, stack, &regions).unwrap_or_else(|e| fatal::fatal("the shim's memory layout", e));
+    // Demand population: all RAM but the shim, the loaded payload and what the platform
+    // needs goes back to Xen; the payload's part comes back on first touch.
+    let memory = ram.filter(|_| crate::platform::memory::enabled(p)).map(|ram| {
+        let to_range = |r: &MemRegion| Range::new(r.base, r.base + r.len);
+        let mut keep = ram.keep;
+        keep.push(Range::new(layout::SHIM_BASE, shim_end));
+        keep.extend(plan.segments.iter().map(|s| Range::new(s.addr, s.addr + s.mem_len)));
+        let payload: Vec<Range> = core::iter::once(&window).chain(regions.iter()).map(to_range).collect();
+        demand::plan(&ram.ram, &keep, &payload)
+    });
+    let released_unmapped = memory.as_ref().map_or(Vec::new(), |m| demand::subtract(&m.release, &m.demand));
+    let space = address_space(window, stack, &regions, &released_unmapped).unwrap_or_else(|e| fatal::fatal("the shim's memory layout", e));
     let boot_info = services::init(services::PayloadInfo { cmdline: payload_cmdline, regions, window, stack, features: p.features() }, p.payload_call_gate());
     // The payload's BootInfo is a copy at the top of its own stack: the shim's pages are out
     // of its reach.
@@ -150,6 +171,18 @@ pub fn load_and_enter(modules: &[Module], regions: Vec<MemRegion>, payload_cmdli
     // payload starts), aligned, and nothing references that memory.
     unsafe { (boot_at as *mut BootInfo).write(*boot_info) };
     let image = (sym_addr(&raw const __shim_start), sym_addr(&raw const __shim_end));
+    if let Some(m) = &memory {
+        let r = crate::platform::memory::release_at_boot(p, m).unwrap_or_else(|e| fatal::fatal("giving unused memory back to Xen", e));
+        log::info!(
+            "memory: {} MiB given back to Xen in {} us (the domain holds {} of at most {} KiB); the payload's {} MiB are populated on first touch, {} KiB at a time",
+            (r.pages << layout::PAGE_SHIFT) >> 20,
+            r.micros,
+            r.xen_pages.map_or(0, |(now, _)| now * 4),
+            r.xen_pages.map_or(0, |(_, max)| max * 4),
+            r.demand_bytes >> 20,
+            r.unit_bytes >> 10
+        );
+    }
     let protection = p.protect(&space, image).unwrap_or_else(|e| fatal::fatal("memory protection", e));
     if let Some(t) = selftest {
         t.run();

@@ -16,11 +16,88 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     // turned event delivery off on the way in; it stays off until this handler returns.
     let events = unsafe { EventsOff::assume() };
     match frame.vector {
+        PAGE_FAULT if frame.error_code & PF_PRESENT == 0 && first_touch(frame) => {}
         v if v < 32 => exception(frame),
         v if v == layout::VECTOR_XEN_CALLBACK as u64 => xen_upcall(&events),
         v if v == layout::VECTOR_LAPIC_TIMER as u64 => platform::native::on_timer(),
         _ => {} // spurious or a masked PIC line: nothing to do
     }
+}
+
+const PAGE_FAULT: u64 = 14;
+const PF_PRESENT: u64 = 1;
+
+/// A not-present page fault on demand-populated payload memory (by the payload, or by the
+/// shim copying to or from it): the unit is populated and the access retried on return.
+/// Nothing here logs or takes a lock the faulting code may hold (the console).
+fn first_touch(frame: &TrapFrame) -> bool {
+    use xshim_shim::demand::{FaultOutcome, PopulateError, Unit};
+    let p = super::platform();
+    let addr = p.fault_address();
+    let outcome = if addr != 0 {
+        platform::memory::on_page_fault(p, addr)
+    } else {
+        // No address reported (QEMU's emulated SVM under Xen PVH leaves CR2 at 0; 0 itself is
+        // never demand memory): find what the instruction touched.
+        match lost_address(frame) {
+            Ok(0) => FaultOutcome::NotDemand,
+            Ok(_) => FaultOutcome::Populated(Unit { start: 0, end: 0 }),
+            Err((unit, e)) => FaultOutcome::Failed(unit, e),
+        }
+    };
+    match outcome {
+        FaultOutcome::NotDemand => false,
+        FaultOutcome::Populated(_) => true,
+        FaultOutcome::Failed(unit, PopulateError::OutOfMemory) => {
+            crate::console::emergency(format_args!(
+                "\nxshim: out of memory: the payload needs more than memory/target ({} MiB): touching {:#x}..{:#x} at rip {:#x} with {} MiB of its memory populated\n",
+                platform::memory::limit_bytes() >> 20,
+                unit.start,
+                unit.end,
+                frame.rip,
+                platform::memory::demand().map_or(0, |m| m.populated_bytes() >> 20),
+            ));
+            super::fatal::crash("out of memory")
+        }
+        FaultOutcome::Failed(unit, e) => {
+            crate::console::emergency(format_args!("\nxshim: populating payload memory {:#x}..{:#x} failed: {e}\n", unit.start, unit.end));
+            super::fatal::crash("demand population failed")
+        }
+    }
+}
+
+/// Populates what the faulting instruction touches (its memory operands, decoded with the
+/// registers it faulted with; for an instruction fetch, the instruction itself). Returns how
+/// many units it populated: 0 means the fault was not a first touch.
+fn lost_address(f: &TrapFrame) -> Result<u64, (xshim_shim::demand::Unit, xshim_shim::demand::PopulateError)> {
+    use xshim_shim::fault_decode::{accesses, Access, Registers};
+    const PF_FETCH: u64 = 16;
+    const MAX_INSTRUCTION: u64 = 15;
+    let p = super::platform();
+    let Some(map) = platform::memory::demand() else { return Ok(0) };
+    let targets = if f.error_code & PF_FETCH != 0 {
+        alloc::vec![Access { addr: f.rip, len: MAX_INSTRUCTION }]
+    } else {
+        // The instruction's bytes, as far as they are backed (never fault in here).
+        let page_end = (f.rip | (layout::PAGE_SIZE - 1)) + 1;
+        let len = if map.is_backed(f.rip) && map.is_backed(f.rip + MAX_INSTRUCTION - 1) { MAX_INSTRUCTION } else { page_end - f.rip }.min(MAX_INSTRUCTION);
+        if !map.is_backed(f.rip) {
+            return Ok(0);
+        }
+        // SAFETY: `len` bytes at rip are mapped (the instruction was fetched from there, and
+        // the part on a following page is checked backed); only read.
+        let code = unsafe { core::slice::from_raw_parts(f.rip as *const u8, len as usize) };
+        let regs = Registers {
+            rax: f.rax, rbx: f.rbx, rcx: f.rcx, rdx: f.rdx, rsi: f.rsi, rdi: f.rdi, rbp: f.rbp, rsp: f.rsp,
+            r8: f.r8, r9: f.r9, r10: f.r10, r11: f.r11, r12: f.r12, r13: f.r13, r14: f.r14, r15: f.r15, rip: f.rip,
+        };
+        accesses(code, &regs)
+    };
+    let mut populated = 0;
+    for a in targets {
+        populated += platform::memory::populate_range(p, a.addr, a.addr.saturating_add(a.len))?;
+    }
+    Ok(populated)
 }
 
 fn xen_upcall(events: &EventsOff) {
@@ -102,7 +179,6 @@ fn access(error_code: u64) -> &'static str {
 /// write to read-only code, or a privileged instruction.
 fn payload_fault_summary(f: &TrapFrame, cr2: u64) -> alloc::string::String {
     use alloc::format;
-    const PF_PRESENT: u64 = 1;
     let guard = super::payload_stack_guard();
     let in_guard = |a: u64| (guard.base..guard.base + guard.len).contains(&a);
     match f.vector {

@@ -4,6 +4,7 @@
 //! Nothing here decides to crash: errors go to the kernel.
 pub mod block;
 pub mod devices;
+pub mod memory;
 pub mod native;
 pub mod net;
 pub mod pv;
@@ -152,7 +153,7 @@ impl Platform {
     pub fn protect(self, space: &AddressSpace, image: (u64, u64)) -> Result<Protection, alloc::string::String> {
         match self {
             Platform::Pvh | Platform::Native => {
-                let p = paging::install(space)?;
+                let p = paging::install(space, memory::demand())?;
                 Ok(Protection { user_mode: true, read_only_text: true, no_execute: p.no_execute, smep: p.smep })
             }
             Platform::Pv => {

@@ -44,6 +44,8 @@ pub enum PlatformError {
     SharedInfoNotMapped,
     /// The payload's address space needs more 4 KiB page tables than the shim keeps.
     PageTablePool,
+    /// Xen did fewer extents of a memory reservation call than asked.
+    ShortReservation { op: &'static str, done: usize, asked: usize },
 }
 
 impl fmt::Display for PlatformError {
@@ -59,6 +61,7 @@ impl fmt::Display for PlatformError {
             PlatformError::NoBootstrapTables => write!(f, "PV: Xen's bootstrap page tables do not map the low 1 GiB"),
             PlatformError::SharedInfoNotMapped => write!(f, "PV: publishing the p2m needs shared_info, which is not mapped"),
             PlatformError::PageTablePool => write!(f, "the payload's address space needs more page tables than the shim keeps"),
+            PlatformError::ShortReservation { op, done, asked } => write!(f, "{op}: Xen did {done} of {asked} extents"),
         }
     }
 }

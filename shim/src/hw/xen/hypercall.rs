@@ -201,3 +201,42 @@ impl Hypercalls for XenHypercalls {
         unit(unsafe { hypercall4(nr::MMUEXT_OP, ops.as_ptr() as u64, ops.len() as u64, &mut done as *mut u32 as u64, mem::DOMID_SELF as u64) })
     }
 }
+
+/// Memory reservation: giving frames back to Xen and taking new ones (demand-populated
+/// payload memory, hw/demand.rs). Not in the `Hypercalls` trait: only the bare-metal memory
+/// code uses them; its logic is tested through `xshim_shim::demand::Backing`.
+impl XenHypercalls {
+    fn reservation(op: u32, frames: u64, count: usize, order: u32) -> HcResult<usize> {
+        let r = mem::XenMemoryReservation { extent_start: frames, nr_extents: count as u64, extent_order: order, mem_flags: 0, domid: mem::DOMID_SELF, _pad: [0; 6] };
+        // SAFETY: callers (below) vouch for the frames; Xen reads the struct and the list,
+        // and for populate writes the list back.
+        let rc = unsafe { hypercall4(nr::MEMORY_OP, op as u64, ptr(&r), 0, 0) };
+        XenErrno::check(rc).map(|n| n as usize)
+    }
+
+    /// XENMEM_populate_physmap: `frames` holds the first page frame of each extent of
+    /// 2^`order` pages; PV gets each extent's first machine frame written back. Returns the
+    /// extents done (fewer than asked: the domain is at its limit).
+    /// # Safety
+    /// The frames must be unpopulated guest frames that nothing maps.
+    pub unsafe fn populate_physmap(&mut self, frames: &mut [u64], order: u32) -> HcResult<usize> {
+        Self::reservation(mem::XENMEM_POPULATE_PHYSMAP, frames.as_mut_ptr() as u64, frames.len(), order)
+    }
+
+    /// XENMEM_decrease_reservation: gives back the extents whose first frames (PV: machine
+    /// frames; PVH: guest frames) are listed. Returns the extents done.
+    /// # Safety
+    /// No mapping of these frames may remain, and nothing may use them again until they are
+    /// populated anew.
+    pub unsafe fn decrease_reservation(&mut self, frames: &[u64], order: u32) -> HcResult<usize> {
+        Self::reservation(mem::XENMEM_DECREASE_RESERVATION, frames.as_ptr() as u64, frames.len(), order)
+    }
+
+    /// XENMEM_current_reservation / XENMEM_maximum_reservation: pages the domain holds now,
+    /// and may hold at most (max_pages).
+    pub fn reservation_pages(&mut self, maximum: bool) -> HcResult<u64> {
+        let d = mem::XenMemoryDomain { domid: mem::DOMID_SELF };
+        let op = if maximum { mem::XENMEM_MAXIMUM_RESERVATION } else { mem::XENMEM_CURRENT_RESERVATION };
+        XenErrno::check(benign(nr::MEMORY_OP, op as u64, ptr(&d), 0)).map(|n| n as u64)
+    }
+}

@@ -7,7 +7,8 @@ use super::shared_info;
 use core::sync::atomic::{AtomicU64, Ordering};
 use xshim_shim::layout::{self, PAGE_SIZE, PTES_PER_TABLE};
 use xshim_shim::address_space::{Access, AddressSpace};
-use xshim_shim::xen::abi::xen::{MmuUpdate, MmuextOp, StartInfo, FIRST_RESERVED_GDT_ENTRY, MACH2PHYS_VIRT_START, MMUEXT_NEW_USER_BASEPTR, MMUEXT_PIN_L4_TABLE, MMU_NORMAL_PT_UPDATE};
+use xshim_shim::demand::PopulateError;
+use xshim_shim::xen::abi::xen::{MmuUpdate, MmuextOp, StartInfo, FIRST_RESERVED_GDT_ENTRY, MACH2PHYS_VIRT_START, MMUEXT_NEW_USER_BASEPTR, MMUEXT_PIN_L4_TABLE, MMUEXT_TLB_FLUSH_LOCAL, MMU_NORMAL_PT_UPDATE};
 use xshim_shim::xen::errno::XenResultExt;
 use xshim_shim::xen::frames::{Mfn, Pfn};
 use xshim_shim::xen::guest::{mfn_of_va, PlatformError, PvMemory};
@@ -23,6 +24,11 @@ static START_INFO_VA: AtomicU64 = AtomicU64::new(0);
 static PT_BASE: AtomicU64 = AtomicU64::new(0);
 static P2M_VA: AtomicU64 = AtomicU64::new(0);
 static P2M_LEN: AtomicU64 = AtomicU64::new(0);
+/// Where the kernel's 1:1 map of RAM ends (`map_ram`).
+static MAPPED_END: AtomicU64 = AtomicU64::new(0);
+/// The p2m's mark for a pseudo-physical frame with no machine frame behind it (libxc saves
+/// such a frame as XTAB: an 8-byte entry, no data).
+pub const INVALID_P2M_ENTRY: u64 = !0;
 
 /// The PV memory as `xshim_shim`'s logic sees it.
 pub struct PvMem;
@@ -65,6 +71,19 @@ pub fn p2m(pfn: Pfn) -> Option<Mfn> {
     // SAFETY: P2M_VA is Xen's p2m array of P2M_LEN entries (mapped by the bootstrap tables,
     // rewritten in place by the toolstack on restore); pfn is in range.
     Some(Mfn::new(unsafe { core::ptr::read_volatile((P2M_VA.load(Ordering::Relaxed) as *const u64).add(pfn.raw() as usize)) }))
+}
+
+/// Records `mfn` (or INVALID_P2M_ENTRY) as the frame behind `pfn` in Xen's p2m array. The
+/// array's pages stay where they are (libxc reads their frames once, at the start of a
+/// save): only entries change.
+fn set_p2m(pfn: Pfn, mfn: u64) -> Result<(), PlatformError> {
+    if pfn.raw() >= P2M_LEN.load(Ordering::Relaxed) {
+        return Err(PlatformError::BeyondP2m(pfn));
+    }
+    // SAFETY: as p2m(); the array is the guest's own, mapped writable, and only the shim
+    // writes it (with events masked).
+    unsafe { core::ptr::write_volatile((P2M_VA.load(Ordering::Relaxed) as *mut u64).add(pfn.raw() as usize), mfn) };
+    Ok(())
 }
 
 pub fn m2p(mfn: Mfn) -> Pfn {
@@ -160,6 +179,7 @@ pub fn map_ram(nr_pages: u64, pt_base: u64) -> Result<RamMap, PlatformError> {
         }
     };
     let plan = pv_layout::plan(nr_pages, slot_of, layout::PV_EXTRA_L1_PAGES)?;
+    MAPPED_END.store(plan.mapped_end, Ordering::Relaxed);
     // Pool tables first: RAM pages taken for tables lie in the range they map, so they can
     // be filled only once those are installed.
     for from_pool in [true, false] {
@@ -221,7 +241,12 @@ fn user_leaf(pfn: Pfn, access: Access, nx: bool) -> Result<u64, PlatformError> {
     if nx && !access.executable() {
         f |= Pte::NO_EXECUTE;
     }
-    Ok(pte(p2m(pfn).ok_or(PlatformError::BeyondP2m(pfn))?, f))
+    let mfn = p2m(pfn).ok_or(PlatformError::BeyondP2m(pfn))?;
+    // A frame given back to Xen (demand-populated memory not touched yet) stays unmapped.
+    if mfn.raw() == INVALID_P2M_ENTRY {
+        return Ok(0);
+    }
+    Ok(pte(mfn, f))
 }
 
 /// What `protect` set up.
@@ -239,6 +264,7 @@ pub struct PvProtection {
 ///   The toolstack saves and restores it with the vCPU (ctrlreg[1]), canonicalised like
 ///   every pinned table.
 pub fn protect(space: &AddressSpace, shim: (u64, u64), nx: bool) -> Result<PvProtection, PlatformError> {
+    NX.store(nx, Ordering::Relaxed);
     protect_shim_image(space, shim, nx)?;
     build_user_table(space, nx)?;
     Ok(PvProtection { no_execute: nx })
@@ -303,6 +329,7 @@ fn build_user_table(space: &AddressSpace, nx: bool) -> Result<(), PlatformError>
                     unsafe { l1.add(i as usize).write_volatile(e) };
                 }
                 tables.push(l1 as u64);
+                USER_L1[slot as usize].store(l1 as u64, Ordering::Relaxed);
                 pte(mfn_of_va(&PvMem, l1 as u64)?, L2_PTE)
             }
         };
@@ -329,4 +356,162 @@ fn build_user_table(space: &AddressSpace, nx: bool) -> Result<(), PlatformError>
     // SAFETY: the table just built maps only the payload's pages, each to its own frame.
     unsafe { XenHypercalls.mmuext_op(&ops) }.op("mmuext_op(pin the user page table, NEW_USER_BASEPTR)")?;
     Ok(())
+}
+
+/// The user page table's own L1 tables (by virtual address), per 2 MiB slot of the low
+/// 1 GiB; 0 where the slot shares the kernel's L1 or maps nothing. Entries for payload pages
+/// there are copies, which populate and release keep in step.
+static USER_L1: [AtomicU64; PTES_PER_TABLE as usize] = [const { AtomicU64::new(0) }; PTES_PER_TABLE as usize];
+
+/// The machine addresses of the L1 entries that map `va`: the kernel's and, if the slot has
+/// its own user table, the user table's. None beyond the kernel's 1:1 map.
+fn l1_entries(va: u64) -> Result<Option<(u64, Option<u64>)>, PlatformError> {
+    if va >= MAPPED_END.load(Ordering::Relaxed) {
+        return Ok(None);
+    }
+    let (l2, _) = kernel_l2()?;
+    let slot = va / (PAGE_SIZE * PTES_PER_TABLE);
+    let l2e = read_pte(l2, slot);
+    let e = Pte::from_bits_retain(l2e);
+    if !e.contains(Pte::PRESENT) || e.contains(Pte::HUGE_PAGE) {
+        return Err(PlatformError::NoBootstrapTables);
+    }
+    let index = (va / PAGE_SIZE) % PTES_PER_TABLE;
+    let kernel = Mfn::of_maddr(l2e).maddr() + index * 8;
+    let user = match USER_L1[slot as usize].load(Ordering::Relaxed) {
+        0 => None,
+        l1_va => Some(mfn_of_va(&PvMem, l1_va)?.maddr() + index * 8),
+    };
+    Ok(Some((kernel, user)))
+}
+
+/// Pages handled per batch of hypercalls (the lists live on the stack).
+const BATCH: usize = 64;
+
+/// Gives the frames behind `[start, end)` back to Xen, in the order libxc needs for a save
+/// to succeed afterwards: every mapping cleared and flushed first (a PTE that still names a
+/// frame outside the p2m aborts the save: "Bad mfn"), then the p2m entry marked invalid,
+/// then the machine frame freed. Frames already invalid are skipped. Returns pages freed.
+pub fn release(start: u64, end: u64) -> Result<u64, PlatformError> {
+    let mut freed = 0;
+    let mut va = start;
+    while va < end {
+        let mut mfns = [0u64; BATCH];
+        let mut pfns = [0u64; BATCH];
+        let mut zaps = [MmuUpdate { ptr: 0, val: 0 }; 2 * BATCH];
+        let (mut n, mut z) = (0, 0);
+        while va < end && n < BATCH {
+            let pfn = Pfn::containing(va);
+            let mfn = p2m(pfn).ok_or(PlatformError::BeyondP2m(pfn))?;
+            if mfn.raw() != INVALID_P2M_ENTRY {
+                if let Some((kernel, user)) = l1_entries(va)? {
+                    zaps[z] = MmuUpdate { ptr: kernel | MMU_NORMAL_PT_UPDATE, val: 0 };
+                    z += 1;
+                    if let Some(u) = user {
+                        zaps[z] = MmuUpdate { ptr: u | MMU_NORMAL_PT_UPDATE, val: 0 };
+                        z += 1;
+                    }
+                }
+                (mfns[n], pfns[n]) = (mfn.raw(), pfn.raw());
+                n += 1;
+            }
+            va += PAGE_SIZE;
+        }
+        if n == 0 {
+            continue;
+        }
+        if z > 0 {
+            // SAFETY: clears the mappings of frames about to be given back; nothing the
+            // shim uses lives there (the caller's range is released memory).
+            unsafe { XenHypercalls.mmu_update(&zaps[..z]) }.op("mmu_update(unmap released pages)")?;
+            let flush = [MmuextOp { cmd: MMUEXT_TLB_FLUSH_LOCAL, pad: 0, arg1: 0, arg2: 0 }];
+            // SAFETY: a TLB flush names no frame.
+            unsafe { XenHypercalls.mmuext_op(&flush) }.op("mmuext_op(TLB flush)")?;
+        }
+        for &pfn in &pfns[..n] {
+            set_p2m(Pfn::new(pfn), INVALID_P2M_ENTRY)?;
+        }
+        // SAFETY: the frames are unmapped (above) and out of the p2m; nothing uses them.
+        let done = unsafe { XenHypercalls.decrease_reservation(&mfns[..n], 0) }.op("XENMEM_decrease_reservation")?;
+        if done != n {
+            return Err(PlatformError::ShortReservation { op: "XENMEM_decrease_reservation", done, asked: n });
+        }
+        freed += n as u64;
+    }
+    Ok(freed)
+}
+
+/// Populates `[start, end)` (inside the kernel's 1:1 map) with new frames: p2m entries set,
+/// the kernel's and the user table's entries written, then the pages zeroed through the new
+/// mapping. A short populate (the domain is at max_pages) gives back what it did get and
+/// reports out of memory.
+pub fn populate(start: u64, end: u64) -> Result<(), PopulateError> {
+    let refused = |op: &'static str| move |e: xshim_shim::xen::errno::XenErrno| PopulateError::Refused(op, Some(e));
+    let mut va = start;
+    while va < end {
+        let n = (((end - va) / PAGE_SIZE) as usize).min(BATCH);
+        let mut frames = [0u64; BATCH];
+        for (i, f) in frames[..n].iter_mut().enumerate() {
+            *f = Pfn::containing(va).raw() + i as u64;
+        }
+        // SAFETY: the pfns are demand memory not yet backed: invalid in the p2m, unmapped.
+        let done = unsafe { XenHypercalls.populate_physmap(&mut frames[..n], 0) }.map_err(refused("XENMEM_populate_physmap"))?;
+        if done < n {
+            // SAFETY: the frames just got were never mapped or entered in the p2m.
+            let _ = unsafe { XenHypercalls.decrease_reservation(&frames[..done], 0) };
+            return Err(PopulateError::OutOfMemory);
+        }
+        let mut maps = [MmuUpdate { ptr: 0, val: 0 }; 2 * BATCH];
+        let mut z = 0;
+        for (i, &mfn) in frames[..n].iter().enumerate() {
+            let page_va = va + i as u64 * PAGE_SIZE;
+            let pfn = Pfn::containing(page_va);
+            set_p2m(pfn, mfn).map_err(|_| PopulateError::Refused("p2m update", None))?;
+            let Ok(Some((kernel, user))) = l1_entries(page_va) else { return Err(PopulateError::Refused("no L1 entry maps the page", None)) };
+            maps[z] = MmuUpdate { ptr: kernel | MMU_NORMAL_PT_UPDATE, val: pte(Mfn::new(mfn), RAM_PTE) };
+            z += 1;
+            if let Some(u) = user {
+                let leaf = user_leaf(pfn, Access::UserAll, NX.load(Ordering::Relaxed)).map_err(|_| PopulateError::Refused("user entry", None))?;
+                maps[z] = MmuUpdate { ptr: u | MMU_NORMAL_PT_UPDATE, val: leaf };
+                z += 1;
+            }
+        }
+        // SAFETY: maps each new frame at its own pseudo-physical address, where nothing was
+        // mapped; no Rust reference covers payload memory.
+        unsafe { XenHypercalls.mmu_update(&maps[..z]) }.map_err(refused("mmu_update(map populated pages)"))?;
+        // SAFETY: the pages were just mapped writable at va..; Xen does not scrub pages a
+        // live domain frees, so they may hold another domain's data until zeroed here.
+        unsafe { core::ptr::write_bytes(va as *mut u8, 0, n * PAGE_SIZE as usize) };
+        va += n as u64 * PAGE_SIZE;
+    }
+    Ok(())
+}
+
+/// Whether `protect` turned no-execute on (user entries written later follow suit).
+static NX: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// The pages Xen's domain builder laid out after the shim's image, which stay in use:
+/// the p2m array, start_info, the xenstore and console rings and the bootstrap page tables
+/// (the builder's boot stack and its padding come after them and are not used: the shim
+/// runs on its own stack from its first instruction).
+pub fn start_of_day_pages() -> xshim_shim::demand::Range {
+    let si = PvMem.start_info();
+    let page_end = |va: u64, len: u64| (va + len).div_ceil(PAGE_SIZE) * PAGE_SIZE;
+    let va_of = |mfn: u64| m2p(Mfn::new(mfn)).addr();
+    let p2m_va = P2M_VA.load(Ordering::Relaxed);
+    let si_va = START_INFO_VA.load(Ordering::Relaxed);
+    let pt = PT_BASE.load(Ordering::Relaxed);
+    let (store, console) = (va_of(si.store_mfn), va_of(si.console.mfn));
+    let start = [p2m_va, si_va, pt, store, console].into_iter().min().unwrap_or(0) & !(PAGE_SIZE - 1);
+    let end = [
+        page_end(p2m_va, P2M_LEN.load(Ordering::Relaxed) * 8),
+        page_end(si_va, PAGE_SIZE),
+        page_end(pt, si.nr_pt_frames * PAGE_SIZE),
+        page_end(store, PAGE_SIZE),
+        page_end(console, PAGE_SIZE),
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0);
+    xshim_shim::demand::Range::new(start, end)
 }

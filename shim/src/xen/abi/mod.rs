@@ -76,6 +76,11 @@ pub fn layout_table() -> alloc::vec::Vec<(&'static str, &'static str, usize)> {
     off!("struct xen_add_to_physmap", memory::XenAddToPhysmap, space);
     off!("struct xen_add_to_physmap", memory::XenAddToPhysmap, idx);
     off!("struct xen_add_to_physmap", memory::XenAddToPhysmap, gpfn);
+    size!("struct xen_memory_reservation", memory::XenMemoryReservation);
+    off!("struct xen_memory_reservation", memory::XenMemoryReservation, nr_extents);
+    off!("struct xen_memory_reservation", memory::XenMemoryReservation, extent_order);
+    off!("struct xen_memory_reservation", memory::XenMemoryReservation, mem_flags);
+    off!("struct xen_memory_reservation", memory::XenMemoryReservation, domid);
     size!("struct xen_hvm_param", hvm_params::XenHvmParam);
     off!("struct xen_hvm_param", hvm_params::XenHvmParam, index);
     off!("struct xen_hvm_param", hvm_params::XenHvmParam, value);
@@ -224,6 +229,7 @@ pub fn constant_table() -> alloc::vec::Vec<(&'static str, u64)> {
         ("__HYPERVISOR_memory_op", xen::hypercall::MEMORY_OP as u64),
         ("MACH2PHYS_VIRT_START", xen::MACH2PHYS_VIRT_START),
         ("MMU_NORMAL_PT_UPDATE", xen::MMU_NORMAL_PT_UPDATE),
+        ("MMUEXT_TLB_FLUSH_LOCAL", xen::MMUEXT_TLB_FLUSH_LOCAL as u64),
         ("UVMF_INVLPG", xen::UVMF_INVLPG),
         ("SIF_MOD_START_PFN", xen::SIF_MOD_START_PFN as u64),
         ("VCPUOP_stop_periodic_timer", vcpu::VCPUOP_STOP_PERIODIC_TIMER as u64),
@@ -247,6 +253,10 @@ pub fn constant_table() -> alloc::vec::Vec<(&'static str, u64)> {
         ("SHUTDOWN_suspend", sched::ShutdownReason::Suspend as u64),
         ("SHUTDOWN_crash", sched::ShutdownReason::Crash as u64),
         ("XENMEM_add_to_physmap", memory::XENMEM_ADD_TO_PHYSMAP as u64),
+        ("XENMEM_decrease_reservation", memory::XENMEM_DECREASE_RESERVATION as u64),
+        ("XENMEM_current_reservation", memory::XENMEM_CURRENT_RESERVATION as u64),
+        ("XENMEM_maximum_reservation", memory::XENMEM_MAXIMUM_RESERVATION as u64),
+        ("XENMEM_populate_physmap", memory::XENMEM_POPULATE_PHYSMAP as u64),
         ("XENMAPSPACE_shared_info", memory::XENMAPSPACE_SHARED_INFO as u64),
         ("XENMAPSPACE_grant_table", memory::XENMAPSPACE_GRANT_TABLE as u64),
         ("DOMID_SELF", memory::DOMID_SELF as u64),

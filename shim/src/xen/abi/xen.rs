@@ -175,6 +175,8 @@ pub const FLAT_USER_SS64: u16 = 0xe02b;
 /// MMUEXT_OP commands (xen.h) the PV shim uses.
 pub const MMUEXT_PIN_L4_TABLE: u32 = 3;
 pub const MMUEXT_UNPIN_TABLE: u32 = 4;
+/// Flushes this vCPU's TLB (after page-table entries were cleared with mmu_update).
+pub const MMUEXT_TLB_FLUSH_LOCAL: u32 = 6;
 /// Sets the page table Xen switches to in guest user mode (64-bit PV only).
 pub const MMUEXT_NEW_USER_BASEPTR: u32 = 15;
 
