@@ -129,7 +129,20 @@ pub struct Unit {
     pub end: u64,
 }
 
-/// The payload's demand-populated memory and which units of it are populated. Updated only
+/// Where a unit of demand memory stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitState {
+    /// Mapped for the payload, backed by a populated frame.
+    Backed,
+    /// Still backed by the frames the domain builder populated, but unmapped and never the
+    /// payload's: given back to Xen from the idle path (`release_held`), or mapped and
+    /// zeroed on first touch if the payload gets there first.
+    Held,
+    /// Given back to Xen: populated again on first touch.
+    Released,
+}
+
+/// The payload's demand-populated memory and where each unit of it stands. Updated only
 /// with events masked (in the page-fault handler, or a payload call), by one vCPU: the
 /// atomics make the book usable from a shared static without `unsafe`, not lock-free
 /// concurrency. Lives in guest memory, so it is saved and restored with the guest and
@@ -139,23 +152,53 @@ pub struct DemandMap {
     ranges: Vec<Range>,
     unit_shift: u32,
     first_unit: u64,
-    bits: Vec<AtomicU64>,
+    units: u64,
+    backed: Vec<AtomicU64>,
+    held: Vec<AtomicU64>,
+    /// Units given back since the guest last woke in a new domain. A live migration's
+    /// receiver keeps pages that were sent before the sender gave them back (an XTAB record
+    /// frees nothing there), so after a migration these are given back again.
+    released_this_epoch: Vec<AtomicU64>,
     populated_pages: AtomicU64,
+    held_pages: AtomicU64,
     faults: AtomicU64,
+    release_cursor: AtomicU64,
 }
 
 impl DemandMap {
-    /// `ranges` (page-aligned) start unpopulated; `unit_shift` is log2 of the unit in bytes
-    /// (at least a page).
-    pub fn new(ranges: &[Range], unit_shift: u32) -> DemandMap {
+    /// `ranges` (page-aligned) start unmapped, in `initial` state (`Held`: still populated,
+    /// to be given back later; `Released`: given back already); `unit_shift` is log2 of the
+    /// unit in bytes (at least a page).
+    pub fn new(ranges: &[Range], unit_shift: u32, initial: UnitState) -> DemandMap {
         let ranges = normalise(ranges.to_vec());
         let unit_shift = unit_shift.max(PAGE_SHIFT);
         let (first_unit, units) = match (ranges.first(), ranges.last()) {
             (Some(f), Some(l)) => (f.start >> unit_shift, ((l.end - 1) >> unit_shift) - (f.start >> unit_shift) + 1),
             _ => (0, 0),
         };
-        let bits = (0..units.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
-        DemandMap { ranges, unit_shift, first_unit, bits, populated_pages: AtomicU64::new(0), faults: AtomicU64::new(0) }
+        let words = || (0..units.div_ceil(64)).map(|_| AtomicU64::new(0)).collect::<Vec<_>>();
+        let map = DemandMap {
+            ranges,
+            unit_shift,
+            first_unit,
+            units,
+            backed: words(),
+            held: words(),
+            released_this_epoch: words(),
+            populated_pages: AtomicU64::new(0),
+            held_pages: AtomicU64::new(0),
+            faults: AtomicU64::new(0),
+            release_cursor: AtomicU64::new(0),
+        };
+        if initial != UnitState::Released {
+            for i in 0..units {
+                let u = map.unit(i);
+                if map.pieces(u).next().is_some() {
+                    map.set_state(u, initial);
+                }
+            }
+        }
+        map
     }
 
     pub fn ranges(&self) -> &[Range] {
@@ -173,10 +216,12 @@ impl DemandMap {
 
     /// The unit holding `addr`, if `addr` is demand memory.
     pub fn unit_at(&self, addr: u64) -> Option<Unit> {
-        self.is_demand(addr).then(|| {
-            let start = addr >> self.unit_shift << self.unit_shift;
-            Unit { start, end: start + self.unit_bytes() }
-        })
+        self.is_demand(addr).then(|| self.unit((addr >> self.unit_shift) - self.first_unit))
+    }
+
+    fn unit(&self, index: u64) -> Unit {
+        let start = (self.first_unit + index) << self.unit_shift;
+        Unit { start, end: start + self.unit_bytes() }
     }
 
     fn bit(&self, u: Unit) -> (usize, u64) {
@@ -184,16 +229,45 @@ impl DemandMap {
         ((i / 64) as usize, 1 << (i % 64))
     }
 
-    /// True if the page at `addr` is backed: either not demand memory at all, or its unit
-    /// has been populated.
-    pub fn is_backed(&self, addr: u64) -> bool {
-        match self.unit_at(addr) {
-            None => true,
-            Some(u) => {
-                let (w, m) = self.bit(u);
-                self.bits[w].load(Ordering::Relaxed) & m != 0
+    /// Where unit `u` stands.
+    pub fn state(&self, u: Unit) -> UnitState {
+        let (w, m) = self.bit(u);
+        if self.backed[w].load(Ordering::Relaxed) & m != 0 {
+            UnitState::Backed
+        } else if self.held[w].load(Ordering::Relaxed) & m != 0 {
+            UnitState::Held
+        } else {
+            UnitState::Released
+        }
+    }
+
+    fn set_state(&self, u: Unit, new: UnitState) {
+        let old = self.state(u);
+        if old == new {
+            return;
+        }
+        let (w, m) = self.bit(u);
+        let pages: u64 = self.pieces(u).map(|r| r.pages()).sum();
+        let flip = |v: &Vec<AtomicU64>, on: bool| if on { v[w].fetch_or(m, Ordering::Relaxed) } else { v[w].fetch_and(!m, Ordering::Relaxed) };
+        flip(&self.backed, new == UnitState::Backed);
+        flip(&self.held, new == UnitState::Held);
+        for (state, counter) in [(UnitState::Backed, &self.populated_pages), (UnitState::Held, &self.held_pages)] {
+            if old == state {
+                counter.fetch_sub(pages, Ordering::Relaxed);
+            }
+            if new == state {
+                counter.fetch_add(pages, Ordering::Relaxed);
             }
         }
+        if new == UnitState::Released {
+            self.released_this_epoch[w].fetch_or(m, Ordering::Relaxed);
+        }
+    }
+
+    /// True if the page at `addr` is mapped: either not demand memory at all, or its unit
+    /// is backed.
+    pub fn is_backed(&self, addr: u64) -> bool {
+        self.unit_at(addr).is_none_or(|u| self.state(u) == UnitState::Backed)
     }
 
     /// The parts of `u` that are demand memory (a unit can straddle a range's edge).
@@ -209,23 +283,13 @@ impl DemandMap {
         matches!((p.next(), p.next()), (Some(r), None) if r.start == u.start && r.end == u.end)
     }
 
-    /// Records that `u` is now populated (or released again).
-    pub fn set_backed(&self, u: Unit, backed: bool) {
-        let (w, m) = self.bit(u);
-        let was = if backed { self.bits[w].fetch_or(m, Ordering::Relaxed) } else { self.bits[w].fetch_and(!m, Ordering::Relaxed) } & m != 0;
-        if was != backed {
-            let pages: u64 = self.pieces(u).map(|r| r.pages()).sum();
-            if backed {
-                self.populated_pages.fetch_add(pages, Ordering::Relaxed);
-            } else {
-                self.populated_pages.fetch_sub(pages, Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// Bytes of demand memory populated now.
+    /// Bytes of demand memory mapped for the payload now.
     pub fn populated_bytes(&self) -> u64 {
         self.populated_pages.load(Ordering::Relaxed) << PAGE_SHIFT
+    }
+    /// Bytes of demand memory still held from the domain builder, not yet given back.
+    pub fn held_bytes(&self) -> u64 {
+        self.held_pages.load(Ordering::Relaxed) << PAGE_SHIFT
     }
     /// Bytes of demand memory in all.
     pub fn demand_bytes(&self) -> u64 {
@@ -237,7 +301,7 @@ impl DemandMap {
     }
 }
 
-/// Why a unit could not be populated.
+/// Why a unit could not be populated or given back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PopulateError {
     /// Xen gave fewer pages than asked: the domain is at its `max_pages` (memory/target).
@@ -256,53 +320,67 @@ impl core::fmt::Display for PopulateError {
     }
 }
 
-/// What populating takes: the platform's hypercalls and page-table edits.
+/// What the book-keeping asks of the platform: its hypercalls and page-table edits. Every
+/// `piece` is page-aligned and inside one unit; `whole_unit` says it is a whole unit (one
+/// extent, and under PVH one large page).
 pub trait Backing {
-    /// Populates `piece` (page-aligned, inside one unit), maps it for the payload and
-    /// zeroes it (Xen does not scrub pages a live domain frees: they may hold another
-    /// domain's data). `whole_unit` says the piece is a whole unit, so one extent (and under
-    /// PVH one large page) can back it.
+    /// Populates the piece, maps it for the payload and zeroes it (Xen does not scrub pages
+    /// a live domain frees: they may hold another domain's data).
     fn populate(&mut self, piece: Range, whole_unit: bool) -> Result<(), PopulateError>;
+    /// Maps a held piece (its frames are still there) for the payload and zeroes it.
+    fn map_held(&mut self, piece: Range, whole_unit: bool) -> Result<(), PopulateError>;
+    /// Gives the frames behind the piece back to Xen. `mapped`: the payload has it mapped
+    /// (and may have left data in it): zero it, unmap it, then give it back.
+    fn release(&mut self, piece: Range, whole_unit: bool, mapped: bool) -> Result<(), PopulateError>;
+    /// In a new domain: gives back whatever frames back the piece now, if any (errors are
+    /// not failures: most such pieces have none).
+    fn release_again(&mut self, piece: Range, whole_unit: bool);
+    /// Zeroes part of mapped payload memory.
+    fn zero(&mut self, r: Range);
 }
 
 /// What a page fault on `addr` came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultOutcome {
-    /// Not demand memory, or already populated: a genuine fault, for the crash report.
+    /// Not demand memory, or already backed: a genuine fault, for the crash report.
     NotDemand,
-    /// The unit was populated; the faulting access can be retried.
+    /// The unit was backed; the faulting access can be retried.
     Populated(Unit),
     /// Populating failed.
     Failed(Unit, PopulateError),
 }
 
-/// A not-present page fault on `addr`: populates its unit if it is demand memory that is
-/// not yet backed.
+/// A not-present page fault on `addr`: backs its unit if it is demand memory that is not
+/// backed yet.
 pub fn on_fault(map: &DemandMap, addr: u64, backing: &mut impl Backing) -> FaultOutcome {
     let Some(unit) = map.unit_at(addr) else { return FaultOutcome::NotDemand };
-    if map.is_backed(addr) {
+    if map.state(unit) == UnitState::Backed {
         return FaultOutcome::NotDemand;
     }
-    if let Err(e) = populate_unit(map, unit, backing) {
+    if let Err(e) = back_unit(map, unit, backing) {
         return FaultOutcome::Failed(unit, e);
     }
     map.faults.fetch_add(1, Ordering::Relaxed);
     FaultOutcome::Populated(unit)
 }
 
-/// Populates every piece of `unit` and marks it backed.
-pub fn populate_unit(map: &DemandMap, unit: Unit, backing: &mut impl Backing) -> Result<(), PopulateError> {
+/// Backs every piece of `unit` (populating it, or mapping what is held) and marks it.
+pub fn back_unit(map: &DemandMap, unit: Unit, backing: &mut impl Backing) -> Result<(), PopulateError> {
     let whole = map.whole(unit);
+    let held = map.state(unit) == UnitState::Held;
     for piece in map.pieces(unit) {
-        backing.populate(piece, whole)?;
+        if held {
+            backing.map_held(piece, whole)?;
+        } else {
+            backing.populate(piece, whole)?;
+        }
     }
-    map.set_backed(unit, true);
+    map.set_state(unit, UnitState::Backed);
     Ok(())
 }
 
-/// Populates every unit of `[start, end)` that is demand memory and not yet backed: what
-/// the shim does before it touches payload memory itself, and the fallback when a page
-/// fault reports no address.
+/// Backs every unit of `[start, end)` that is demand memory and not backed yet: what the
+/// shim does when a page fault reports no address. Returns how many units it backed.
 pub fn populate_range(map: &DemandMap, start: u64, end: u64, backing: &mut impl Backing) -> Result<u64, (Unit, PopulateError)> {
     let mut done = 0;
     let mut addr = start & !(map.unit_bytes() - 1);
@@ -315,8 +393,8 @@ pub fn populate_range(map: &DemandMap, start: u64, end: u64, backing: &mut impl 
         }
         let a = addr.max(r.start);
         if let Some(u) = map.unit_at(a) {
-            if !map.is_backed(a) {
-                populate_unit(map, u, backing).map_err(|e| (u, e))?;
+            if map.state(u) != UnitState::Backed {
+                back_unit(map, u, backing).map_err(|e| (u, e))?;
                 done += 1;
             }
             addr = u.end;
@@ -325,6 +403,91 @@ pub fn populate_range(map: &DemandMap, start: u64, end: u64, backing: &mut impl 
         }
     }
     Ok(done)
+}
+
+/// Gives back up to `max_units` held units (from where the last call stopped), so the boot
+/// path does not pay for it: called when the payload waits. Returns pages given back.
+pub fn release_held(map: &DemandMap, max_units: u64, backing: &mut impl Backing) -> Result<u64, (Unit, PopulateError)> {
+    let mut pages = 0;
+    let mut done = 0;
+    let mut scanned = 0;
+    while done < max_units && scanned < map.units && map.held_pages.load(Ordering::Relaxed) > 0 {
+        let i = map.release_cursor.load(Ordering::Relaxed) % map.units.max(1);
+        map.release_cursor.store(i + 1, Ordering::Relaxed);
+        scanned += 1;
+        let u = map.unit(i);
+        if map.state(u) != UnitState::Held {
+            continue;
+        }
+        let whole = map.whole(u);
+        for piece in map.pieces(u) {
+            backing.release(piece, whole, false).map_err(|e| (u, e))?;
+            pages += piece.pages();
+        }
+        map.set_state(u, UnitState::Released);
+        done += 1;
+    }
+    Ok(pages)
+}
+
+/// MEM_DISCARD: `[start, end)` (page-aligned) reads as zeros from now on. Units wholly
+/// inside it go back to Xen (zeroed first if the payload had them); the rest of it is
+/// zeroed in place. Returns the bytes given back.
+pub fn discard(map: &DemandMap, start: u64, end: u64, backing: &mut impl Backing) -> Result<u64, (Unit, PopulateError)> {
+    let whole_range = Range::new(start, end);
+    // What is not demand memory (the payload's loaded segments, its stack) is zeroed.
+    for r in subtract(&[whole_range], &map.ranges) {
+        backing.zero(r);
+    }
+    let mut bytes = 0;
+    let mut addr = start & !(map.unit_bytes() - 1);
+    while addr < end {
+        let u = Unit { start: addr, end: addr + map.unit_bytes() };
+        addr = u.end;
+        if map.pieces(u).next().is_none() {
+            continue;
+        }
+        let covered = map.pieces(u).all(|p| p.start >= start && p.end <= end);
+        let state = map.state(u);
+        if covered {
+            if state != UnitState::Released {
+                let whole = map.whole(u);
+                for piece in map.pieces(u) {
+                    backing.release(piece, whole, state == UnitState::Backed).map_err(|e| (u, e))?;
+                    bytes += piece.end - piece.start;
+                }
+                map.set_state(u, UnitState::Released);
+            }
+        } else if state == UnitState::Backed {
+            for piece in map.pieces(u) {
+                let part = piece.intersect(&whole_range);
+                if !part.is_empty() {
+                    backing.zero(part);
+                }
+            }
+        }
+    }
+    Ok(bytes)
+}
+
+/// In a new domain: gives back again what the units released since the last new domain
+/// may have been given by a live migration's receiver, and starts a new epoch.
+pub fn after_new_domain(map: &DemandMap, backing: &mut impl Backing) -> u64 {
+    let mut units = 0;
+    for (w, word) in map.released_this_epoch.iter().enumerate() {
+        let bits = word.swap(0, Ordering::Relaxed);
+        for b in (0..64).filter(|b| bits & (1 << b) != 0) {
+            let u = map.unit(w as u64 * 64 + b);
+            if map.state(u) == UnitState::Released {
+                let whole = map.whole(u);
+                for piece in map.pieces(u) {
+                    backing.release_again(piece, whole);
+                }
+                units += 1;
+            }
+        }
+    }
+    units
 }
 
 #[cfg(test)]
@@ -378,9 +541,19 @@ mod tests {
         println!("checked the boot plan: released = RAM - kept, demand = released ∩ payload");
     }
 
+    #[derive(Default)]
     struct Fake {
         populated: Vec<(Range, bool)>,
+        mapped_held: Vec<Range>,
+        released: Vec<(Range, bool)>,
+        again: Vec<Range>,
+        zeroed: Vec<Range>,
         limit_pages: u64,
+    }
+    impl Fake {
+        fn new() -> Fake {
+            Fake { limit_pages: u64::MAX, ..Default::default() }
+        }
     }
     impl Backing for Fake {
         fn populate(&mut self, piece: Range, whole: bool) -> Result<(), PopulateError> {
@@ -391,13 +564,27 @@ mod tests {
             self.populated.push((piece, whole));
             Ok(())
         }
+        fn map_held(&mut self, piece: Range, _whole: bool) -> Result<(), PopulateError> {
+            self.mapped_held.push(piece);
+            Ok(())
+        }
+        fn release(&mut self, piece: Range, _whole: bool, mapped: bool) -> Result<(), PopulateError> {
+            self.released.push((piece, mapped));
+            Ok(())
+        }
+        fn release_again(&mut self, piece: Range, _whole: bool) {
+            self.again.push(piece);
+        }
+        fn zero(&mut self, r: Range) {
+            self.zeroed.push(r);
+        }
     }
 
     #[test]
     fn faults_populate_a_unit_once() {
         // Demand memory from 9 MiB + 12 KiB (not unit-aligned) to 20 MiB, 2 MiB units.
-        let m = DemandMap::new(&[r(9 * MIB + 0x3000, 20 * MIB)], 21);
-        let mut b = Fake { populated: vec![], limit_pages: u64::MAX };
+        let m = DemandMap::new(&[r(9 * MIB + 0x3000, 20 * MIB)], 21, UnitState::Released);
+        let mut b = Fake::new();
         assert_eq!(on_fault(&m, 4 * MIB, &mut b), FaultOutcome::NotDemand, "not demand memory");
         assert!(m.is_backed(4 * MIB), "memory that is not demand counts as backed");
         assert!(!m.is_backed(9 * MIB + 0x3000));
@@ -409,7 +596,7 @@ mod tests {
         assert_eq!(b.populated[1], (r(12 * MIB, 14 * MIB), true), "a whole unit");
         assert_eq!(m.populated_bytes(), MIB - 0x3000 + 2 * MIB);
         assert_eq!(m.faults(), 2);
-        m.set_backed(Unit { start: 12 * MIB, end: 14 * MIB }, false);
+        assert_eq!(discard(&m, 12 * MIB, 14 * MIB, &mut b), Ok(2 * MIB));
         assert_eq!(m.populated_bytes(), MIB - 0x3000);
         assert!(!m.is_backed(12 * MIB));
         println!("checked faults: edge units, whole units, already backed, release again");
@@ -417,8 +604,8 @@ mod tests {
 
     #[test]
     fn out_of_memory_is_reported_and_nothing_is_marked() {
-        let m = DemandMap::new(&[r(16 * MIB, 32 * MIB)], 16);
-        let mut b = Fake { populated: vec![], limit_pages: 20 };
+        let m = DemandMap::new(&[r(16 * MIB, 32 * MIB)], 16, UnitState::Released);
+        let mut b = Fake { limit_pages: 20, ..Fake::new() };
         assert!(matches!(on_fault(&m, 16 * MIB, &mut b), FaultOutcome::Populated(_)));
         let f = on_fault(&m, 17 * MIB, &mut b);
         assert_eq!(f, FaultOutcome::Failed(Unit { start: 17 * MIB, end: 17 * MIB + 0x1_0000 }, PopulateError::OutOfMemory));
@@ -429,13 +616,68 @@ mod tests {
 
     #[test]
     fn populate_range_backs_exactly_the_units_touched() {
-        let m = DemandMap::new(&[r(16 * MIB, 18 * MIB), r(20 * MIB, 24 * MIB)], 20);
-        let mut b = Fake { populated: vec![], limit_pages: u64::MAX };
+        let m = DemandMap::new(&[r(16 * MIB, 18 * MIB), r(20 * MIB, 24 * MIB)], 20, UnitState::Released);
+        let mut b = Fake::new();
         assert_eq!(populate_range(&m, 17 * MIB + 5, 21 * MIB + 1, &mut b), Ok(3));
         assert_eq!(b.populated.iter().map(|(r, _)| r.start).collect::<Vec<_>>(), vec![17 * MIB, 20 * MIB, 21 * MIB]);
         assert_eq!(populate_range(&m, 17 * MIB, 21 * MIB + 1, &mut b), Ok(0), "already backed");
         assert_eq!(populate_range(&m, 0, 64 * MIB, &mut b), Ok(3));
         assert_eq!(m.populated_bytes(), m.demand_bytes());
         println!("checked populate_range: only units touched, skipping holes and backed units");
+    }
+
+    #[test]
+    fn held_units_are_mapped_on_touch_or_given_back_when_idle() {
+        let m = DemandMap::new(&[r(16 * MIB, 24 * MIB)], 21, UnitState::Held);
+        let mut b = Fake::new();
+        assert_eq!(m.held_bytes(), 8 * MIB);
+        assert_eq!(m.state(m.unit_at(16 * MIB).unwrap()), UnitState::Held);
+        // The payload gets to the first unit before the idle path does: mapped, not populated.
+        assert!(matches!(on_fault(&m, 16 * MIB + 8, &mut b), FaultOutcome::Populated(_)));
+        assert_eq!(b.mapped_held, vec![r(16 * MIB, 18 * MIB)]);
+        assert!(b.populated.is_empty());
+        // The idle path gives the others back, two units per call, then has nothing to do.
+        assert_eq!(release_held(&m, 2, &mut b), Ok(1024));
+        assert_eq!(release_held(&m, 2, &mut b), Ok(512));
+        assert_eq!(release_held(&m, 2, &mut b), Ok(0));
+        assert_eq!(m.held_bytes(), 0);
+        assert!(b.released.iter().all(|&(_, mapped)| !mapped), "held units were never mapped");
+        // A released unit is populated on touch.
+        on_fault(&m, 20 * MIB, &mut b);
+        assert_eq!(b.populated, vec![(r(20 * MIB, 22 * MIB), true)]);
+        assert_eq!(m.populated_bytes(), 4 * MIB);
+        println!("checked held units: mapped on first touch, given back from the idle path");
+    }
+
+    #[test]
+    fn discard_gives_back_whole_units_and_zeroes_the_rest() {
+        let m = DemandMap::new(&[r(16 * MIB, 20 * MIB)], 20, UnitState::Released);
+        let mut b = Fake::new();
+        populate_range(&m, 16 * MIB, 20 * MIB, &mut b).unwrap();
+        // From the middle of unit 16 to the middle of unit 19: units 17 and 18 go back.
+        let (s, e) = (16 * MIB + 0x8000, 19 * MIB + 0x4000);
+        assert_eq!(discard(&m, s, e, &mut b), Ok(2 * MIB));
+        assert_eq!(b.released, vec![(r(17 * MIB, 18 * MIB), true), (r(18 * MIB, 19 * MIB), true)]);
+        assert_eq!(b.zeroed, vec![r(s, 17 * MIB), r(19 * MIB, e)]);
+        assert_eq!(m.populated_bytes(), 2 * MIB);
+        // Discarding what is already given back does nothing; memory outside is zeroed.
+        b.zeroed.clear();
+        assert_eq!(discard(&m, 15 * MIB, 18 * MIB, &mut b), Ok(MIB), "unit 16 goes back too; 17 already had");
+        assert_eq!(b.zeroed, vec![r(15 * MIB, 16 * MIB)], "not demand memory: zeroed in place");
+        println!("checked discard: whole units given back, partial units and other memory zeroed");
+    }
+
+    #[test]
+    fn a_new_domain_gives_back_again_what_was_released_in_the_epoch() {
+        let m = DemandMap::new(&[r(16 * MIB, 24 * MIB)], 21, UnitState::Held);
+        let mut b = Fake::new();
+        release_held(&m, 1, &mut b).unwrap();
+        on_fault(&m, 18 * MIB, &mut b);
+        populate_range(&m, 20 * MIB, 22 * MIB, &mut b).unwrap();
+        discard(&m, 20 * MIB, 22 * MIB, &mut b).unwrap();
+        assert_eq!(after_new_domain(&m, &mut b), 2);
+        assert_eq!(b.again, vec![r(16 * MIB, 18 * MIB), r(20 * MIB, 22 * MIB)], "released this epoch, not the backed one");
+        assert_eq!(after_new_domain(&m, &mut b), 0, "a new epoch starts empty");
+        println!("checked the epoch: units released since the last new domain are given back again once");
     }
 }

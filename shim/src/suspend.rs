@@ -74,6 +74,9 @@ pub trait SuspendSteps {
     /// New domain: reconnect the split devices (new rings, grants, ports) and send again the
     /// requests that had no response. Cancelled: nothing.
     fn devices_resume(&mut self, outcome: Outcome) -> StepResult;
+    /// New domain: give back again the memory given back since the last new domain (a live
+    /// migration's receiver keeps pages that were sent before they were given back).
+    fn memory_resume(&mut self, outcome: Outcome) -> StepResult;
     /// Let events reach the payload again.
     fn payload_resume(&mut self, outcome: Outcome) -> StepResult;
 }
@@ -105,6 +108,7 @@ pub fn suspend_and_resume(s: &mut impl SuspendSteps) -> Result<Outcome, SuspendE
     s.console_resume(outcome).map_err(at("console_resume"))?;
     s.xenstore_resume(outcome).map_err(at("xenstore_resume"))?;
     s.devices_resume(outcome).map_err(at("devices_resume"))?;
+    s.memory_resume(outcome).map_err(at("memory_resume"))?;
     s.payload_resume(outcome).map_err(at("payload_resume"))?;
     Ok(outcome)
 }
@@ -151,6 +155,12 @@ impl<'a, H: Hypercalls, E: GuestEnv> StepsCommon<'a, H, E> {
     fn devices_resume(&mut self, outcome: Outcome) -> StepResult {
         // A device that cannot reconnect is marked failed by the driver; the guest carries on.
         self.env.devices_resume(outcome == Outcome::NewDomain);
+        Ok(())
+    }
+    fn memory_resume(&mut self, outcome: Outcome) -> StepResult {
+        if outcome == Outcome::NewDomain {
+            self.env.memory_resume();
+        }
         Ok(())
     }
     fn time_suspend(&mut self) -> StepResult {
@@ -205,6 +215,9 @@ impl<H: Hypercalls, E: GuestEnv> SuspendSteps for PvhSteps<'_, H, E> {
     }
     fn devices_resume(&mut self, outcome: Outcome) -> StepResult {
         self.0.devices_resume(outcome)
+    }
+    fn memory_resume(&mut self, outcome: Outcome) -> StepResult {
+        self.0.memory_resume(outcome)
     }
     fn gnttab_suspend(&mut self) -> StepResult {
         // The grant frame is in our physmap and goes with it.
@@ -300,6 +313,9 @@ impl<H: Hypercalls, E: GuestEnv, M: PvMemory> SuspendSteps for PvSteps<'_, H, E,
     }
     fn devices_resume(&mut self, outcome: Outcome) -> StepResult {
         self.common.devices_resume(outcome)
+    }
+    fn memory_resume(&mut self, outcome: Outcome) -> StepResult {
+        self.common.memory_resume(outcome)
     }
     fn gnttab_suspend(&mut self) -> StepResult {
         // The grant frames are Xen's frames, mapped in our page tables: unmap them before the
@@ -417,6 +433,10 @@ mod tests {
             self.calls.push(format!("devices_resume({o:?})"));
             Ok(())
         }
+        fn memory_resume(&mut self, o: Outcome) -> StepResult {
+            self.calls.push(format!("memory_resume({o:?})"));
+            Ok(())
+        }
         fn xenstore_suspend(&mut self) -> StepResult {
             self.calls.push("xenstore_suspend".into());
             Ok(())
@@ -481,6 +501,7 @@ mod tests {
             "console_resume(NewDomain)",
             "xenstore_resume(NewDomain)",
             "devices_resume(NewDomain)",
+            "memory_resume(NewDomain)",
             "payload_resume(NewDomain)",
         ];
         let expect: Vec<&str> = BEFORE.iter().chain(after.iter()).copied().collect();
@@ -550,6 +571,9 @@ mod tests {
         }
         fn devices_suspend(&mut self) {
             self.log.push("devices_suspend".into());
+        }
+        fn memory_resume(&mut self) {
+            self.log.push("memory_resume".into());
         }
         fn devices_resume(&mut self, new_domain: bool) {
             self.log.push(format!("devices_resume(new_domain={new_domain})"));
@@ -628,6 +652,7 @@ mod tests {
             fn xenstore_suspend(&mut self) -> StepResult { self.steps.xenstore_suspend() }
             fn devices_suspend(&mut self) -> StepResult { self.steps.devices_suspend() }
             fn devices_resume(&mut self, o: Outcome) -> StepResult { self.steps.devices_resume(o) }
+            fn memory_resume(&mut self, o: Outcome) -> StepResult { self.steps.memory_resume(o) }
             fn gnttab_suspend(&mut self) -> StepResult { self.steps.gnttab_suspend() }
             fn time_suspend(&mut self) -> StepResult { self.steps.time_suspend() }
             fn arch_pre_suspend(&mut self) -> StepResult { self.steps.arch_pre_suspend() }

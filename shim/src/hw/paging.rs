@@ -179,3 +179,28 @@ pub fn map_populated(piece_start: u64, piece_end: u64, whole_unit: bool) -> Resu
     }
     Ok(())
 }
+
+/// PVH: unmaps demand memory about to go back to Xen (the inverse of `map_populated`).
+pub fn unmap_populated(piece_start: u64, piece_end: u64, whole_unit: bool) -> Result<(), &'static str> {
+    let pde = directory_entry(piece_start);
+    if whole_unit {
+        // SAFETY: the large-page entry `map_populated` wrote for this 2 MiB.
+        unsafe { pde.write_volatile(0) };
+        cpu::invlpg(piece_start);
+        return Ok(());
+    }
+    // SAFETY: reading our own directory entry.
+    let entry = unsafe { pde.read_volatile() };
+    if entry & F::PRESENT.bits() == 0 || entry & F::HUGE_PAGE.bits() != 0 {
+        return Err("a partly demand-populated 2 MiB has no 4 KiB table");
+    }
+    let table = (entry & PTE_ADDR_MASK) as *mut u64;
+    let mut addr = piece_start;
+    while addr < piece_end {
+        // SAFETY: as in map_populated.
+        unsafe { table.add(((addr / PAGE_SIZE) % PTES_PER_TABLE) as usize).write_volatile(0) };
+        cpu::invlpg(addr);
+        addr += PAGE_SIZE;
+    }
+    Ok(())
+}

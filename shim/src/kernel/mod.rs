@@ -174,13 +174,14 @@ pub fn load_and_enter(modules: &[Module], regions: Vec<MemRegion>, ram: Option<R
     if let Some(m) = &memory {
         let r = crate::platform::memory::release_at_boot(p, m).unwrap_or_else(|e| fatal::fatal("giving unused memory back to Xen", e));
         log::info!(
-            "memory: {} MiB given back to Xen in {} us (the domain holds {} of at most {} KiB); the payload's {} MiB are populated on first touch, {} KiB at a time",
+            "memory: {} MiB given back to Xen in {} us (the domain holds {} of at most {} KiB); the payload's {} MiB are populated on first touch, {} KiB at a time ({} MiB of it given back when the payload waits)",
             (r.pages << layout::PAGE_SHIFT) >> 20,
             r.micros,
             r.xen_pages.map_or(0, |(now, _)| now * 4),
             r.xen_pages.map_or(0, |(_, max)| max * 4),
             r.demand_bytes >> 20,
-            r.unit_bytes >> 10
+            r.unit_bytes >> 10,
+            r.held_bytes >> 20
         );
     }
     let protection = p.protect(&space, image).unwrap_or_else(|e| fatal::fatal("memory protection", e));

@@ -221,6 +221,10 @@ fn wait(events: &crate::hw::EventsOff, deadline: u64) -> Wake {
         if crate::clock::now_ns() >= deadline {
             return Wake::DEADLINE;
         }
+        // Memory the payload never touched goes back to Xen while it has nothing to do.
+        if crate::platform::memory::give_back_some(platform, deadline) {
+            continue;
+        }
         platform.arm_timer(deadline);
         platform.idle(events);
     }

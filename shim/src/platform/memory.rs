@@ -8,7 +8,7 @@ use crate::hw::xen::hypercall::XenHypercalls;
 use crate::hw::{paging, xen::pv_mm};
 use alloc::string::String;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use xshim_shim::demand::{self, Backing, DemandMap, FaultOutcome, MemoryPlan, PopulateError, Range};
+use xshim_shim::demand::{self, Backing, DemandMap, FaultOutcome, MemoryPlan, PopulateError, Range, UnitState};
 use xshim_shim::layout::PAGE_SHIFT;
 use xshim_shim::xen::abi::memory::DOMU_MAX_EXTENT_ORDER;
 
@@ -18,6 +18,13 @@ static ENABLED: AtomicBool = AtomicBool::new(true);
 /// PV: log2 of the populate unit in bytes (`xshim.populate_unit=<KiB>`). PVH always uses
 /// 2 MiB: one large page in the shim's tables and one extent for Xen.
 static PV_UNIT_SHIFT: AtomicU32 = AtomicU32::new(16);
+/// `xshim.release=boot`: give the payload's memory back before it starts instead of from
+/// the idle path (the boot-time cost, for comparison).
+static RELEASE_AT_BOOT: AtomicBool = AtomicBool::new(false);
+/// Giving held memory back failed once (logged): the rest stays held, mapped on first touch.
+static GIVING_BACK_FAILED: AtomicBool = AtomicBool::new(false);
+/// Which platform's backing the suspend path's memory step uses.
+static IS_PV: AtomicBool = AtomicBool::new(false);
 const PVH_UNIT_SHIFT: u32 = 21;
 
 /// Reads `xshim.demand=` and `xshim.populate_unit=` from the shim's options.
@@ -28,6 +35,12 @@ pub fn set_options(opts: &[&str]) {
                 "0" => ENABLED.store(false, Ordering::Relaxed),
                 "1" => ENABLED.store(true, Ordering::Relaxed),
                 other => log::warn!("xshim.demand={other} ignored (0 or 1)"),
+            }
+        } else if let Some(v) = o.strip_prefix("xshim.release=") {
+            match v {
+                "boot" => RELEASE_AT_BOOT.store(true, Ordering::Relaxed),
+                "idle" => RELEASE_AT_BOOT.store(false, Ordering::Relaxed),
+                other => log::warn!("xshim.release={other} ignored (boot or idle)"),
             }
         } else if let Some(v) = o.strip_prefix("xshim.populate_unit=") {
             match v.parse::<u64>() {
@@ -67,60 +80,128 @@ pub fn limit_bytes() -> u64 {
 
 /// What the boot release did, for the log.
 pub struct Released {
+    /// Pages given back before the payload starts.
     pub pages: u64,
     /// Pages Xen holds for the domain afterwards, and at most may (max_pages).
     pub xen_pages: Option<(u64, u64)>,
     pub demand_bytes: u64,
+    /// Payload memory still held, given back from the idle path.
+    pub held_bytes: u64,
     pub unit_bytes: u64,
     pub micros: u64,
 }
 
-/// Records the demand map and gives `plan.release` back to Xen. Before the payload's page
-/// tables are built (PVH: `paging::install` leaves what is released unmapped; PV: the
-/// kernel's mappings are cleared here, and the user table copies only what is backed).
+/// Records the demand map and gives back what the payload will never touch (memory
+/// outside it: the low 1 MiB, the embedded payload's copy, gaps). The payload's own memory
+/// is unmapped (PVH: `paging::install` leaves it out; PV: its mappings cleared here) and
+/// given back from the idle path (`give_back_some`), or here with `xshim.release=boot`.
+/// Before the payload's page tables are built (PV: the user table copies only what is
+/// mapped).
 pub fn release_at_boot(p: Platform, plan: &MemoryPlan) -> Result<Released, String> {
     let t0 = crate::clock::now_ns();
     let shift = if p == Platform::Pv { PV_UNIT_SHIFT.load(Ordering::Relaxed) } else { PVH_UNIT_SHIFT };
-    let map = DEMAND.call_once(|| DemandMap::new(&plan.demand, shift));
+    IS_PV.store(p == Platform::Pv, Ordering::Relaxed);
+    let map = DEMAND.call_once(|| DemandMap::new(&plan.demand, shift, UnitState::Held));
     let mut pages = 0;
-    for r in &plan.release {
-        pages += match p {
-            Platform::Pv => pv_mm::release(r.start, r.end).map_err(|e| alloc::format!("{e}"))?,
-            _ => pvh_release(*r)?,
-        };
+    for r in demand::subtract(&plan.release, &plan.demand) {
+        pages += release_now(p, r).map_err(|e| alloc::format!("{e}"))?;
+    }
+    if p == Platform::Pv {
+        for r in &plan.demand {
+            pv_mm::unmap(r.start, r.end).map_err(|e| alloc::format!("{e}"))?;
+        }
+    }
+    if RELEASE_AT_BOOT.load(Ordering::Relaxed) {
+        let before = map.held_bytes();
+        match p {
+            Platform::Pv => demand::release_held(map, u64::MAX, &mut PvBacking),
+            _ => demand::release_held(map, u64::MAX, &mut PvhBacking),
+        }
+        .map_err(|(u, e)| alloc::format!("{:#x}..{:#x}: {e}", u.start, u.end))?;
+        pages += (before - map.held_bytes()) >> PAGE_SHIFT;
     }
     let xen_pages = XenHypercalls.reservation_pages(false).ok().zip(XenHypercalls.reservation_pages(true).ok());
-    Ok(Released { pages, xen_pages, demand_bytes: map.demand_bytes(), unit_bytes: map.unit_bytes(), micros: (crate::clock::now_ns() - t0) / 1000 })
+    Ok(Released { pages, xen_pages, demand_bytes: map.demand_bytes(), held_bytes: map.held_bytes(), unit_bytes: map.unit_bytes(), micros: (crate::clock::now_ns() - t0) / 1000 })
+}
+
+/// Gives `r` back at once (nothing maps it, or PV: `pv_mm::release` unmaps it first).
+fn release_now(p: Platform, r: Range) -> Result<u64, String> {
+    match p {
+        Platform::Pv => pv_mm::release(r.start, r.end).map_err(|e| alloc::format!("{e}")),
+        _ => pvh_decrease(r, false).map(|_| r.pages()),
+    }
+}
+
+/// From the payload's WAIT, before it sleeps: gives one held unit back to Xen if the
+/// deadline leaves time and no event waits. True if it did (the caller looks again at what
+/// woke it before it comes back).
+pub fn give_back_some(p: Platform, deadline_ns: u64) -> bool {
+    /// Giving back one 2 MiB unit takes Xen 512 page removals: tens of ms in the lab.
+    const UNIT_BUDGET_NS: u64 = 50_000_000;
+    let Some(map) = demand() else { return false };
+    if map.held_bytes() == 0 || GIVING_BACK_FAILED.load(Ordering::Relaxed) || crate::hw::xen::shared_info::upcall_pending() || crate::clock::now_ns().saturating_add(UNIT_BUDGET_NS) > deadline_ns {
+        return false;
+    }
+    let r = match p {
+        Platform::Pv => demand::release_held(map, 1, &mut PvBacking),
+        Platform::Pvh => demand::release_held(map, 1, &mut PvhBacking),
+        Platform::Native => return false,
+    };
+    match r {
+        Ok(pages) => {
+            if map.held_bytes() == 0 {
+                log::info!("memory: the payload's untouched memory is given back to Xen; {} KiB populated", map.populated_bytes() >> 10);
+            }
+            pages > 0
+        }
+        Err((u, e)) => {
+            log::warn!("memory: giving back {:#x}..{:#x} failed: {e}; the rest stays held", u.start, u.end);
+            GIVING_BACK_FAILED.store(true, Ordering::Relaxed);
+            false
+        }
+    }
+}
+
+/// In a new domain (the suspend sequence's memory step): gives back again what a live
+/// migration's receiver may have populated for memory given back during it.
+pub fn resume_in_new_domain() {
+    let Some(map) = demand() else { return };
+    let p = if IS_PV.load(Ordering::Relaxed) { Platform::Pv } else { Platform::Pvh };
+    let t0 = crate::clock::now_ns();
+    let units = match p {
+        Platform::Pv => demand::after_new_domain(map, &mut PvBacking),
+        Platform::Pvh => demand::after_new_domain(map, &mut PvhBacking),
+        Platform::Native => 0,
+    };
+    if units > 0 {
+        log::debug!("memory: {units} unit(s) given back during the last epoch checked again in {} us", (crate::clock::now_ns() - t0) / 1000);
+    }
 }
 
 /// PVH: frees guest frames by gfn, in naturally aligned extents of up to 2 MiB, batched by
-/// order. Nothing maps them afterwards: `paging::install` leaves them out.
-fn pvh_release(r: Range) -> Result<u64, String> {
-    const BATCH: usize = 64;
-    let mut batch = [0u64; BATCH];
-    let (mut n, mut order) = (0usize, 0u32);
-    let flush = |frames: &[u64], order: u32| -> Result<(), String> {
-        // SAFETY: released memory: not the shim's, not the loaded payload's, not touched
-        // again until populated anew (and then through `paging::map_populated`).
-        let done = unsafe { XenHypercalls.decrease_reservation(frames, order) }.map_err(|e| alloc::format!("XENMEM_decrease_reservation: {e}"))?;
-        if done != frames.len() {
-            return Err(alloc::format!("XENMEM_decrease_reservation: Xen did {done} of {} extents of order {order}", frames.len()));
+/// order. `tolerant`: frames that are not there are skipped (after a new domain); otherwise
+/// a short count is an error. Returns the extents freed.
+fn pvh_decrease(r: Range, tolerant: bool) -> Result<u64, String> {
+    let mut freed = 0;
+    for (pfn, order) in demand::extents(r, DOMU_MAX_EXTENT_ORDER) {
+        if tolerant {
+            // One extent at a time: Xen stops at the first frame that is not populated.
+            // SAFETY: released memory: unmapped, not the shim's, not used until populated.
+            freed += unsafe { XenHypercalls.decrease_reservation(&[pfn], order) }.unwrap_or(0) as u64;
+            continue;
         }
-        Ok(())
-    };
-    for (pfn, o) in demand::extents(r, DOMU_MAX_EXTENT_ORDER) {
-        if n == BATCH || (n > 0 && o != order) {
-            flush(&batch[..n], order)?;
-            n = 0;
+        // SAFETY: as above.
+        let done = unsafe { XenHypercalls.decrease_reservation(&[pfn], order) }.map_err(|e| alloc::format!("XENMEM_decrease_reservation: {e}"))?;
+        if done != 1 {
+            return Err(alloc::format!("XENMEM_decrease_reservation: Xen did not free {:#x} (order {order})", pfn << PAGE_SHIFT));
         }
-        order = o;
-        batch[n] = pfn;
-        n += 1;
+        freed += 1;
     }
-    if n > 0 {
-        flush(&batch[..n], order)?;
-    }
-    Ok(r.pages())
+    Ok(freed)
+}
+
+fn refused(op: &'static str) -> impl Fn(String) -> PopulateError {
+    move |_| PopulateError::Refused(op, None)
 }
 
 /// PVH: a unit is populated by gfn (as one 2 MiB extent when it is whole, falling back to
@@ -150,10 +231,27 @@ impl Backing for PvhBacking {
                 pfn += n as u64;
             }
         }
+        self.map_held(piece, whole_unit)
+    }
+    fn map_held(&mut self, piece: Range, whole_unit: bool) -> Result<(), PopulateError> {
         paging::map_populated(piece.start, piece.end, whole_unit).map_err(|m| PopulateError::Refused(m, None))?;
-        // SAFETY: just populated and mapped; Xen does not scrub pages a live domain frees.
-        unsafe { core::ptr::write_bytes(piece.start as *mut u8, 0, (piece.end - piece.start) as usize) };
+        self.zero(piece);
         Ok(())
+    }
+    fn release(&mut self, piece: Range, whole_unit: bool, mapped: bool) -> Result<(), PopulateError> {
+        if mapped {
+            self.zero(piece);
+            paging::unmap_populated(piece.start, piece.end, whole_unit).map_err(|m| PopulateError::Refused(m, None))?;
+        }
+        pvh_decrease(piece, false).map(|_| ()).map_err(refused("XENMEM_decrease_reservation"))
+    }
+    fn release_again(&mut self, piece: Range, _whole_unit: bool) {
+        let _ = pvh_decrease(piece, true);
+    }
+    fn zero(&mut self, r: Range) {
+        // SAFETY: mapped payload memory (callers pass only backed ranges); the payload is
+        // stopped while the shim works, and Xen does not scrub what a live domain frees.
+        unsafe { core::ptr::write_bytes(r.start as *mut u8, 0, (r.end - r.start) as usize) };
     }
 }
 
@@ -161,7 +259,24 @@ impl Backing for PvhBacking {
 struct PvBacking;
 impl Backing for PvBacking {
     fn populate(&mut self, piece: Range, _whole_unit: bool) -> Result<(), PopulateError> {
-        pv_mm::populate(piece.start, piece.end)
+        pv_mm::back(piece.start, piece.end, true)
+    }
+    fn map_held(&mut self, piece: Range, _whole_unit: bool) -> Result<(), PopulateError> {
+        pv_mm::back(piece.start, piece.end, false)
+    }
+    fn release(&mut self, piece: Range, _whole_unit: bool, mapped: bool) -> Result<(), PopulateError> {
+        if mapped {
+            self.zero(piece);
+        }
+        pv_mm::release(piece.start, piece.end).map(|_| ()).map_err(|_| PopulateError::Refused("giving PV frames back", None))
+    }
+    fn release_again(&mut self, piece: Range, _whole_unit: bool) {
+        // The restorer wrote its own p2m: entries that are valid here are frames it kept.
+        let _ = pv_mm::release(piece.start, piece.end);
+    }
+    fn zero(&mut self, r: Range) {
+        // SAFETY: as PvhBacking::zero.
+        unsafe { core::ptr::write_bytes(r.start as *mut u8, 0, (r.end - r.start) as usize) };
     }
 }
 

@@ -176,6 +176,9 @@ impl GuestEnv for Env<'_> {
             block::suspend(disks);
         }
     }
+    fn memory_resume(&mut self) {
+        super::memory::resume_in_new_domain();
+    }
     fn devices_resume(&mut self, new_domain: bool) {
         log::debug!("devices: resuming ({})", if new_domain { "new domain" } else { "cancelled" });
         if new_domain {

@@ -116,6 +116,8 @@ pub trait GuestEnv {
     /// Split devices after it: in a new domain (every grant and port gone) connect to the new
     /// backends and send again what had no response; after a cancelled suspend carry on.
     fn devices_resume(&mut self, new_domain: bool);
+    /// In a new domain: give back again what was given back since the last one.
+    fn memory_resume(&mut self);
 }
 
 /// PV: the memory Xen describes to the guest.

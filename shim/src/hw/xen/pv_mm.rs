@@ -388,6 +388,35 @@ fn l1_entries(va: u64) -> Result<Option<(u64, Option<u64>)>, PlatformError> {
 /// Pages handled per batch of hypercalls (the lists live on the stack).
 const BATCH: usize = 64;
 
+/// Clears the kernel's and the user table's mappings of `[start, end)` (memory held since
+/// boot that the payload must fault on before it uses it), in batches, then flushes.
+pub fn unmap(start: u64, end: u64) -> Result<(), PlatformError> {
+    let mut va = start;
+    while va < end {
+        let mut zaps = [MmuUpdate { ptr: 0, val: 0 }; 2 * BATCH];
+        let mut z = 0;
+        while va < end && z + 2 <= zaps.len() {
+            if let Some((kernel, user)) = l1_entries(va)? {
+                zaps[z] = MmuUpdate { ptr: kernel | MMU_NORMAL_PT_UPDATE, val: 0 };
+                z += 1;
+                if let Some(u) = user {
+                    zaps[z] = MmuUpdate { ptr: u | MMU_NORMAL_PT_UPDATE, val: 0 };
+                    z += 1;
+                }
+            }
+            va += PAGE_SIZE;
+        }
+        if z > 0 {
+            // SAFETY: clears mappings of memory nothing uses (held, not the payload's yet).
+            unsafe { XenHypercalls.mmu_update(&zaps[..z]) }.op("mmu_update(unmap held pages)")?;
+        }
+    }
+    let flush = [MmuextOp { cmd: MMUEXT_TLB_FLUSH_LOCAL, pad: 0, arg1: 0, arg2: 0 }];
+    // SAFETY: a TLB flush names no frame.
+    unsafe { XenHypercalls.mmuext_op(&flush) }.op("mmuext_op(TLB flush)")?;
+    Ok(())
+}
+
 /// Gives the frames behind `[start, end)` back to Xen, in the order libxc needs for a save
 /// to succeed afterwards: every mapping cleared and flushed first (a PTE that still names a
 /// frame outside the p2m aborts the save: "Bad mfn"), then the p2m entry marked invalid,
@@ -441,11 +470,11 @@ pub fn release(start: u64, end: u64) -> Result<u64, PlatformError> {
     Ok(freed)
 }
 
-/// Populates `[start, end)` (inside the kernel's 1:1 map) with new frames: p2m entries set,
-/// the kernel's and the user table's entries written, then the pages zeroed through the new
-/// mapping. A short populate (the domain is at max_pages) gives back what it did get and
-/// reports out of memory.
-pub fn populate(start: u64, end: u64) -> Result<(), PopulateError> {
+/// Maps `[start, end)` (inside the kernel's 1:1 map) for the payload and zeroes it. With
+/// `populate`, new frames first (p2m entries set); otherwise the frames the p2m already
+/// names (memory held since boot). A short populate (the domain is at max_pages) gives back
+/// what it did get and reports out of memory.
+pub fn back(start: u64, end: u64, populate: bool) -> Result<(), PopulateError> {
     let refused = |op: &'static str| move |e: xshim_shim::xen::errno::XenErrno| PopulateError::Refused(op, Some(e));
     let mut va = start;
     while va < end {
@@ -454,19 +483,27 @@ pub fn populate(start: u64, end: u64) -> Result<(), PopulateError> {
         for (i, f) in frames[..n].iter_mut().enumerate() {
             *f = Pfn::containing(va).raw() + i as u64;
         }
-        // SAFETY: the pfns are demand memory not yet backed: invalid in the p2m, unmapped.
-        let done = unsafe { XenHypercalls.populate_physmap(&mut frames[..n], 0) }.map_err(refused("XENMEM_populate_physmap"))?;
-        if done < n {
-            // SAFETY: the frames just got were never mapped or entered in the p2m.
-            let _ = unsafe { XenHypercalls.decrease_reservation(&frames[..done], 0) };
-            return Err(PopulateError::OutOfMemory);
+        if populate {
+            // SAFETY: the pfns are demand memory not yet backed: invalid in the p2m, unmapped.
+            let done = unsafe { XenHypercalls.populate_physmap(&mut frames[..n], 0) }.map_err(refused("XENMEM_populate_physmap"))?;
+            if done < n {
+                // SAFETY: the frames just got were never mapped or entered in the p2m.
+                let _ = unsafe { XenHypercalls.decrease_reservation(&frames[..done], 0) };
+                return Err(PopulateError::OutOfMemory);
+            }
+        } else {
+            for f in frames[..n].iter_mut() {
+                *f = p2m(Pfn::new(*f)).map(|m| m.raw()).filter(|&m| m != INVALID_P2M_ENTRY).ok_or(PopulateError::Refused("held page not in the p2m", None))?;
+            }
         }
         let mut maps = [MmuUpdate { ptr: 0, val: 0 }; 2 * BATCH];
         let mut z = 0;
         for (i, &mfn) in frames[..n].iter().enumerate() {
             let page_va = va + i as u64 * PAGE_SIZE;
             let pfn = Pfn::containing(page_va);
-            set_p2m(pfn, mfn).map_err(|_| PopulateError::Refused("p2m update", None))?;
+            if populate {
+                set_p2m(pfn, mfn).map_err(|_| PopulateError::Refused("p2m update", None))?;
+            }
             let Ok(Some((kernel, user))) = l1_entries(page_va) else { return Err(PopulateError::Refused("no L1 entry maps the page", None)) };
             maps[z] = MmuUpdate { ptr: kernel | MMU_NORMAL_PT_UPDATE, val: pte(Mfn::new(mfn), RAM_PTE) };
             z += 1;

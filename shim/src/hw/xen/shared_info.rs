@@ -146,7 +146,8 @@ pub fn set_upcall_mask(masked: bool) -> bool {
     }
 }
 
-fn upcall_pending() -> bool {
+/// True if an event is waiting for vCPU0 (set by Xen also while delivery is off).
+pub fn upcall_pending() -> bool {
     // SAFETY: raw projection into the mapped vcpu_info.
     vcpu_info().is_some_and(|vi| atomic_u8(unsafe { &raw mut (*vi).evtchn_upcall_pending }).load(Ordering::SeqCst) != 0)
 }
