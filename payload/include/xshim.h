@@ -17,6 +17,7 @@
 #define XSHIM_F_XEN           (1u << 3)
 #define XSHIM_F_BLOCK         (1u << 4)
 #define XSHIM_F_NET           (1u << 5)
+#define XSHIM_F_MEMORY        (1u << 6)  /* MEM_DISCARD and MEM_INFO are served */
 
 struct xshim_boot_info {
     uint64_t magic;
@@ -49,6 +50,8 @@ typedef int64_t (*xshim_call_t)(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t 
 #define XSHIM_NET_INFO      16  /* (dev, struct xshim_net_info *) -> 0 */
 #define XSHIM_NET_SEND      17  /* (dev, ptr, len) -> len, or XSHIM_E_AGAIN; never blocks */
 #define XSHIM_NET_RECV      18  /* (dev, ptr, len >= mtu + 14) -> frame length, or XSHIM_E_AGAIN; never blocks */
+#define XSHIM_MEM_DISCARD   19  /* (ptr, len: page-aligned, in one MEMMAP region) -> bytes given back to Xen */
+#define XSHIM_MEM_INFO      20  /* (struct xshim_mem_info *) -> 0 */
 
 #define XSHIM_E_NO_SUCH_CALL  (-1)
 #define XSHIM_E_BAD_POINTER   (-2)
@@ -82,6 +85,13 @@ struct xshim_block_info {
     uint32_t max_io;      /* the most one read or write takes */
     uint32_t reserved;
 };                        /* 24 bytes */
+
+struct xshim_mem_info {
+    uint64_t total;       /* the window and the MEMMAP regions */
+    uint64_t populated;   /* backed by memory now */
+    uint64_t limit;       /* what the guest may hold (memory/target); 0 without Xen */
+    uint64_t reserved;
+};                        /* 32 bytes */
 
 struct xshim_net_info {
     uint8_t  mac[6];

@@ -22,6 +22,9 @@ bitflags::bitflags! {
         const BLOCK = 1 << 4;
         /// The NET_* calls are served (there may still be no interface: NET_INFO says).
         const NET = 1 << 5;
+        /// MEM_DISCARD and MEM_INFO are served (under Xen the payload's memory is populated
+        /// on first touch and a discard gives it back; without Xen a discard only zeroes).
+        const MEMORY = 1 << 6;
     }
 }
 
@@ -96,6 +99,13 @@ pub mod call {
     /// (dev, ptr, len) -> the frame's length. The oldest frame received; never blocks:
     /// `Again` when none is queued (WAIT reports `Wake::NET_RX`). `len` at least mtu + 14.
     pub const NET_RECV: u64 = 18;
+    /// (ptr, len) -> bytes given back to Xen. The page-aligned range, inside one MEMMAP
+    /// region, reads as zeros from now on; under Xen the memory behind it goes back to Xen
+    /// (in whole units: see ABI.md) until it is touched again.
+    pub const MEM_DISCARD: u64 = 19;
+    /// (out: *mut MemInfo) -> 0. The payload's memory: how much there is, how much is
+    /// populated now, and how much the guest may hold.
+    pub const MEM_INFO: u64 = 20;
 }
 
 /// The calls, typed (the numbers are `call::*`).
@@ -120,14 +130,16 @@ pub enum Call {
     NetInfo = call::NET_INFO,
     NetSend = call::NET_SEND,
     NetRecv = call::NET_RECV,
+    MemDiscard = call::MEM_DISCARD,
+    MemInfo = call::MEM_INFO,
 }
 
 impl Call {
-    pub const ALL: [Call; 18] = [
+    pub const ALL: [Call; 20] = [
         Call::ConsoleWrite, Call::ConsoleRead, Call::MonotonicNs, Call::Wallclock, Call::Wait, Call::Shutdown,
         Call::Cmdline, Call::Memmap, Call::ResumeNotify, Call::Generation, Call::Version,
         Call::BlockInfo, Call::BlockRead, Call::BlockWrite, Call::BlockFlush,
-        Call::NetInfo, Call::NetSend, Call::NetRecv,
+        Call::NetInfo, Call::NetSend, Call::NetRecv, Call::MemDiscard, Call::MemInfo,
     ];
 }
 
@@ -247,6 +259,21 @@ pub struct NetInfo {
     pub reserved: u32,
 }
 const _: () = assert!(core::mem::size_of::<NetInfo>() == 16);
+
+/// The payload's memory, as MEM_INFO describes it (bytes).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemInfo {
+    /// All of the payload's memory: its window and the MEMMAP regions.
+    pub total: u64,
+    /// What is backed by memory now (under Xen: populated; without Xen: all of it).
+    pub populated: u64,
+    /// What the guest may hold at most (Xen's `memory/target`, which `xl mem-set` changes),
+    /// the shim's own memory included; 0 without Xen.
+    pub limit: u64,
+    pub reserved: u64,
+}
+const _: () = assert!(core::mem::size_of::<MemInfo>() == 32);
 
 /// A range of RAM the payload may use freely (identity-mapped, page-aligned).
 #[repr(C)]

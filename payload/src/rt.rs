@@ -1,6 +1,6 @@
 //! A minimal runtime for Rust payloads: typed wrappers over the call gate, a `Write` sink for
 //! the console, and the `payload_main!` entry macro.
-use crate::abi::{self, call, BlockInfo, BootInfo, CallGate, Error, Features, MemRegion, NetInfo, ShutdownKind, Wake, WallClock};
+use crate::abi::{self, call, BlockInfo, BootInfo, CallGate, Error, Features, MemInfo, MemRegion, NetInfo, ShutdownKind, Wake, WallClock};
 use core::fmt;
 
 /// The payload's handle on the shim.
@@ -84,6 +84,23 @@ impl Shim {
     pub fn memmap<'a>(&self, out: &'a mut [MemRegion]) -> &'a [MemRegion] {
         let n = self.raw(call::MEMMAP, out.as_mut_ptr() as u64, out.len() as u64, 0, 0);
         &out[..(n.max(0) as usize).min(out.len())]
+    }
+
+    /// Discards `[ptr, ptr + len)` (page-aligned, inside one MEMMAP region): it reads as
+    /// zeros from now on, and under Xen its memory goes back until touched again. Returns
+    /// the bytes given back to Xen.
+    ///
+    /// # Safety
+    /// Nothing may hold a reference into the range: its contents become zeros.
+    pub unsafe fn mem_discard(&self, ptr: u64, len: u64) -> Result<u64, Error> {
+        Error::from_result(self.raw(call::MEM_DISCARD, ptr, len, 0, 0))
+    }
+
+    /// How much memory the payload has, how much of it is populated, and the guest's limit.
+    pub fn mem_info(&self) -> Result<MemInfo, Error> {
+        let mut info = MemInfo::default();
+        Error::from_result(self.raw(call::MEM_INFO, &mut info as *mut MemInfo as u64, 0, 0, 0))?;
+        Ok(info)
     }
 
     pub fn resume_notify(&self, enable: bool) -> bool {

@@ -42,3 +42,9 @@ pub fn checksum(words: &[u64]) -> u64 {
     }
     h
 }
+
+/// What the ticker's `grow=` option writes in word `i` (0: first, 1: last) of the page at
+/// `page` in epoch `epoch` (a new epoch after every discard).
+pub fn grow_word(page: u64, i: u64, epoch: u64) -> u64 {
+    splitmix64(page ^ (i << 1) ^ (epoch << 48)) | 1
+}

@@ -3,7 +3,7 @@
 //! results. The bare-metal call gate is a thin shell over `dispatch`; host tests drive it
 //! with a fake `Services`.
 use crate::payload_mem::PayloadMemory;
-use xshim_payload::abi::{BlockInfo, Call, Error, Features, MemRegion, NetInfo, ShutdownKind, Wake, WallClock, MAX_IO_LEN};
+use xshim_payload::abi::{BlockInfo, Call, Error, Features, MemInfo, MemRegion, NetInfo, ShutdownKind, Wake, WallClock, MAX_IO_LEN};
 
 /// A payload buffer that lies wholly inside the payload's memory (checked on creation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +96,10 @@ pub trait Services {
     fn net_send(&mut self, dev: u64, frame: PayloadSlice) -> Result<u64, Error>;
     /// The oldest frame received into a checked buffer; never blocks (`Again`).
     fn net_recv(&mut self, dev: u64, buf: PayloadSlice) -> Result<u64, Error>;
+    /// MEM_DISCARD of `[start, end)`: page-aligned, inside one MEMMAP region (checked).
+    /// Returns the bytes given back to Xen.
+    fn mem_discard(&mut self, start: u64, end: u64) -> u64;
+    fn mem_info(&mut self) -> MemInfo;
 }
 
 fn as_bytes<T: zerocopy::IntoBytes + zerocopy::Immutable>(v: &T) -> &[u8] {
@@ -195,8 +199,42 @@ pub fn dispatch(nr: u64, a: [u64; 4], svc: &mut impl Services) -> Result<u64, Er
             let buf = PayloadSlice::new(&svc.memory(), a[1], a[2], 1)?;
             if call == Call::NetSend { svc.net_send(a[0], buf) } else { svc.net_recv(a[0], buf) }
         }
+        Call::MemDiscard => {
+            const PAGE: u64 = 4096;
+            let (ptr, len) = (a[0], a[1]);
+            if len == 0 {
+                return Err(Error::BadLength);
+            }
+            if ptr % PAGE != 0 || len % PAGE != 0 {
+                return Err(Error::BadArgument);
+            }
+            // Only free memory: not the payload's loaded segments, its stack or the shim.
+            let end = ptr.checked_add(len).ok_or(Error::BadPointer)?;
+            if !svc.regions().iter().any(|r| ptr >= r.base && r.base.checked_add(r.len).is_some_and(|re| end <= re)) {
+                return Err(Error::BadPointer);
+            }
+            Ok(svc.mem_discard(ptr, end))
+        }
+        Call::MemInfo => {
+            let dst = PayloadSlice::new(&svc.memory(), a[0], size_of::<MemInfo>() as u64, align_of::<MemInfo>() as u64)?;
+            let i = svc.mem_info();
+            let bytes = MemInfoBytes { total: i.total, populated: i.populated, limit: i.limit, reserved: 0 };
+            svc.write_payload(dst, as_bytes(&bytes));
+            Ok(0)
+        }
     }
 }
+
+/// MemInfo as bytes (see WallClockBytes).
+#[repr(C)]
+#[derive(zerocopy::IntoBytes, zerocopy::Immutable)]
+struct MemInfoBytes {
+    total: u64,
+    populated: u64,
+    limit: u64,
+    reserved: u64,
+}
+const _: () = assert!(size_of::<MemInfoBytes>() == size_of::<MemInfo>());
 
 /// NetInfo as bytes (see WallClockBytes).
 #[repr(C)]
@@ -369,6 +407,13 @@ mod tests {
             }
             Err(Error::Again)
         }
+        fn mem_discard(&mut self, start: u64, end: u64) -> u64 {
+            self.free[(start - FREE) as usize..(end - FREE) as usize].fill(0);
+            end - start
+        }
+        fn mem_info(&mut self) -> MemInfo {
+            MemInfo { total: 0x3000, populated: 0x2000, limit: 0x10_0000, reserved: 0 }
+        }
     }
 
     fn call(f: &mut Fake, c: Call, a: [u64; 4]) -> Result<u64, Error> {
@@ -380,6 +425,11 @@ mod tests {
         let mut f = Fake::new();
         f.window[..5].copy_from_slice(b"hello");
         assert_eq!(call(&mut f, Call::ConsoleWrite, [WINDOW, 5, 0, 0]), Ok(5));
+        f.free.fill(0xaa);
+        assert_eq!(call(&mut f, Call::MemDiscard, [FREE + 0x1000, 0x1000, 0, 0]), Ok(0x1000));
+        assert!(f.free[0x1000..].iter().all(|&b| b == 0) && f.free[..0x1000].iter().all(|&b| b == 0xaa), "only the range is discarded");
+        assert_eq!(call(&mut f, Call::MemInfo, [WINDOW + 16, 0, 0, 0]), Ok(0));
+        assert_eq!(&f.window[16..40], &[0, 0x30, 0, 0, 0, 0, 0, 0, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0][..]);
         assert_eq!(f.console, b"hello");
         assert_eq!(call(&mut f, Call::ConsoleWrite, [0, 0, 0, 0]), Ok(0), "zero length anywhere");
         assert_eq!(call(&mut f, Call::ConsoleRead, [STACK, 16, 0, 0]), Ok(2));
@@ -464,7 +514,15 @@ mod tests {
         assert_eq!(call(&mut f, Call::NetRecv, [0, WINDOW, 100, 0]), Err(Error::BadLength), "shorter than mtu + 14");
         assert_eq!(call(&mut f, Call::NetInfo, [1, WINDOW, 0, 0]), Err(Error::NoDevice));
         assert_eq!(call(&mut f, Call::BlockFlush, [3, 0, 0, 0]), Err(Error::NoDevice));
-        for nr in [0, 19, 99, u64::MAX] {
+        // MEM_DISCARD: page-aligned, non-empty, inside one region only.
+        assert_eq!(call(&mut f, Call::MemDiscard, [FREE, 0, 0, 0]), Err(Error::BadLength));
+        assert_eq!(call(&mut f, Call::MemDiscard, [FREE + 8, 0x1000, 0, 0]), Err(Error::BadArgument), "unaligned start");
+        assert_eq!(call(&mut f, Call::MemDiscard, [FREE, 0x800, 0, 0]), Err(Error::BadArgument), "unaligned length");
+        assert_eq!(call(&mut f, Call::MemDiscard, [WINDOW, 0x1000, 0, 0]), Err(Error::BadPointer), "the window is not free memory");
+        assert_eq!(call(&mut f, Call::MemDiscard, [FREE, 0x3000, 0, 0]), Err(Error::BadPointer), "past the region");
+        assert_eq!(call(&mut f, Call::MemDiscard, [u64::MAX - 0xfff, 0x1000, 0, 0]), Err(Error::BadPointer), "wraps");
+        assert_eq!(call(&mut f, Call::MemInfo, [WINDOW + 4, 0, 0, 0]), Err(Error::BadPointer), "misaligned mem info");
+        for nr in [0, 21, 99, u64::MAX] {
             assert_eq!(dispatch(nr, [0; 4], &mut f), Err(Error::NoSuchCall), "call {nr}");
         }
         assert!(f.console.is_empty(), "nothing written by a refused call");

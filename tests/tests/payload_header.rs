@@ -14,6 +14,7 @@ fn the_c_header_says_what_abi_rs_says() {
         ("XSHIM_F_XEN", Features::XEN.bits() as i64),
         ("XSHIM_F_BLOCK", Features::BLOCK.bits() as i64),
         ("XSHIM_F_NET", Features::NET.bits() as i64),
+        ("XSHIM_F_MEMORY", Features::MEMORY.bits() as i64),
         ("XSHIM_CONSOLE_WRITE", call::CONSOLE_WRITE as i64),
         ("XSHIM_CONSOLE_READ", call::CONSOLE_READ as i64),
         ("XSHIM_MONOTONIC_NS", call::MONOTONIC_NS as i64),
@@ -32,6 +33,8 @@ fn the_c_header_says_what_abi_rs_says() {
         ("XSHIM_NET_INFO", call::NET_INFO as i64),
         ("XSHIM_NET_SEND", call::NET_SEND as i64),
         ("XSHIM_NET_RECV", call::NET_RECV as i64),
+        ("XSHIM_MEM_DISCARD", call::MEM_DISCARD as i64),
+        ("XSHIM_MEM_INFO", call::MEM_INFO as i64),
         ("XSHIM_E_NO_SUCH_CALL", Error::NoSuchCall as i64),
         ("XSHIM_E_BAD_POINTER", Error::BadPointer as i64),
         ("XSHIM_E_BAD_LENGTH", Error::BadLength as i64),
@@ -59,6 +62,9 @@ fn the_c_header_says_what_abi_rs_says() {
         ("offsetof(struct xshim_block_info, max_io)", std::mem::offset_of!(BlockInfo, max_io) as i64),
         ("sizeof(struct xshim_net_info)", size_of::<abi::NetInfo>() as i64),
         ("offsetof(struct xshim_net_info, mtu)", std::mem::offset_of!(abi::NetInfo, mtu) as i64),
+        ("sizeof(struct xshim_mem_info)", size_of::<abi::MemInfo>() as i64),
+        ("offsetof(struct xshim_mem_info, populated)", std::mem::offset_of!(abi::MemInfo, populated) as i64),
+        ("offsetof(struct xshim_mem_info, limit)", std::mem::offset_of!(abi::MemInfo, limit) as i64),
         ("offsetof(struct xshim_boot_info, call)", std::mem::offset_of!(abi::BootInfo, call) as i64),
     ];
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");

@@ -376,6 +376,48 @@ scenario_lifecycle() {
   for _f in /var/log/xen/xl-*.log; do [ -f "$_f" ] && tail -30 "$_f" | sed "s|^|XLAB-INFO $_f: |"; done
   finish
 }
+# Demand-populated memory (the ticker with grow=/discard=): save/restore, checkpoint and
+# migration while it grows, once it has given memory back and while it grows again; every
+# save image well under the guest's memory; then xl mem-set below what it uses: the shim's
+# clean out-of-memory crash (on_crash=preserve keeps the domain).
+image_fraction() { # CHECKNAME IMAGE: its size against the guest's memory
+  _mem=$(awk -F= '$1 == "memory" { print $2 }' "$XLAB_DIR/$GUEST.cfg")
+  _sz=$(stat -c %s "$2" 2>/dev/null || echo 0)
+  echo "XLAB-INFO image_bytes=$_sz"
+  if [ "$_sz" -gt 0 ] && [ "$_sz" -lt $((_mem * 1048576 / 2)) ]; then check "$1" PASS 0 "image $_sz bytes, memory $_mem MiB"
+  else check "$1" FAIL 0 "image $_sz bytes, memory $_mem MiB"; fi
+}
+grow_line() { cat $(logs_of "$GUEST") 2>/dev/null | tr -d '\r' | grep -a '^GROW ' | tail -1; }
+scenario_memory() {
+  check_notes; start_guest || { finish; return; }
+  wait_grep "$GUEST" '^GROW ' 60 || { check growing FAIL 60 'no GROW line'; finish; return; }
+  echo "XLAB-INFO growing: $(grow_line)"
+  _img=$SAVE_DIR/$GUEST.img
+  step m1-save 180 xl save "$GUEST" "$_img" || { finish; return; }
+  image_fraction m1-image-small "$_img"
+  step m1-restore 180 xl restore "$_img" && rm -f "$_img" && progress "$GUEST" "$WORD" 30 m1-continues || { finish; return; }
+  checkpoint "$GUEST" m2- "$WORD" || { finish; return; }
+  migrate "$GUEST" m3- "$WORD" || { finish; return; }
+  # Once memory has been given back (a GROW line with discarded=N > 0), again: the restored
+  # guest then touches pages for the first time.
+  _t0=$(now)
+  if wait_grep "$GUEST" 'discarded=[1-9]' 120; then check gave-back PASS "$(dt $_t0 $(now))" "$(grep -a 'discarded=[1-9]' $(logs_of "$GUEST") | tr -d '\r' | tail -1)"
+  else check gave-back FAIL 120 "no discard: $(grow_line)"; fi
+  step m4-save 180 xl save "$GUEST" "$_img" || { finish; return; }
+  image_fraction m4-image-small "$_img"
+  step m4-restore 180 xl restore "$_img" && rm -f "$_img" && progress "$GUEST" "$WORD" 30 m4-continues || { finish; return; }
+  migrate "$GUEST" m5- "$WORD" || { finish; return; }
+  echo "XLAB-INFO before mem-set: $(grow_line)"
+  # Below what the payload needs once it grows again after its next discard.
+  step mem-set 60 xl mem-set "$GUEST" 24m
+  _t0=$(now)
+  if wait_grep "$GUEST" 'out of memory: the payload needs more than memory/target' 120; then
+    check out-of-memory-reported PASS "$(dt $_t0 $(now))" "$(grep -a 'out of memory' $(logs_of "$GUEST") | tr -d '\r' | head -1)"
+  else check out-of-memory-reported FAIL 120 "none: $(grow_line)"; fi
+  sleep 1; _st=$(xl list "$GUEST" 2>/dev/null | awk 'NR==2 { print $5 }')
+  case "$_st" in *c*) check domain-crashed PASS 0 "state $_st (on_crash=preserve)";; *) check domain-crashed FAIL 0 "state '$_st'";; esac
+  finish
+}
 scenario_control() { check_notes; start_guest && control_misuse "$GUEST" "$WORD"; finish; }
 # Bad data from the toolstack's side: before the guest runs, dom0 points its disk at backend
 # domain 99999. The shim must say so, fail only that disk (the payload gets NoDevice), and

@@ -25,6 +25,12 @@ pub enum Scenario {
     Soak,
     /// The same steps on a Linux PV guest of the same memory size.
     LinuxBaseline,
+    /// Demand-populated memory: the ticker touching more memory every tick and giving it
+    /// back (`grow=32 discard=2`), saved/restored, checkpointed and migrated while it grows,
+    /// after it gave memory back and while it grows again (pages first touched in the
+    /// restored guest); each save image must be a fraction of the guest's memory; then
+    /// `xl mem-set` below what it uses: the shim's clean out-of-memory crash.
+    Memory,
     /// The demo: boot, a few ticks, save, restore, a few ticks.
     Demo,
     /// Migrate, save/restore and checkpoint, then the guest powers off (ticker: `--args
@@ -83,6 +89,10 @@ impl Mode {
 
 /// The xl config lines every lab guest shares: size, one vCPU, and a crashed domain kept for
 /// inspection.
+/// The ticker's arguments in the `memory` scenario: 32 MiB more touched 4 MiB a tick, all of
+/// it given back two ticks after, again and again.
+pub const MEMORY_TICKER_ARGS: &str = "grow=32 grow_step=4096 discard=2";
+
 fn xl_common(memory: u32) -> String {
     format!("memory={memory}\nvcpus=1\non_crash=\"preserve\"\non_poweroff=\"destroy\"\non_reboot=\"destroy\"")
 }
@@ -227,6 +237,7 @@ fn scenario_function(s: Scenario) -> &'static str {
         Scenario::Migrate => "scenario_migrate",
         Scenario::Soak => "scenario_soak",
         Scenario::LinuxBaseline => "scenario_linux_baseline",
+        Scenario::Memory => "scenario_memory",
         Scenario::Demo => "scenario_demo",
         Scenario::Control => "scenario_control",
         Scenario::Crash => "scenario_crash",
@@ -351,6 +362,7 @@ fn time_limit(o: &LabOpts) -> u64 {
         Scenario::Compare | Scenario::Libvirt => 120,
         Scenario::DiskBench => 900,
         Scenario::Lifecycle => 240,
+        Scenario::Memory => 300,
         Scenario::Net | Scenario::DowntimeBench => 150,
         _ => 45,
     };
@@ -372,6 +384,7 @@ fn estimate(o: &LabOpts) -> u64 {
         Scenario::Soak => 8 * c,
         Scenario::Control => 35,
         Scenario::Lifecycle => 40,
+        Scenario::Memory => 90,
         Scenario::Libvirt => 25 + 12 * c,
         Scenario::Dom0Check => 32,
         Scenario::LinuxBaseline => 30,
@@ -880,7 +893,15 @@ fn host_checks(o: &LabOpts, res: &mut LabResult) {
         }
         return;
     }
-    add("no-shim-crash", !crashed, if crashed { "the shim crashed (see the console)".into() } else { "no crash or panic on the console".into() });
+    if o.scenario == Scenario::Memory {
+        // It ends with `xl mem-set` below what the payload uses: one clean out-of-memory
+        // crash, and nothing else.
+        let oom = console.lines().find(|l| l.contains("out of memory: the payload needs more than memory/target")).map(|l| l.trim().to_string());
+        let others = console.matches("xshim: crashing the domain").count() - console.matches("crashing the domain: out of memory").count();
+        add("out-of-memory-clean", oom.is_some() && others == 0 && !console.contains("PANIC"), oom.unwrap_or_else(|| "no out-of-memory line".into()));
+    } else {
+        add("no-shim-crash", !crashed, if crashed { "the shim crashed (see the console)".into() } else { "no crash or panic on the console".into() });
+    }
     if o.scenario == Scenario::DiskBench {
         return; // its figures are the point (bench_disk), and each guest's BENCH done line
     }

@@ -261,6 +261,8 @@ fn main() -> ExitCode {
             let disk = disk.or((payload == "journal").then_some(64));
             // `net` is pong's scenario: the default payload (the ticker) would not answer.
             let payload = if scenario.contains(&lab::Scenario::Net) && payload == "ticker" { "pong".to_string() } else { payload };
+            // `memory` needs the ticker's growth and discards.
+            let args = if scenario.contains(&lab::Scenario::Memory) && args.is_empty() { lab::MEMORY_TICKER_ARGS.to_string() } else { args };
             let net = net || payload == "pong";
             if image.is_none() && !util::payload_elf(&payload).exists() {
                 if let Err(e) = build::build() {

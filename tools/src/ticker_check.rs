@@ -6,6 +6,8 @@ use xshim_payload::ticker_model::{checksum, fill, mutate, TICKER_BYTES};
 #[derive(Debug, Default)]
 pub struct TickReport {
     pub ticks: usize,
+    /// `GROW` lines (the `grow=` option): each checked every page touched before.
+    pub grows: usize,
     pub last: u64,
     pub starts: usize,
     pub problems: Vec<String>,
@@ -17,7 +19,8 @@ impl TickReport {
     }
     pub fn summary(&self) -> String {
         if self.ok() {
-            format!("{} ticks (1..{}), checksums match, clock monotonic", self.ticks, self.last)
+            let grown = if self.grows > 0 { format!(", {} growth checks with nothing lost", self.grows) } else { String::new() };
+            format!("{} ticks (1..{}), checksums match, clock monotonic{grown}", self.ticks, self.last)
         } else if self.ticks == 0 {
             "no TICK lines".into()
         } else {
@@ -51,7 +54,18 @@ pub fn check<'a>(lines: impl Iterator<Item = &'a str>) -> TickReport {
             r.starts += 1;
         }
         let mut w = line.split_ascii_whitespace();
-        if w.next() != Some("TICK") {
+        let first = w.next();
+        if first == Some("GROW") {
+            r.grows += 1;
+            let bad = line.split_ascii_whitespace().find_map(|f| f.strip_prefix("bad=")?.parse::<u64>().ok());
+            match bad {
+                Some(0) => {}
+                Some(b) => r.problems.push(format!("{line:?}: {b} words of grown memory lost or not zero after a discard")),
+                None => r.problems.push(format!("unparseable line {line:?}")),
+            }
+            continue;
+        }
+        if first != Some("TICK") {
             continue;
         }
         let parsed = (|| Some((w.next()?.parse().ok()?, w.next()?.parse().ok()?, u64::from_str_radix(w.next()?, 16).ok()?)))();
@@ -123,6 +137,18 @@ mod tests {
         assert!(!check(restarted.lines()).ok());
         assert!(!check("nothing here".lines()).ok());
         println!("checked: clean, gap, duplicate, corrupted checksum, restart, empty");
+    }
+
+    #[test]
+    fn growth_checks_are_counted_and_losses_caught() {
+        let good = lines(3, None, None, None) + "GROW 1 touched=4096 populated=8192 limit=131072 discarded=0 bad=0\n";
+        let r = check(good.lines());
+        assert!(r.ok() && r.grows == 1, "{r:?}");
+        let lost = lines(3, None, None, None) + "GROW 2 touched=4096 populated=8192 limit=131072 discarded=0 bad=3\n";
+        assert!(check(lost.lines()).problems[0].contains("3 words"));
+        let garbled = lines(3, None, None, None) + "GROW 2 touched=4096\n";
+        assert!(!check(garbled.lines()).ok());
+        println!("checked: GROW lines counted, a loss and a garbled line caught");
     }
 }
 

@@ -167,7 +167,41 @@ mod payload {
         t.check(s.net_send(0, &buf[..60]) == Err(Error::NoDevice), format_args!("net_send(0) without a vif -> NoDevice"));
 
         // Calls that do not exist or take bad arguments.
-        for nr in [0u64, 19, 999, u64::MAX] {
+        // Memory: MEM_INFO, and MEM_DISCARD of the last page of the largest region (it reads
+        // as zeros afterwards and can be written again); refused arguments.
+        match s.mem_info() {
+            Ok(m) => t.check(m.total >= bytes && m.populated <= m.total, format_args!("mem_info: total {} KiB, populated {} KiB, limit {} KiB", m.total >> 10, m.populated >> 10, m.limit >> 10)),
+            Err(e) => t.check(false, format_args!("mem_info -> {e:?}")),
+        }
+        let r = s.raw(call::MEM_INFO, 0x10, 0, 0, 0);
+        t.check(r == Error::BadPointer as i64, format_args!("mem_info(0x10) -> BadPointer ({r})"));
+        if let Some(big) = got.iter().max_by_key(|r| r.len) {
+            let page = big.base + big.len - 4096;
+            let p = page as *mut u64;
+            // SAFETY: the last page of a region the shim granted to the payload; nothing
+            // else of ours is there.
+            unsafe { p.write_volatile(0x0bad_cafe) };
+            // SAFETY: as above; no reference into the page is held.
+            let given = unsafe { s.mem_discard(page, 4096) };
+            // SAFETY: as above.
+            let after = unsafe { p.read_volatile() };
+            // SAFETY: as above.
+            unsafe { p.write_volatile(7) };
+            // SAFETY: as above.
+            let again = unsafe { p.read_volatile() };
+            t.check(given.is_ok() && after == 0 && again == 7, format_args!("mem_discard of a page: {given:?}, reads {after:#x} afterwards, writable again ({again})"));
+        }
+        let base = got.first().map_or(0, |r| r.base);
+        let r = s.raw(call::MEM_DISCARD, base + 8, 4096, 0, 0);
+        t.check(r == Error::BadArgument as i64, format_args!("mem_discard of an unaligned range -> BadArgument ({r})"));
+        let r = s.raw(call::MEM_DISCARD, base, 0, 0, 0);
+        t.check(r == Error::BadLength as i64, format_args!("mem_discard of 0 bytes -> BadLength ({r})"));
+        let r = s.raw(call::MEM_DISCARD, 0x80_0000, 4096, 0, 0);
+        t.check(r == Error::BadPointer as i64, format_args!("mem_discard of the payload's own window -> BadPointer ({r})"));
+        let r = s.raw(call::MEM_DISCARD, 0x10_0000, 4096, 0, 0);
+        t.check(r == Error::BadPointer as i64, format_args!("mem_discard of the shim (1 MiB) -> BadPointer ({r})"));
+
+        for nr in [0u64, 21, 999, u64::MAX] {
             let r = s.raw(nr, 0, 0, 0, 0);
             t.check(r == Error::NoSuchCall as i64, format_args!("call {nr:#x} -> NoSuchCall ({r})"));
         }

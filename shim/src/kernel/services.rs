@@ -166,6 +166,14 @@ impl Services for ShimServices<'_> {
         }
         r
     }
+    fn mem_discard(&mut self, start: u64, end: u64) -> u64 {
+        crate::platform::memory::discard(start, end).unwrap_or_else(|e| super::fatal::fatal("MEM_DISCARD", e))
+    }
+    fn mem_info(&mut self) -> xshim_payload::abi::MemInfo {
+        let total = self.info.window.len + self.info.regions.iter().map(|r| r.len).sum::<u64>();
+        let (populated, limit) = crate::platform::memory::info(total);
+        xshim_payload::abi::MemInfo { total, populated, limit, reserved: 0 }
+    }
     fn net_recv(&mut self, dev: u64, buf: PayloadSlice) -> Result<u64, Error> {
         // SAFETY: as console_read; no other reference to the payload's buffer exists.
         nics::recv(dev, unsafe { buf.as_bytes_mut() })

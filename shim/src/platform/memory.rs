@@ -64,6 +64,11 @@ pub fn demand() -> Option<&'static DemandMap> {
 /// The toolstack's `memory/target` for the guest, in KiB (0 until read).
 static TARGET_KIB: AtomicU64 = AtomicU64::new(0);
 
+/// The last `memory/target` read, in KiB (0: not read yet).
+pub fn target_kib() -> u64 {
+    TARGET_KIB.load(Ordering::Relaxed)
+}
+
 /// Records `memory/target` (read at boot and whenever its watch fires).
 pub fn set_target_kib(kib: u64) {
     TARGET_KIB.store(kib, Ordering::Relaxed);
@@ -128,7 +133,13 @@ pub fn release_at_boot(p: Platform, plan: &MemoryPlan) -> Result<Released, Strin
 fn release_now(p: Platform, r: Range) -> Result<u64, String> {
     match p {
         Platform::Pv => pv_mm::release(r.start, r.end).map_err(|e| alloc::format!("{e}")),
-        _ => pvh_decrease(r, false).map(|_| r.pages()),
+        _ => {
+            let (freed, holes) = pvh_decrease(r, false);
+            if holes > 0 {
+                log::warn!("memory: {holes} page(s) of {:#x}..{:#x} were not populated", r.start, r.end);
+            }
+            Ok(freed)
+        }
     }
 }
 
@@ -178,30 +189,85 @@ pub fn resume_in_new_domain() {
     }
 }
 
-/// PVH: frees guest frames by gfn, in naturally aligned extents of up to 2 MiB, batched by
-/// order. `tolerant`: frames that are not there are skipped (after a new domain); otherwise
-/// a short count is an error. Returns the extents freed.
-fn pvh_decrease(r: Range, tolerant: bool) -> Result<u64, String> {
-    let mut freed = 0;
+/// PVH: frees guest frames by gfn, in naturally aligned extents of up to 2 MiB. Xen stops
+/// an extent at its first frame that is not populated, so an extent it did not free is then
+/// freed page by page, skipping the holes. `tolerant` (after a new domain, where most such
+/// memory has no frames at all): an extent whose first page is a hole is taken to be all
+/// holes. Returns the pages freed and the holes met.
+fn pvh_decrease(r: Range, tolerant: bool) -> (u64, u64) {
+    let (mut freed, mut holes) = (0, 0);
     for (pfn, order) in demand::extents(r, DOMU_MAX_EXTENT_ORDER) {
-        if tolerant {
-            // One extent at a time: Xen stops at the first frame that is not populated.
-            // SAFETY: released memory: unmapped, not the shim's, not used until populated.
-            freed += unsafe { XenHypercalls.decrease_reservation(&[pfn], order) }.unwrap_or(0) as u64;
+        // SAFETY: memory being given back: not the shim's, and nothing touches it until it
+        // is populated and mapped anew.
+        if order > 0 && matches!(unsafe { XenHypercalls.decrease_reservation(&[pfn], order) }, Ok(1)) {
+            freed += 1 << order;
             continue;
         }
-        // SAFETY: as above.
-        let done = unsafe { XenHypercalls.decrease_reservation(&[pfn], order) }.map_err(|e| alloc::format!("XENMEM_decrease_reservation: {e}"))?;
-        if done != 1 {
-            return Err(alloc::format!("XENMEM_decrease_reservation: Xen did not free {:#x} (order {order})", pfn << PAGE_SHIFT));
+        let mut next = pfn;
+        let end = pfn + (1 << order);
+        while next < end {
+            let mut frames = [0u64; 64];
+            let n = ((end - next) as usize).min(frames.len());
+            for (i, f) in frames[..n].iter_mut().enumerate() {
+                *f = next + i as u64;
+            }
+            // SAFETY: as above.
+            let done = unsafe { XenHypercalls.decrease_reservation(&frames[..n], 0) }.unwrap_or(0) as u64;
+            freed += done;
+            next += done;
+            if done < n as u64 {
+                // frames[done] is not populated: a hole.
+                if tolerant && next == pfn {
+                    holes += end - pfn;
+                    break;
+                }
+                holes += 1;
+                next += 1;
+            }
         }
-        freed += 1;
     }
-    Ok(freed)
+    (freed, holes)
 }
 
-fn refused(op: &'static str) -> impl Fn(String) -> PopulateError {
-    move |_| PopulateError::Refused(op, None)
+/// A page of zeros for `zero_marking_dirty` to copy from.
+#[repr(C, align(4096))]
+struct ZeroPage([u8; 4096]);
+static ZERO_PAGE: ZeroPage = ZeroPage([0; 4096]);
+
+/// PVH: zeroes newly populated pages by having Xen copy a page of zeros into each
+/// (GNTTABOP_copy, frame to frame within the domain), because Xen then marks them dirty.
+/// Xen 4.17 does not mark a page populated by XENMEM_populate_physmap dirty, and its p2m
+/// entry stays writable without tracking until the migration's next round: what the guest
+/// writes there first is not seen, and if the round before had found the page unpopulated
+/// it never reaches the new host (measured in the lab: whole 2 MiB units populated during a
+/// live migration's rounds were missing after it). One round later the page is tracked.
+fn zero_marking_dirty(piece: Range) -> Result<(), PopulateError> {
+    use xshim_shim::xen::abi::grant_table::{GnttabCopy, GnttabCopyPtr};
+    use xshim_shim::xen::abi::memory::DOMID_SELF;
+    let zero_gfn = &raw const ZERO_PAGE as u64 >> PAGE_SHIFT;
+    let mut pfn = piece.start >> PAGE_SHIFT;
+    let end = piece.end >> PAGE_SHIFT;
+    while pfn < end {
+        let mut ops = [GnttabCopy::default(); 32];
+        let n = ((end - pfn) as usize).min(ops.len());
+        for (i, op) in ops[..n].iter_mut().enumerate() {
+            *op = GnttabCopy {
+                source: GnttabCopyPtr { gmfn: zero_gfn, domid: DOMID_SELF, ..Default::default() },
+                dest: GnttabCopyPtr { gmfn: pfn + i as u64, domid: DOMID_SELF, ..Default::default() },
+                len: 4096,
+                ..Default::default()
+            };
+        }
+        // SAFETY: the destinations are demand memory just populated for the payload, which
+        // is stopped while the shim backs it.
+        match unsafe { XenHypercalls.gnttab_copy(&mut ops[..n]) } {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(PopulateError::Refused("GNTTABOP_copy (zeroing new pages)", None)),
+            Err(e) => return Err(PopulateError::Refused("GNTTABOP_copy (zeroing new pages)", Some(e))),
+        }
+        pfn += n as u64;
+    }
+    Ok(())
 }
 
 /// PVH: a unit is populated by gfn (as one 2 MiB extent when it is whole, falling back to
@@ -231,7 +297,8 @@ impl Backing for PvhBacking {
                 pfn += n as u64;
             }
         }
-        self.map_held(piece, whole_unit)
+        paging::map_populated(piece.start, piece.end, whole_unit).map_err(|m| PopulateError::Refused(m, None))?;
+        zero_marking_dirty(piece)
     }
     fn map_held(&mut self, piece: Range, whole_unit: bool) -> Result<(), PopulateError> {
         paging::map_populated(piece.start, piece.end, whole_unit).map_err(|m| PopulateError::Refused(m, None))?;
@@ -243,7 +310,13 @@ impl Backing for PvhBacking {
             self.zero(piece);
             paging::unmap_populated(piece.start, piece.end, whole_unit).map_err(|m| PopulateError::Refused(m, None))?;
         }
-        pvh_decrease(piece, false).map(|_| ()).map_err(refused("XENMEM_decrease_reservation"))
+        let (_, holes) = pvh_decrease(piece, false);
+        if holes > 0 && mapped {
+            // The payload had this memory mapped: Xen should have had a frame behind every
+            // page of it. Logged as evidence; the unit is given back all the same.
+            log::warn!("memory: {holes} page(s) of payload memory {:#x}..{:#x} had no frame behind them when given back", piece.start, piece.end);
+        }
+        Ok(())
     }
     fn release_again(&mut self, piece: Range, _whole_unit: bool) {
         let _ = pvh_decrease(piece, true);
@@ -277,6 +350,29 @@ impl Backing for PvBacking {
     fn zero(&mut self, r: Range) {
         // SAFETY: as PvhBacking::zero.
         unsafe { core::ptr::write_bytes(r.start as *mut u8, 0, (r.end - r.start) as usize) };
+    }
+}
+
+/// MEM_DISCARD of `[start, end)` (checked by the dispatcher: page-aligned, free memory):
+/// whole units go back to Xen, the rest is zeroed; without demand population (no Xen, or
+/// turned off) all of it is zeroed. Returns the bytes given back, or why Xen refused (the
+/// book and the page tables may then disagree: the kernel ends the guest).
+pub fn discard(start: u64, end: u64) -> Result<u64, String> {
+    let Some(map) = demand() else {
+        // SAFETY: the dispatcher checked the range is the payload's free memory, all of it
+        // mapped without demand population; the payload is stopped in its call.
+        unsafe { core::ptr::write_bytes(start as *mut u8, 0, (end - start) as usize) };
+        return Ok(0);
+    };
+    let r = if IS_PV.load(Ordering::Relaxed) { demand::discard(map, start, end, &mut PvBacking) } else { demand::discard(map, start, end, &mut PvhBacking) };
+    r.map_err(|(u, e)| alloc::format!("giving back {:#x}..{:#x}: {e}", u.start, u.end))
+}
+
+/// What MEM_INFO reports about `total` bytes of payload memory: (populated, limit).
+pub fn info(total: u64) -> (u64, u64) {
+    match demand() {
+        Some(map) => (total.saturating_sub(map.demand_bytes()) + map.populated_bytes(), limit_bytes()),
+        None => (total, 0),
     }
 }
 

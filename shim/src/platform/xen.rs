@@ -20,7 +20,7 @@ use spin::Mutex;
 use xshim_shim::layout::timeouts::CONSOLE_EXIT_FLUSH_NS;
 use xshim_shim::suspend::{suspend_and_resume, Outcome, PvSteps, PvhSteps, StepsCommon, SuspendError};
 use xshim_shim::xen::abi::sched::ShutdownReason;
-use xshim_shim::xen::control::{self, Request, FEATURE_NODES, SHUTDOWN_NODE, SHUTDOWN_WATCH_TOKEN, SUSPEND_EVTCHN_NODE};
+use xshim_shim::xen::control::{self, Request, FEATURE_NODES, MEMORY_TARGET_NODE, MEMORY_TARGET_WATCH_TOKEN, SHUTDOWN_NODE, SHUTDOWN_WATCH_TOKEN, SUSPEND_EVTCHN_NODE};
 use xshim_shim::xen::frames::EvtchnPort;
 use xshim_shim::xen::guest::{GuestEnv, PlatformError, RingPage, XenPorts};
 use xshim_shim::xen::hypercalls::Hypercalls;
@@ -48,7 +48,37 @@ fn advertise_features(xs: &mut Xenstore) -> Result<(), XsError> {
     for f in FEATURE_NODES {
         xs.write(0, f, "1")?;
     }
+    // The memory target: the watch fires once at once, which reads it.
+    if let Err(e) = xs.watch(MEMORY_TARGET_NODE, MEMORY_TARGET_WATCH_TOKEN) {
+        log::warn!("xenstore: cannot watch {MEMORY_TARGET_NODE}: {e}");
+    }
     xs.watch(SHUTDOWN_NODE, SHUTDOWN_WATCH_TOKEN)
+}
+
+/// `memory/target` changed (or its watch was set): note it, and say how it compares with
+/// what the payload uses. The shim cannot make the payload use less (it has no swap): a
+/// target below what is populated is only reported, and the next populate past Xen's
+/// ceiling ends in a clean out-of-memory crash.
+fn memory_target_changed(xs: &mut Xenstore) {
+    let value = match xs.read(0, MEMORY_TARGET_NODE) {
+        Ok(v) => v,
+        Err(e) => {
+            log::warn!("{MEMORY_TARGET_NODE}: cannot read it: {e}");
+            return;
+        }
+    };
+    let Ok(kib) = value.trim().parse::<u64>() else {
+        log::warn!("{MEMORY_TARGET_NODE}: \"{value}\" is not a number of KiB; ignored");
+        return;
+    };
+    let before = super::memory::target_kib();
+    super::memory::set_target_kib(kib);
+    if before != kib {
+        let held = XenHypercalls.reservation_pages(false).map_or(0, |p| p * 4);
+        let populated = super::memory::demand().map_or(0, |m| m.populated_bytes() >> 10);
+        let level = if held > kib { log::Level::Warn } else { log::Level::Info };
+        log::log!(level, "{MEMORY_TARGET_NODE}: {kib} KiB; the domain holds {held} KiB (the payload's populated memory {populated} KiB){}", if held > kib { ": above the target, which the shim cannot shrink; more will not be populated" } else { "" });
+    }
 }
 
 /// `xshim.suspend_evtchn=1`: publish the suspend event channel (below). Off by default:
@@ -297,6 +327,10 @@ pub fn on_upcall(_events: &EventsOff) -> Option<Asked> {
     }
     let mut request = None;
     while let Some((path, token)) = st.xenstore.watch_events.pop_front() {
+        if token == MEMORY_TARGET_WATCH_TOKEN {
+            memory_target_changed(&mut st.xenstore);
+            continue;
+        }
         if token != SHUTDOWN_WATCH_TOKEN {
             log::debug!("xenstore: watch event {path} ({token}) ignored");
             continue;

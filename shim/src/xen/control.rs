@@ -13,6 +13,12 @@ pub const FEATURE_NODES: [&str; 3] = ["control/feature-suspend", "control/featur
 /// libxl then signals that port instead of writing `control/shutdown` and waiting for the
 /// acknowledgement through xenstore (libxl_dom_suspend.c, `xs_suspend_evtchn_port`).
 pub const SUSPEND_EVTCHN_NODE: &str = "device/suspend/event-channel";
+/// What the toolstack wants the guest to hold, in KiB (`xl mem-set` changes it; the guest
+/// may read and watch it, not write it).
+pub const MEMORY_TARGET_NODE: &str = "memory/target";
+/// The watch token the shim registers `memory/target` under.
+pub const MEMORY_TARGET_WATCH_TOKEN: &str = "target";
+
 /// A transaction that keeps conflicting is given up after this many tries.
 pub const MAX_TRANSACTION_RETRIES: u32 = 32;
 /// Unknown requests are logged; this much of one is kept for the log line.

@@ -232,6 +232,17 @@ impl XenHypercalls {
         Self::reservation(mem::XENMEM_DECREASE_RESERVATION, frames.as_ptr() as u64, frames.len(), order)
     }
 
+    /// GNTTABOP_copy: Xen copies each op's bytes and marks each destination frame dirty.
+    /// Returns the first op's failure status, if any.
+    /// # Safety
+    /// Every destination must be memory nothing else uses while Xen writes it.
+    pub unsafe fn gnttab_copy(&mut self, ops: &mut [gt::GnttabCopy]) -> HcResult<Result<(), i16>> {
+        // SAFETY: the caller vouches for the destinations; Xen reads and updates `ops`.
+        let rc = unsafe { hypercall4(nr::GRANT_TABLE_OP, gt::GNTTABOP_COPY as u64, ops.as_mut_ptr() as u64, ops.len() as u64, 0) };
+        XenErrno::check(rc)?;
+        Ok(ops.iter().find(|o| o.status != 0).map_or(Ok(()), |o| Err(o.status)))
+    }
+
     /// XENMEM_current_reservation / XENMEM_maximum_reservation: pages the domain holds now,
     /// and may hold at most (max_pages).
     pub fn reservation_pages(&mut self, maximum: bool) -> HcResult<u64> {

@@ -11,6 +11,7 @@ pub struct GrantEntryV1 {
 const _: () = assert!(core::mem::size_of::<GrantEntryV1>() == 8);
 
 pub const GNTTABOP_SETUP_TABLE: u32 = 2;
+pub const GNTTABOP_COPY: u32 = 5;
 pub const GNTTABOP_QUERY_SIZE: u32 = 6;
 
 /// Entry flags (`GTF_*`): access permitted; the grantee may only read; set by Xen while the
@@ -50,3 +51,31 @@ pub struct GnttabSetupTable {
     pub frame_list: u64,
 }
 const _: () = assert!(core::mem::size_of::<GnttabSetupTable>() == 24);
+
+/// `struct gnttab_copy_ptr`: a grant reference or (for DOMID_SELF only) a frame, and where in
+/// it the copy starts.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct GnttabCopyPtr {
+    /// `u.gmfn` (this is how the shim uses it: GNTCOPY_*_gref clear) or `u.ref`.
+    pub gmfn: u64,
+    pub domid: u16,
+    pub offset: u16,
+    pub pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<GnttabCopyPtr>() == 16);
+
+/// `struct gnttab_copy` (GNTTABOP_copy): Xen copies `len` bytes from `source` to `dest`, and
+/// marks the destination frame dirty for log-dirty tracking (a live migration).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct GnttabCopy {
+    pub source: GnttabCopyPtr,
+    pub dest: GnttabCopyPtr,
+    pub len: u16,
+    pub flags: u16,
+    /// OUT: GNTST_* (0: okay).
+    pub status: i16,
+    pub pad: u16,
+}
+const _: () = assert!(core::mem::size_of::<GnttabCopy>() == 40);

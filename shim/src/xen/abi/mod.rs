@@ -115,6 +115,13 @@ pub fn layout_table() -> alloc::vec::Vec<(&'static str, &'static str, usize)> {
     off!("struct gnttab_setup_table", grant_table::GnttabSetupTable, nr_frames);
     off!("struct gnttab_setup_table", grant_table::GnttabSetupTable, status);
     off!("struct gnttab_setup_table", grant_table::GnttabSetupTable, frame_list);
+    size!("struct gnttab_copy", grant_table::GnttabCopy);
+    off!("struct gnttab_copy", grant_table::GnttabCopy, dest);
+    off!("struct gnttab_copy", grant_table::GnttabCopy, len);
+    off!("struct gnttab_copy", grant_table::GnttabCopy, flags);
+    off!("struct gnttab_copy", grant_table::GnttabCopy, status);
+    off!("struct gnttab_copy", grant_table::GnttabCopy, dest.domid);
+    off!("struct gnttab_copy", grant_table::GnttabCopy, dest.offset);
     size!("struct gnttab_query_size", grant_table::GnttabQuerySize);
     off!("struct gnttab_query_size", grant_table::GnttabQuerySize, nr_frames);
     off!("struct gnttab_query_size", grant_table::GnttabQuerySize, max_nr_frames);
@@ -185,6 +192,7 @@ pub fn constant_table() -> alloc::vec::Vec<(&'static str, u64)> {
         ("CALLBACKF_mask_events", callback::CALLBACKF_MASK_EVENTS as u64),
         ("GNTTABOP_setup_table", grant_table::GNTTABOP_SETUP_TABLE as u64),
         ("GNTTABOP_query_size", grant_table::GNTTABOP_QUERY_SIZE as u64),
+        ("GNTTABOP_copy", grant_table::GNTTABOP_COPY as u64),
         ("GTF_permit_access", grant_table::GTF_PERMIT_ACCESS as u64),
         ("GTF_readonly", grant_table::GTF_READONLY as u64),
         ("GTF_reading", grant_table::GTF_READING as u64),
