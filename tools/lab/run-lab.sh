@@ -32,7 +32,10 @@ if [ -n "${XSHIM_LAB_CTL:-}" ]; then
   ctl=(-device virtio-serial-pci,id=xlabvs -chardev "socket,id=xlabctl,path=$XSHIM_LAB_CTL,server=on,wait=off"
        -device virtserialport,bus=xlabvs.0,chardev=xlabctl,name=xlab.ctl)
 fi
-exec timeout --kill-after=10 "$limit" qemu-system-x86_64 -accel tcg,thread=$tcg -cpu "$cpu" -smp 2 -m 3072 "${ctl[@]}" \
+# The machine's memory (MiB): dom0 has 2 GiB of it, guests the rest (a migration to the same
+# host holds two of a guest at once); `bench saverestore --table` raises it for 2 GiB guests.
+mem=${XSHIM_LAB_MEM:-3072}
+exec timeout --kill-after=10 "$limit" qemu-system-x86_64 -accel tcg,thread=$tcg -cpu "$cpu" -smp 2 -m "$mem" "${ctl[@]}" \
   -nographic -no-reboot -serial stdio -monitor none -display none \
   -kernel "$cache/xen.elf" -append "$xen_cmdline" \
   -initrd "$cache/vmlinuz $dom0_cmdline,$tmp/initrd.gz"

@@ -86,7 +86,7 @@ save_restore() { # NAME CHECKPREFIX WORD
   step "$2save" 180 xl save "$1" "$_img" || { xs_dump "$1"; return 1; }
   journal_image "$1" "$2saved-disk" || return 1
   _size=$(stat -c %s "$_img" 2>/dev/null)
-  echo "XLAB-INFO image_bytes=$_size"
+  echo "XLAB-INFO image_bytes=$_size guest=$1"
   # Once per run: the check reads the whole image, slow under TCG.
   if [ ! -f $T/verified ]; then
     touch $T/verified

@@ -756,6 +756,7 @@ fn one_boot(list: &[LabOpts], pending: &[usize], echo: bool) -> Result<Vec<(usiz
         .arg(&files)
         .arg(limit.to_string())
         .env("XSHIM_LAB_CACHE", util::lab_cache())
+        .env("XSHIM_LAB_MEM", lab_memory(list).to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -1003,6 +1004,71 @@ pub fn report(res: &LabResult) {
             }
         }
     }
+}
+
+/// The lab machine's memory (MiB) for these scenarios: dom0's 2 GiB and 1 GiB for guests, or
+/// room for two copies of the largest guest (a migration to the same host) and some slack.
+fn lab_memory(list: &[LabOpts]) -> u32 {
+    let largest = list.iter().map(|o| o.memory).max().unwrap_or(0);
+    if largest <= 512 { 3072 } else { 2048 + 2 * largest + 512 }
+}
+
+/// `xshim bench saverestore --table`: for each size, the xshim guest as PV and as PVH and the
+/// Linux PV guest of the same memory, all in one lab boot: create, save, restore, checkpoint
+/// and migrate times and save image sizes, with ratios against Linux.
+pub fn bench_table(sizes: &[u32], cycles: u32) -> Result<bool, String> {
+    let mut list = Vec::new();
+    for &memory in sizes {
+        for mode in [Mode::Pv, Mode::Pvh] {
+            list.push(LabOpts { scenario: Scenario::Compare, mode, cycles, memory, ..Default::default() });
+        }
+    }
+    let results = run_session(&list, true)?;
+    let mean = |res: &LabResult, who: &str, op: &str| -> Option<f64> {
+        let v: Vec<f64> = res.checks.iter().filter(|c| c.pass && c.name.starts_with(&format!("{who}-")) && c.name.ends_with(op)).map(|c| c.secs).collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    // "image_bytes=N guest=sI-xa": the first save of each guest.
+    let image = |res: &LabResult, who: &str| -> Option<f64> {
+        res.info.iter().filter_map(|i| {
+            let mut w = i.split_whitespace();
+            let n: f64 = w.next()?.strip_prefix("image_bytes=")?.parse().ok()?;
+            w.next()?.strip_prefix("guest=")?.ends_with(who).then_some(n)
+        }).next()
+    };
+    let entry = |res: &LabResult, who: &str| res.console_of(who).iter().find_map(|l| l.split("entering after ").nth(1).and_then(|u| u.split_whitespace().next()).and_then(|u| u.parse::<f64>().ok()));
+    let f = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+    let r = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if a > 0.0 => format!("{:.1}x", b / a),
+        _ => "-".into(),
+    };
+    println!("
+bench saverestore: one lab boot; mean seconds per operation (n={cycles} saves each), first save image in MB; ratio = Linux / xshim (higher: xshim cheaper)");
+    println!("{:>6} {:<5} {:<11} {:>9} {:>9} {:>6} {:>9} {:>9} {:>6} {:>9} {:>9} {:>6} {:>9} {:>9} {:>6} {:>8} {:>8} {:>6}", "MiB", "mode", "", "create", "", "", "save", "", "", "restore", "", "", "migrate", "", "", "image", "", "");
+    println!("{:>6} {:<5} {:<11} {:>9} {:>9} {:>6} {:>9} {:>9} {:>6} {:>9} {:>9} {:>6} {:>9} {:>9} {:>6} {:>8} {:>8} {:>6}", "", "", "", "xshim", "Linux", "ratio", "xshim", "Linux", "ratio", "xshim", "Linux", "ratio", "xshim", "Linux", "ratio", "xshim", "Linux", "ratio");
+    let mut ok = true;
+    for (i, o) in list.iter().enumerate() {
+        let res = &results[i];
+        ok &= res.passed();
+        // Linux from this size's PV row (the same guest in the same boot).
+        let linux = &results[i - (o.mode == Mode::Pvh) as usize];
+        let mb = |v: Option<f64>| v.map(|b| b / 1e6);
+        let (xi, li) = (mb(image(res, "xa")), mb(image(linux, "xb")));
+        let mut row = format!("{:>6} {:<5} {:<11}", o.memory, if o.mode == Mode::Pv { "PV" } else { "PVH" }, "");
+        for op in ["create", "save", "restore", "migrate"] {
+            let (x, l) = (mean(res, "xshim", op), mean(linux, "linux", op));
+            row += &format!(" {:>9} {:>9} {:>6}", f(x), f(l), r(x, l));
+        }
+        row += &format!(" {:>8} {:>8} {:>6}", f(xi), f(li), r(xi, li));
+        println!("{row}");
+        if let Some(us) = entry(res, "xa") {
+            println!("{:>6} {:<5} boot to payload entry {:.0} ms; checkpoint {} s (Linux {} s)", "", "", us / 1000.0, f(mean(res, "xshim", "checkpoint")), f(mean(linux, "linux", "checkpoint")));
+        }
+    }
+    for res in &results {
+        report(res);
+    }
+    Ok(ok)
 }
 
 /// `xshim bench saverestore`: the xshim guest against the Linux PV baseline of the same memory

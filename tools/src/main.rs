@@ -98,6 +98,10 @@ enum Cmd {
         /// Another build's shim ELF, run with the same ticker in the same lab boot (before/after).
         #[arg(long)]
         against: Option<PathBuf>,
+        /// `saverestore`: a table over these guest sizes (MiB), PV and PVH against Linux PV of
+        /// each size, in one lab boot (the lab's machine grows to hold two of the largest).
+        #[arg(long, value_delimiter = ',')]
+        sizes: Vec<u32>,
     },
     /// The main demo: wrap ticker, boot it under real Xen, save it, restore it, show it continue.
     Demo,
@@ -298,7 +302,7 @@ fn main() -> ExitCode {
             let lab = !no_lab && std::env::var_os("XSHIM_NO_LAB").is_none();
             ExitCode::from(testrun::run(testrun::TestOpts { lab, soak }) as u8)
         }
-        Cmd::Bench { what, memory, cycles, mode, against } => {
+        Cmd::Bench { what, memory, cycles, mode, against, sizes } => {
             if let Err(e) = build::setup().and_then(|_| build::build()).and_then(|_| lab::build()) {
                 return fail(e);
             }
@@ -306,6 +310,7 @@ fn main() -> ExitCode {
                 "calls" => lab::bench_calls(against),
                 "disk" => lab::bench_disk(mode),
                 "downtime" => lab::bench_downtime(mode, cycles),
+                _ if !sizes.is_empty() => lab::bench_table(&sizes, cycles),
                 _ => lab::bench(memory, cycles, mode, against),
             };
             match run {

@@ -322,6 +322,12 @@ fn lab_tier(t: &mut Tally, soak: bool) {
         let m = if mode == Mode::Pv { "pv" } else { "pvh" };
         add(&format!("lab-net-{m}-x2"), LabOpts { mode, net: true, payload_args: "flood=2000".into(), ..base(Scenario::Net, "pong", 2) });
     }
+    // Demand-populated memory: growth, discards, saves, migrations, and `xl mem-set` below
+    // what the payload uses (the clean out-of-memory crash), both modes.
+    for mode in [Mode::Pvh, Mode::Pv] {
+        let m = if mode == Mode::Pv { "pv" } else { "pvh" };
+        add(&format!("lab-memory-{m}"), LabOpts { mode, payload_args: crate::lab::MEMORY_TICKER_ARGS.into(), ..base(Scenario::Memory, "ticker", 1) });
+    }
     // libvirt's libxl driver instead of xl, both modes.
     add("lab-libvirt-pvh", base(Scenario::Libvirt, "ticker", 2));
     add("lab-libvirt-pv", pv(Scenario::Libvirt, 2));
