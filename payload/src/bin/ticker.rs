@@ -5,7 +5,8 @@
 //! between ticks in a loop that never calls the shim (to show suspend does not need it).
 //! `grow=MiB` touches that much more memory gradually, `grow_step=KiB` a tick (default
 //! 4096), and each tick checks every page it touched before still holds what it wrote
-//! (`GROW <n> touched=<KiB> populated=<KiB> limit=<KiB> bad=<pages>`); `discard=N` gives it
+//! (`GROW <n> touched=<KiB> populated=<KiB> limit=<KiB> discarded=<KiB> bad=<words> us=<the
+//! step's time>`); `discard=N` gives it
 //! all back (MEM_DISCARD) N ticks after it is all touched, checks it reads as zeros, and
 //! starts again with a new pattern.
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -109,6 +110,7 @@ mod payload {
                 page += 4096;
             }
             let mut discarded = 0;
+            let t0 = shim.monotonic_ns();
             if self.touched < self.limit {
                 let end = (self.touched + self.step).min(self.limit);
                 let mut page = self.base + self.touched;
@@ -135,8 +137,10 @@ mod payload {
                     self.epoch += 1;
                 }
             }
+            // How long touching the new pages (or the discard) took: first touches included.
+            let took_us = (shim.monotonic_ns() - t0) / 1000;
             let m = shim.mem_info().unwrap_or_default();
-            let _ = writeln!(shim, "GROW {n} touched={} populated={} limit={} discarded={} bad={bad}", self.touched >> 10, m.populated >> 10, m.limit >> 10, discarded >> 10);
+            let _ = writeln!(shim, "GROW {n} touched={} populated={} limit={} discarded={} bad={bad} us={took_us}", self.touched >> 10, m.populated >> 10, m.limit >> 10, discarded >> 10);
         }
     }
 

@@ -151,15 +151,27 @@ fn directory_entry(addr: u64) -> *mut u64 {
 /// all its memory): the 2 MiB at `piece_start` as one large page if `whole_unit`, else each
 /// page of `[piece_start, piece_end)` in the 4 KiB table `install` gave that 2 MiB.
 pub fn map_populated(piece_start: u64, piece_end: u64, whole_unit: bool) -> Result<(), &'static str> {
+    let flags = leaf_flags(Access::UserAll, NO_EXECUTE.load(Ordering::Relaxed));
+    set_leaves(piece_start, piece_end, whole_unit, |addr, large| addr | flags | if large { F::HUGE_PAGE.bits() } else { 0 })
+}
+
+/// PVH: unmaps demand memory about to go back to Xen (the inverse of `map_populated`).
+pub fn unmap_populated(piece_start: u64, piece_end: u64, whole_unit: bool) -> Result<(), &'static str> {
+    set_leaves(piece_start, piece_end, whole_unit, |_, _| 0)
+}
+
+/// Writes `leaf(addr, large)` into the entries that map `[piece_start, piece_end)` (the
+/// large-page entry of a whole unit, or the 4 KiB entries in the unit's table) and drops
+/// them from the TLB.
+fn set_leaves(piece_start: u64, piece_end: u64, whole_unit: bool, leaf: impl Fn(u64, bool) -> u64) -> Result<(), &'static str> {
     if piece_end > IDENTITY_MAP_LIMIT {
         return Err("demand memory beyond the identity map");
     }
-    let flags = leaf_flags(Access::UserAll, NO_EXECUTE.load(Ordering::Relaxed));
     let pde = directory_entry(piece_start);
     if whole_unit {
-        // SAFETY: the entry for an all-demand 2 MiB that `install` left empty; the frames
-        // behind it were just populated. No Rust reference covers payload memory.
-        unsafe { pde.write_volatile(piece_start | flags | F::HUGE_PAGE.bits()) };
+        // SAFETY: the entry for an all-demand 2 MiB (`install` left it empty, or it is the
+        // large page written here before); no Rust reference covers payload memory.
+        unsafe { pde.write_volatile(leaf(piece_start, true)) };
         cpu::invlpg(piece_start);
         return Ok(());
     }
@@ -172,33 +184,8 @@ pub fn map_populated(piece_start: u64, piece_end: u64, whole_unit: bool) -> Resu
     let mut addr = piece_start;
     while addr < piece_end {
         // SAFETY: entry `addr`'s index of the 4 KiB table `install` built for this 2 MiB (one
-        // of our SMALL statics, identity-mapped); the frame was just populated.
-        unsafe { table.add(((addr / PAGE_SIZE) % PTES_PER_TABLE) as usize).write_volatile(addr | flags) };
-        cpu::invlpg(addr);
-        addr += PAGE_SIZE;
-    }
-    Ok(())
-}
-
-/// PVH: unmaps demand memory about to go back to Xen (the inverse of `map_populated`).
-pub fn unmap_populated(piece_start: u64, piece_end: u64, whole_unit: bool) -> Result<(), &'static str> {
-    let pde = directory_entry(piece_start);
-    if whole_unit {
-        // SAFETY: the large-page entry `map_populated` wrote for this 2 MiB.
-        unsafe { pde.write_volatile(0) };
-        cpu::invlpg(piece_start);
-        return Ok(());
-    }
-    // SAFETY: reading our own directory entry.
-    let entry = unsafe { pde.read_volatile() };
-    if entry & F::PRESENT.bits() == 0 || entry & F::HUGE_PAGE.bits() != 0 {
-        return Err("a partly demand-populated 2 MiB has no 4 KiB table");
-    }
-    let table = (entry & PTE_ADDR_MASK) as *mut u64;
-    let mut addr = piece_start;
-    while addr < piece_end {
-        // SAFETY: as in map_populated.
-        unsafe { table.add(((addr / PAGE_SIZE) % PTES_PER_TABLE) as usize).write_volatile(0) };
+        // of our SMALL statics, identity-mapped).
+        unsafe { table.add(((addr / PAGE_SIZE) % PTES_PER_TABLE) as usize).write_volatile(leaf(addr, false)) };
         cpu::invlpg(addr);
         addr += PAGE_SIZE;
     }

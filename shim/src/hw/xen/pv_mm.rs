@@ -388,32 +388,44 @@ fn l1_entries(va: u64) -> Result<Option<(u64, Option<u64>)>, PlatformError> {
 /// Pages handled per batch of hypercalls (the lists live on the stack).
 const BATCH: usize = 64;
 
+/// Adds to `zaps` the clearing of the L1 entries that map `va` (kernel, and user if the slot
+/// has its own table); nothing beyond the kernel's 1:1 map.
+fn push_unmap(va: u64, zaps: &mut [MmuUpdate], z: &mut usize) -> Result<(), PlatformError> {
+    if let Some((kernel, user)) = l1_entries(va)? {
+        for ptr in core::iter::once(kernel).chain(user) {
+            zaps[*z] = MmuUpdate { ptr: ptr | MMU_NORMAL_PT_UPDATE, val: 0 };
+            *z += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Sends the clearing `zaps`, then flushes this vCPU's TLB.
+fn unmap_and_flush(zaps: &[MmuUpdate]) -> Result<(), PlatformError> {
+    if !zaps.is_empty() {
+        // SAFETY: clears mappings of memory the caller is taking away from everyone (held
+        // memory not yet the payload's, or memory about to go back to Xen).
+        unsafe { XenHypercalls.mmu_update(zaps) }.op("mmu_update(unmap)")?;
+    }
+    let flush = [MmuextOp { cmd: MMUEXT_TLB_FLUSH_LOCAL, pad: 0, arg1: 0, arg2: 0 }];
+    // SAFETY: a TLB flush names no frame.
+    unsafe { XenHypercalls.mmuext_op(&flush) }.op("mmuext_op(TLB flush)")?;
+    Ok(())
+}
+
 /// Clears the kernel's and the user table's mappings of `[start, end)` (memory held since
-/// boot that the payload must fault on before it uses it), in batches, then flushes.
+/// boot that the payload must fault on before it uses it), in batches.
 pub fn unmap(start: u64, end: u64) -> Result<(), PlatformError> {
     let mut va = start;
     while va < end {
         let mut zaps = [MmuUpdate { ptr: 0, val: 0 }; 2 * BATCH];
         let mut z = 0;
         while va < end && z + 2 <= zaps.len() {
-            if let Some((kernel, user)) = l1_entries(va)? {
-                zaps[z] = MmuUpdate { ptr: kernel | MMU_NORMAL_PT_UPDATE, val: 0 };
-                z += 1;
-                if let Some(u) = user {
-                    zaps[z] = MmuUpdate { ptr: u | MMU_NORMAL_PT_UPDATE, val: 0 };
-                    z += 1;
-                }
-            }
+            push_unmap(va, &mut zaps, &mut z)?;
             va += PAGE_SIZE;
         }
-        if z > 0 {
-            // SAFETY: clears mappings of memory nothing uses (held, not the payload's yet).
-            unsafe { XenHypercalls.mmu_update(&zaps[..z]) }.op("mmu_update(unmap held pages)")?;
-        }
+        unmap_and_flush(&zaps[..z])?;
     }
-    let flush = [MmuextOp { cmd: MMUEXT_TLB_FLUSH_LOCAL, pad: 0, arg1: 0, arg2: 0 }];
-    // SAFETY: a TLB flush names no frame.
-    unsafe { XenHypercalls.mmuext_op(&flush) }.op("mmuext_op(TLB flush)")?;
     Ok(())
 }
 
@@ -433,14 +445,7 @@ pub fn release(start: u64, end: u64) -> Result<u64, PlatformError> {
             let pfn = Pfn::containing(va);
             let mfn = p2m(pfn).ok_or(PlatformError::BeyondP2m(pfn))?;
             if mfn.raw() != INVALID_P2M_ENTRY {
-                if let Some((kernel, user)) = l1_entries(va)? {
-                    zaps[z] = MmuUpdate { ptr: kernel | MMU_NORMAL_PT_UPDATE, val: 0 };
-                    z += 1;
-                    if let Some(u) = user {
-                        zaps[z] = MmuUpdate { ptr: u | MMU_NORMAL_PT_UPDATE, val: 0 };
-                        z += 1;
-                    }
-                }
+                push_unmap(va, &mut zaps, &mut z)?;
                 (mfns[n], pfns[n]) = (mfn.raw(), pfn.raw());
                 n += 1;
             }
@@ -450,12 +455,7 @@ pub fn release(start: u64, end: u64) -> Result<u64, PlatformError> {
             continue;
         }
         if z > 0 {
-            // SAFETY: clears the mappings of frames about to be given back; nothing the
-            // shim uses lives there (the caller's range is released memory).
-            unsafe { XenHypercalls.mmu_update(&zaps[..z]) }.op("mmu_update(unmap released pages)")?;
-            let flush = [MmuextOp { cmd: MMUEXT_TLB_FLUSH_LOCAL, pad: 0, arg1: 0, arg2: 0 }];
-            // SAFETY: a TLB flush names no frame.
-            unsafe { XenHypercalls.mmuext_op(&flush) }.op("mmuext_op(TLB flush)")?;
+            unmap_and_flush(&zaps[..z])?;
         }
         for &pfn in &pfns[..n] {
             set_p2m(Pfn::new(pfn), INVALID_P2M_ENTRY)?;
