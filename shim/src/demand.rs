@@ -337,6 +337,10 @@ pub trait Backing {
     fn release_again(&mut self, piece: Range, whole_unit: bool);
     /// Zeroes part of mapped payload memory.
     fn zero(&mut self, r: Range);
+    /// Whether `pages` more may go back to Xen now (a platform may need to keep a floor).
+    fn may_give_back(&mut self, _pages: u64) -> bool {
+        true
+    }
 }
 
 /// What a page fault on `addr` came to.
@@ -419,6 +423,9 @@ pub fn release_held(map: &DemandMap, max_units: u64, backing: &mut impl Backing)
         if map.state(u) != UnitState::Held {
             continue;
         }
+        if !backing.may_give_back(map.pieces(u).map(|p| p.pages()).sum()) {
+            break;
+        }
         let whole = map.whole(u);
         for piece in map.pieces(u) {
             backing.release(piece, whole, false).map_err(|e| (u, e))?;
@@ -449,7 +456,16 @@ pub fn discard(map: &DemandMap, start: u64, end: u64, backing: &mut impl Backing
         }
         let covered = map.pieces(u).all(|p| p.start >= start && p.end <= end);
         let state = map.state(u);
-        if covered {
+        let pages: u64 = map.pieces(u).map(|p| p.pages()).sum();
+        if covered && state != UnitState::Released && !backing.may_give_back(pages) {
+            // Kept (the platform's floor): the payload's data is zeroed in place; held memory
+            // already reads as zeros when it is first mapped.
+            if state == UnitState::Backed {
+                for piece in map.pieces(u) {
+                    backing.zero(piece);
+                }
+            }
+        } else if covered {
             if state != UnitState::Released {
                 let whole = map.whole(u);
                 for piece in map.pieces(u) {
@@ -549,6 +565,8 @@ mod tests {
         again: Vec<Range>,
         zeroed: Vec<Range>,
         limit_pages: u64,
+        /// Pages that may still go back (the platform's floor); None: no floor.
+        give_back_budget: Option<u64>,
     }
     impl Fake {
         fn new() -> Fake {
@@ -577,6 +595,16 @@ mod tests {
         }
         fn zero(&mut self, r: Range) {
             self.zeroed.push(r);
+        }
+        fn may_give_back(&mut self, pages: u64) -> bool {
+            match &mut self.give_back_budget {
+                None => true,
+                Some(b) if *b >= pages => {
+                    *b -= pages;
+                    true
+                }
+                Some(_) => false,
+            }
         }
     }
 
@@ -679,5 +707,18 @@ mod tests {
         assert_eq!(b.again, vec![r(16 * MIB, 18 * MIB), r(20 * MIB, 22 * MIB)], "released this epoch, not the backed one");
         assert_eq!(after_new_domain(&m, &mut b), 0, "a new epoch starts empty");
         println!("checked the epoch: units released since the last new domain are given back again once");
+    }
+
+    #[test]
+    fn a_floor_keeps_memory_populated_and_discard_still_zeroes() {
+        let m = DemandMap::new(&[r(16 * MIB, 24 * MIB)], 21, UnitState::Held);
+        let mut b = Fake { give_back_budget: Some(1024), ..Fake::new() };
+        assert_eq!(release_held(&m, 10, &mut b), Ok(1024), "two units, then the floor");
+        assert_eq!(m.held_bytes(), 4 * MIB);
+        populate_range(&m, 16 * MIB, 24 * MIB, &mut b).unwrap();
+        assert_eq!(discard(&m, 16 * MIB, 24 * MIB, &mut b), Ok(0), "nothing may go back");
+        assert_eq!(b.zeroed.len(), 4, "every backed unit zeroed in place");
+        assert!(m.is_backed(16 * MIB), "and still backed");
+        println!("checked the floor: the idle path stops at it, discard zeroes in place");
     }
 }

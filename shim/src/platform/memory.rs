@@ -21,7 +21,8 @@ static PV_UNIT_SHIFT: AtomicU32 = AtomicU32::new(16);
 /// `xshim.release=boot`: give the payload's memory back before it starts instead of from
 /// the idle path (the boot-time cost, for comparison).
 static RELEASE_AT_BOOT: AtomicBool = AtomicBool::new(false);
-/// Giving held memory back failed once (logged): the rest stays held, mapped on first touch.
+/// Giving held memory back failed once, or reached the floor (logged): the rest stays held,
+/// mapped on first touch.
 static GIVING_BACK_FAILED: AtomicBool = AtomicBool::new(false);
 /// Which platform's backing the suspend path's memory step uses.
 static IS_PV: AtomicBool = AtomicBool::new(false);
@@ -162,6 +163,10 @@ pub fn give_back_some(p: Platform, deadline_ns: u64) -> bool {
         Ok(pages) => {
             if map.held_bytes() == 0 {
                 log::info!("memory: the payload's untouched memory is given back to Xen; {} KiB populated", map.populated_bytes() >> 10);
+            } else if pages == 0 {
+                // The platform's floor (PV): the rest stays held, mapped on first touch.
+                GIVING_BACK_FAILED.store(true, Ordering::Relaxed);
+                log::info!("memory: {} KiB of the payload's untouched memory kept (the domain keeps {} KiB for a live migration's log-dirty bitmap); {} KiB populated", map.held_bytes() >> 10, pv_floor_pages() * 4, map.populated_bytes() >> 10);
             }
             pages > 0
         }
@@ -328,6 +333,20 @@ impl Backing for PvhBacking {
     }
 }
 
+/// PV: pages the domain keeps however little the payload uses. A PV guest's live migration
+/// runs on shadow paging, whose pool Xen sizes when log-dirty is turned on from what the
+/// domain holds then (128 pages a vCPU + 1 per 256 held: sh_min_allocation), and the
+/// log-dirty bitmap's nodes come out of what is left above the 128 (shadow_alloc_p2m_page).
+/// Holding only ~4 MiB leaves room for 2-3 nodes; the bitmap needs a top, two inner nodes
+/// and a leaf per 32768 pfns, and with fewer `xl migrate` fails ("Failed to retrieve
+/// logdirty bitmap (12 = Cannot allocate memory)", Xen: "failed page allocs while logging
+/// dirty pages": measured in the lab with the pong payload, ~1,000 pages held). Those nodes
+/// plus a margin of 4, times 256.
+fn pv_floor_pages() -> u64 {
+    let leaves = pv_mm::p2m_entries().div_ceil(32768);
+    256 * (3 + leaves + 4)
+}
+
 /// PV: by pfn, with the p2m and both page tables kept in step (pv_mm).
 struct PvBacking;
 impl Backing for PvBacking {
@@ -346,6 +365,9 @@ impl Backing for PvBacking {
     fn release_again(&mut self, piece: Range, _whole_unit: bool) {
         // The restorer wrote its own p2m: entries that are valid here are frames it kept.
         let _ = pv_mm::release(piece.start, piece.end);
+    }
+    fn may_give_back(&mut self, pages: u64) -> bool {
+        XenHypercalls.reservation_pages(false).is_ok_and(|held| held.saturating_sub(pages) >= pv_floor_pages())
     }
     fn zero(&mut self, r: Range) {
         // SAFETY: as PvhBacking::zero.

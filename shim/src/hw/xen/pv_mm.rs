@@ -91,6 +91,11 @@ pub fn m2p(mfn: Mfn) -> Pfn {
     Pfn::new(unsafe { core::ptr::read_volatile((MACH2PHYS_VIRT_START + mfn.raw() * 8) as *const u64) })
 }
 
+/// Entries in the p2m (the guest's pseudo-physical frames).
+pub fn p2m_entries() -> u64 {
+    P2M_LEN.load(Ordering::Relaxed)
+}
+
 /// The mfn of start_info (the suspend record), for the boot log.
 pub fn start_info_mfn() -> Option<Mfn> {
     mfn_of_va(&PvMem, START_INFO_VA.load(Ordering::Relaxed)).ok()
