@@ -558,6 +558,13 @@ EOF_G
     _t0=$(now)
     if wait_count "$_cmp_name" "$_cmp_word" "$_cmp_ready" 240; then check "$_cmp_who-reach-payload" PASS "$(dt $_t0 $(now))" ready
     else check "$_cmp_who-reach-payload" FAIL 240 'no output'; fi
+    # The xshim guests give their untouched memory back from the payload's WAIT: the figures
+    # are for the steady state, once that is done (or at the PV floor).
+    if [ "$_cmp_who" != linux ]; then
+      _t0=$(now)
+      if wait_grep "$_cmp_name" 'untouched memory (is given back|kept)' 120; then echo "XLAB-INFO $_cmp_who gave back its untouched memory in $(dt $_t0 $(now)) s"
+      else echo "XLAB-INFO $_cmp_who had not given back its untouched memory after 120 s"; fi
+    fi
     _c=1; while [ $_c -le "$CYCLES" ]; do save_restore "$_cmp_name" "$_cmp_who-c$_c-" "$_cmp_word" || break; _c=$((_c + 1)); done
     checkpoint "$_cmp_name" "$_cmp_who-" "$_cmp_word"; migrate "$_cmp_name" "$_cmp_who-" "$_cmp_word"
     exists "$_cmp_name" && xl destroy "$_cmp_name"
