@@ -230,7 +230,7 @@ fn wait(events: &crate::hw::EventsOff, deadline: u64) -> Wake {
             return Wake::DEADLINE;
         }
         // Memory the payload never touched goes back to Xen while it has nothing to do.
-        if crate::platform::memory::give_back_some(platform, deadline) {
+        if crate::platform::memory::give_back_some(deadline) {
             continue;
         }
         platform.arm_timer(deadline);

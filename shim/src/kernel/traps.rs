@@ -35,7 +35,7 @@ fn first_touch(frame: &TrapFrame) -> bool {
     let p = super::platform();
     let addr = p.fault_address();
     let outcome = if addr != 0 {
-        platform::memory::on_page_fault(p, addr)
+        platform::memory::on_page_fault(addr)
     } else {
         // No address reported (QEMU's emulated SVM under Xen PVH leaves CR2 at 0; 0 itself is
         // never demand memory): find what the instruction touched.
@@ -73,17 +73,17 @@ fn lost_address(f: &TrapFrame) -> Result<u64, (xshim_shim::demand::Unit, xshim_s
     use xshim_shim::fault_decode::{accesses, Access, Registers};
     const PF_FETCH: u64 = 16;
     const MAX_INSTRUCTION: u64 = 15;
-    let p = super::platform();
     let Some(map) = platform::memory::demand() else { return Ok(0) };
     let targets = if f.error_code & PF_FETCH != 0 {
         alloc::vec![Access { addr: f.rip, len: MAX_INSTRUCTION }]
     } else {
-        // The instruction's bytes, as far as they are backed (never fault in here).
-        let page_end = (f.rip | (layout::PAGE_SIZE - 1)) + 1;
-        let len = if map.is_backed(f.rip) && map.is_backed(f.rip + MAX_INSTRUCTION - 1) { MAX_INSTRUCTION } else { page_end - f.rip }.min(MAX_INSTRUCTION);
+        // The instruction's bytes, as far as they are backed (never fault in here): up to
+        // the end of its page if the next one is not.
         if !map.is_backed(f.rip) {
             return Ok(0);
         }
+        let page_end = (f.rip | (layout::PAGE_SIZE - 1)) + 1;
+        let len = if map.is_backed(f.rip + MAX_INSTRUCTION - 1) { MAX_INSTRUCTION } else { (page_end - f.rip).min(MAX_INSTRUCTION) };
         // SAFETY: `len` bytes at rip are mapped (the instruction was fetched from there, and
         // the part on a following page is checked backed); only read.
         let code = unsafe { core::slice::from_raw_parts(f.rip as *const u8, len as usize) };
@@ -95,7 +95,7 @@ fn lost_address(f: &TrapFrame) -> Result<u64, (xshim_shim::demand::Unit, xshim_s
     };
     let mut populated = 0;
     for a in targets {
-        populated += platform::memory::populate_range(p, a.addr, a.addr.saturating_add(a.len))?;
+        populated += platform::memory::populate_range(a.addr, a.addr.saturating_add(a.len))?;
     }
     Ok(populated)
 }

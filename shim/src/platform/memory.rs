@@ -23,8 +23,8 @@ static PV_UNIT_SHIFT: AtomicU32 = AtomicU32::new(16);
 static RELEASE_AT_BOOT: AtomicBool = AtomicBool::new(false);
 /// Giving held memory back failed once, or reached the floor (logged): the rest stays held,
 /// mapped on first touch.
-static GIVING_BACK_FAILED: AtomicBool = AtomicBool::new(false);
-/// Which platform's backing the suspend path's memory step uses.
+static GIVING_BACK_STOPPED: AtomicBool = AtomicBool::new(false);
+/// PV or PVH backing, fixed by `release_at_boot` (the demand map exists only under Xen).
 static IS_PV: AtomicBool = AtomicBool::new(false);
 const PVH_UNIT_SHIFT: u32 = 21;
 
@@ -119,11 +119,7 @@ pub fn release_at_boot(p: Platform, plan: &MemoryPlan) -> Result<Released, Strin
     }
     if RELEASE_AT_BOOT.load(Ordering::Relaxed) {
         let before = map.held_bytes();
-        match p {
-            Platform::Pv => demand::release_held(map, u64::MAX, &mut PvBacking),
-            _ => demand::release_held(map, u64::MAX, &mut PvhBacking),
-        }
-        .map_err(|(u, e)| alloc::format!("{:#x}..{:#x}: {e}", u.start, u.end))?;
+        demand::release_held(map, u64::MAX, &mut backing()).map_err(|(u, e)| alloc::format!("{:#x}..{:#x}: {e}", u.start, u.end))?;
         pages += (before - map.held_bytes()) >> PAGE_SHIFT;
     }
     let xen_pages = XenHypercalls.reservation_pages(false).ok().zip(XenHypercalls.reservation_pages(true).ok());
@@ -147,32 +143,27 @@ fn release_now(p: Platform, r: Range) -> Result<u64, String> {
 /// From the payload's WAIT, before it sleeps: gives one held unit back to Xen if the
 /// deadline leaves time and no event waits. True if it did (the caller looks again at what
 /// woke it before it comes back).
-pub fn give_back_some(p: Platform, deadline_ns: u64) -> bool {
+pub fn give_back_some(deadline_ns: u64) -> bool {
     /// Giving back one 2 MiB unit takes Xen 512 page removals: tens of ms in the lab.
     const UNIT_BUDGET_NS: u64 = 50_000_000;
     let Some(map) = demand() else { return false };
-    if map.held_bytes() == 0 || GIVING_BACK_FAILED.load(Ordering::Relaxed) || crate::hw::xen::shared_info::upcall_pending() || crate::clock::now_ns().saturating_add(UNIT_BUDGET_NS) > deadline_ns {
+    if map.held_bytes() == 0 || GIVING_BACK_STOPPED.load(Ordering::Relaxed) || crate::hw::xen::shared_info::upcall_pending() || crate::clock::now_ns().saturating_add(UNIT_BUDGET_NS) > deadline_ns {
         return false;
     }
-    let r = match p {
-        Platform::Pv => demand::release_held(map, 1, &mut PvBacking),
-        Platform::Pvh => demand::release_held(map, 1, &mut PvhBacking),
-        Platform::Native => return false,
-    };
-    match r {
+    match demand::release_held(map, 1, &mut backing()) {
         Ok(pages) => {
             if map.held_bytes() == 0 {
                 log::info!("memory: the payload's untouched memory is given back to Xen; {} KiB populated", map.populated_bytes() >> 10);
             } else if pages == 0 {
                 // The platform's floor (PV): the rest stays held, mapped on first touch.
-                GIVING_BACK_FAILED.store(true, Ordering::Relaxed);
+                GIVING_BACK_STOPPED.store(true, Ordering::Relaxed);
                 log::info!("memory: {} KiB of the payload's untouched memory kept (the domain keeps {} KiB for a live migration's log-dirty bitmap); {} KiB populated", map.held_bytes() >> 10, pv_floor_pages() * 4, map.populated_bytes() >> 10);
             }
             pages > 0
         }
         Err((u, e)) => {
             log::warn!("memory: giving back {:#x}..{:#x} failed: {e}; the rest stays held", u.start, u.end);
-            GIVING_BACK_FAILED.store(true, Ordering::Relaxed);
+            GIVING_BACK_STOPPED.store(true, Ordering::Relaxed);
             false
         }
     }
@@ -182,13 +173,8 @@ pub fn give_back_some(p: Platform, deadline_ns: u64) -> bool {
 /// migration's receiver may have populated for memory given back during it.
 pub fn resume_in_new_domain() {
     let Some(map) = demand() else { return };
-    let p = if IS_PV.load(Ordering::Relaxed) { Platform::Pv } else { Platform::Pvh };
     let t0 = crate::clock::now_ns();
-    let units = match p {
-        Platform::Pv => demand::after_new_domain(map, &mut PvBacking),
-        Platform::Pvh => demand::after_new_domain(map, &mut PvhBacking),
-        Platform::Native => 0,
-    };
+    let units = demand::after_new_domain(map, &mut backing());
     if units > 0 {
         log::debug!("memory: {units} unit(s) given back during the last epoch checked again in {} us", (crate::clock::now_ns() - t0) / 1000);
     }
@@ -347,6 +333,46 @@ fn pv_floor_pages() -> u64 {
     256 * (3 + leaves + 4)
 }
 
+/// This guest's backing: PV's or PVH's.
+enum XenBacking {
+    Pv(PvBacking),
+    Pvh(PvhBacking),
+}
+
+fn backing() -> XenBacking {
+    if IS_PV.load(Ordering::Relaxed) { XenBacking::Pv(PvBacking) } else { XenBacking::Pvh(PvhBacking) }
+}
+
+impl XenBacking {
+    fn inner(&mut self) -> &mut dyn Backing {
+        match self {
+            XenBacking::Pv(b) => b,
+            XenBacking::Pvh(b) => b,
+        }
+    }
+}
+
+impl Backing for XenBacking {
+    fn populate(&mut self, piece: Range, whole_unit: bool) -> Result<(), PopulateError> {
+        self.inner().populate(piece, whole_unit)
+    }
+    fn map_held(&mut self, piece: Range, whole_unit: bool) -> Result<(), PopulateError> {
+        self.inner().map_held(piece, whole_unit)
+    }
+    fn release(&mut self, piece: Range, whole_unit: bool, mapped: bool) -> Result<(), PopulateError> {
+        self.inner().release(piece, whole_unit, mapped)
+    }
+    fn release_again(&mut self, piece: Range, whole_unit: bool) {
+        self.inner().release_again(piece, whole_unit)
+    }
+    fn zero(&mut self, r: Range) {
+        self.inner().zero(r)
+    }
+    fn may_give_back(&mut self, pages: u64) -> bool {
+        self.inner().may_give_back(pages)
+    }
+}
+
 /// PV: by pfn, with the p2m and both page tables kept in step (pv_mm).
 struct PvBacking;
 impl Backing for PvBacking {
@@ -386,8 +412,7 @@ pub fn discard(start: u64, end: u64) -> Result<u64, String> {
         unsafe { core::ptr::write_bytes(start as *mut u8, 0, (end - start) as usize) };
         return Ok(0);
     };
-    let r = if IS_PV.load(Ordering::Relaxed) { demand::discard(map, start, end, &mut PvBacking) } else { demand::discard(map, start, end, &mut PvhBacking) };
-    r.map_err(|(u, e)| alloc::format!("giving back {:#x}..{:#x}: {e}", u.start, u.end))
+    demand::discard(map, start, end, &mut backing()).map_err(|(u, e)| alloc::format!("giving back {:#x}..{:#x}: {e}", u.start, u.end))
 }
 
 /// What MEM_INFO reports about `total` bytes of payload memory: (populated, limit).
@@ -400,22 +425,14 @@ pub fn info(total: u64) -> (u64, u64) {
 
 /// Populates every unit of `[start, end)` that is demand memory not yet backed; returns how
 /// many it populated.
-pub fn populate_range(p: Platform, start: u64, end: u64) -> Result<u64, (demand::Unit, PopulateError)> {
+pub fn populate_range(start: u64, end: u64) -> Result<u64, (demand::Unit, PopulateError)> {
     let Some(map) = demand() else { return Ok(0) };
-    match p {
-        Platform::Pv => demand::populate_range(map, start, end, &mut PvBacking),
-        Platform::Pvh => demand::populate_range(map, start, end, &mut PvhBacking),
-        Platform::Native => Ok(0),
-    }
+    demand::populate_range(map, start, end, &mut backing())
 }
 
 /// A not-present page fault at `addr` (the payload's or the shim's own access to payload
 /// memory): populates its unit if it is demand memory not yet backed.
-pub fn on_page_fault(p: Platform, addr: u64) -> FaultOutcome {
+pub fn on_page_fault(addr: u64) -> FaultOutcome {
     let Some(map) = demand() else { return FaultOutcome::NotDemand };
-    match p {
-        Platform::Pv => demand::on_fault(map, addr, &mut PvBacking),
-        Platform::Pvh => demand::on_fault(map, addr, &mut PvhBacking),
-        Platform::Native => FaultOutcome::NotDemand,
-    }
+    demand::on_fault(map, addr, &mut backing())
 }

@@ -49,3 +49,4 @@ const _: () = assert!(core::mem::size_of::<XenMemoryReservation>() == 32);
 pub struct XenMemoryDomain {
     pub domid: u16,
 }
+const _: () = assert!(core::mem::size_of::<XenMemoryDomain>() == 2);

@@ -76,6 +76,7 @@ pub fn layout_table() -> alloc::vec::Vec<(&'static str, &'static str, usize)> {
     off!("struct xen_add_to_physmap", memory::XenAddToPhysmap, space);
     off!("struct xen_add_to_physmap", memory::XenAddToPhysmap, idx);
     off!("struct xen_add_to_physmap", memory::XenAddToPhysmap, gpfn);
+    size!("struct xen_memory_domain", memory::XenMemoryDomain);
     size!("struct xen_memory_reservation", memory::XenMemoryReservation);
     off!("struct xen_memory_reservation", memory::XenMemoryReservation, nr_extents);
     off!("struct xen_memory_reservation", memory::XenMemoryReservation, extent_order);
