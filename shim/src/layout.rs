@@ -16,20 +16,46 @@ pub const PV_EXTRA_L1_PAGES: usize = 128;
 /// End of the region reserved for the shim's image, bss, stacks, heap and page tables.
 pub const SHIM_LIMIT: u64 = 0x40_0000;
 
-/// A payload embedded by `xshim wrap` is a PT_LOAD segment at this address, starting with an
-/// `EmbeddedPayloadHeader`.
+/// `xshim wrap` puts a one-page header here (`EmbeddedPayloadHeader`: magic, the payload
+/// ELF's size and where its bytes are) as a PT_LOAD of its own; the ELF bytes are a second
+/// PT_LOAD, above the payload's window (`embedded_payload_addr`), so that neither Xen's PV
+/// start-of-day pages (placed after the image) nor the bytes themselves lie where the
+/// payload's segments go.
 pub const EMBEDDED_PAYLOAD_BASE: u64 = 0x40_0000;
-pub const EMBEDDED_PAYLOAD_LIMIT: u64 = 0x80_0000;
-/// "XSHIMPLD": the embedded payload header's magic.
-pub const EMBEDDED_PAYLOAD_MAGIC: u64 = u64::from_le_bytes(*b"XSHIMPLD");
-/// Size of the header before the payload ELF bytes.
-pub const EMBEDDED_PAYLOAD_HEADER: u64 = 16;
+/// "XSHIMPL2": the embedded payload header's magic (v2: the bytes are where the header says).
+pub const EMBEDDED_PAYLOAD_MAGIC: u64 = u64::from_le_bytes(*b"XSHIMPL2");
+/// Size of the header: magic, size, address.
+pub const EMBEDDED_PAYLOAD_HEADER: u64 = 24;
 
-/// The payload's loadable segments must lie inside this window (linker/payload.ld links there).
+/// The payload's loadable segments start at or above this address (linker/payload.ld links
+/// there) ...
 pub const PAYLOAD_WINDOW_BASE: u64 = 0x80_0000;
-pub const PAYLOAD_WINDOW_LIMIT: u64 = 0x100_0000;
-/// RAM from here up (less boot modules and firmware areas) is the payload's free memory.
-pub const PAYLOAD_FREE_BASE: u64 = 0x100_0000;
+/// ... and end at or below this one: PV guests map only the low 1 GiB (`PV_MAX_MAPPED_PAGES`),
+/// and the payload's window must fit in any guest that can hold it.
+pub const PAYLOAD_SEGMENT_LIMIT: u64 = 0x4000_0000;
+/// The payload's window reaches at least here (8..16 MiB, what every payload had before
+/// windows grew), and RAM from its end up (less what the platform keeps) is the payload's
+/// free memory (MEMMAP).
+pub const PAYLOAD_WINDOW_MIN_END: u64 = 0x100_0000;
+/// Window ends are rounded up to this (a PVH demand unit, a PV L1 table's span).
+pub const PAYLOAD_WINDOW_ALIGN: u64 = 2 << 20;
+
+/// The end of the payload's window for segments ending at `segments_end`: the window is
+/// `PAYLOAD_WINDOW_BASE..payload_window_end(end)`, everything the payload's ELF occupies
+/// plus its remainder (the payload's to use, like a MEMMAP region).
+pub const fn payload_window_end(segments_end: u64) -> u64 {
+    let rounded = segments_end.div_ceil(PAYLOAD_WINDOW_ALIGN) * PAYLOAD_WINDOW_ALIGN;
+    if rounded > PAYLOAD_WINDOW_MIN_END {
+        rounded
+    } else {
+        PAYLOAD_WINDOW_MIN_END
+    }
+}
+
+/// Where `xshim wrap` puts the payload ELF's bytes: the page after the payload's window.
+pub const fn embedded_payload_addr(segments_end: u64) -> u64 {
+    payload_window_end(segments_end)
+}
 
 /// The payload's stack (in the shim's bss, handed over at entry).
 pub const PAYLOAD_STACK_SIZE: usize = 256 * 1024;

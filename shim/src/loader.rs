@@ -45,7 +45,7 @@ pub enum LoadError {
 
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (lo, hi) = (layout::PAYLOAD_WINDOW_BASE, layout::PAYLOAD_WINDOW_LIMIT);
+        let (lo, hi) = (layout::PAYLOAD_WINDOW_BASE, layout::PAYLOAD_SEGMENT_LIMIT);
         match self {
             LoadError::Empty => write!(f, "payload is empty"),
             LoadError::Malformed(e) => write!(f, "payload is not a valid ELF file (truncated or corrupt): {e}"),
@@ -60,7 +60,7 @@ impl fmt::Display for LoadError {
             }
             LoadError::SegmentFileBiggerThanMemory { index } => write!(f, "payload segment {index} has p_filesz > p_memsz"),
             LoadError::SegmentOutsideWindow { index, start, end } => {
-                write!(f, "payload segment {index} [{start:#x}, {end:#x}) is outside the payload window [{lo:#x}, {hi:#x})")
+                write!(f, "payload segment {index} [{start:#x}, {end:#x}) is outside the payload's address range [{lo:#x}, {hi:#x}) (link with linker/payload.ld)")
             }
             LoadError::SegmentOverlapsShim { index } => write!(f, "payload segment {index} overlaps the shim"),
             LoadError::SegmentsOverlap { first, second } => write!(f, "payload segments {first} and {second} overlap"),
@@ -99,6 +99,92 @@ impl LoadPlan {
     pub fn footprint(&self) -> u64 {
         self.segments.iter().map(|s| s.mem_len).sum()
     }
+
+    /// Where the last segment ends.
+    pub fn segments_end(&self) -> u64 {
+        self.segments.iter().map(|s| s.addr + s.mem_len).max().unwrap_or(layout::PAYLOAD_WINDOW_BASE)
+    }
+
+    /// The payload's window: its segments and the rest of the 2 MiB-rounded range after them
+    /// (at least 8..16 MiB).
+    pub fn window(&self) -> crate::demand::Range {
+        crate::demand::Range::new(layout::PAYLOAD_WINDOW_BASE, layout::payload_window_end(self.segments_end()))
+    }
+}
+
+/// Why the payload's ELF bytes cannot be placed where its segments can be copied from them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlacementError {
+    /// The window overlaps memory the platform keeps (Xen's start-of-day pages, page
+    /// tables) or runs past the guest's RAM.
+    WindowBlocked { window: crate::demand::Range, by: crate::demand::Range },
+    /// The window runs past the guest's RAM (or into a hole in it).
+    WindowNotRam { window: crate::demand::Range },
+    /// No free RAM above the window holds the ELF bytes while they are copied from.
+    NoRoomForSource { bytes: u64 },
+    /// The ELF bytes themselves are not (all) in the guest's RAM: the image or module was
+    /// loaded past its end.
+    SourceNotRam { source: crate::demand::Range },
+}
+
+impl fmt::Display for PlacementError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlacementError::WindowBlocked { window, by } => write!(
+                f,
+                "the payload's window [{:#x}, {:#x}) is not free RAM in this guest: [{:#x}, {:#x}) is in the way (more memory, or a smaller payload)",
+                window.start, window.end, by.start, by.end
+            ),
+            PlacementError::WindowNotRam { window } => {
+                write!(f, "the payload's window [{:#x}, {:#x}) is not all RAM in this guest (give the guest more memory)", window.start, window.end)
+            }
+            PlacementError::SourceNotRam { source } => write!(
+                f,
+                "its bytes [{:#x}, {:#x}) are not all in the guest's RAM: the image does not fit (give the guest more memory)",
+                source.start, source.end
+            ),
+            PlacementError::NoRoomForSource { bytes } => {
+                write!(f, "no free RAM above the payload's window to hold its {} KiB ELF while it is loaded (give the guest more memory)", bytes.div_ceil(1024))
+            }
+        }
+    }
+}
+
+/// Decides where the payload's ELF bytes (`source`, page-aligned outward) must be while its
+/// segments are copied out of them: where they are if that is clear of the window, else the
+/// lowest page in `ram` at or above the window's end where they fit clear of `busy` (the
+/// caller moves them there first; the move may overlap the old place). Also checks that the
+/// window itself is RAM and clear of `busy`.
+pub fn place_source(source: crate::demand::Range, window: crate::demand::Range, ram: &[crate::demand::Range], busy: &[crate::demand::Range]) -> Result<u64, PlacementError> {
+    use crate::demand::Range;
+    let in_ram = |r: Range| ram.iter().any(|m| m.start <= r.start && r.end <= m.end);
+    if !in_ram(source) {
+        return Err(PlacementError::SourceNotRam { source });
+    }
+    if let Some(b) = busy.iter().find(|b| b.start < window.end && window.start < b.end) {
+        return Err(PlacementError::WindowBlocked { window, by: *b });
+    }
+    if !in_ram(window) {
+        return Err(PlacementError::WindowNotRam { window });
+    }
+    if source.end <= window.start || source.start >= window.end {
+        return Ok(source.start);
+    }
+    let page = layout::PAGE_SIZE;
+    let offset = source.start % page;
+    let bytes = source.end - source.start;
+    let span = (offset + bytes).div_ceil(page) * page;
+    // Candidates: the window's end, and the end of every busy range above it.
+    let mut starts: Vec<u64> = core::iter::once(window.end).chain(busy.iter().map(|b| b.end.div_ceil(page) * page)).filter(|&a| a >= window.end).collect();
+    starts.extend(ram.iter().map(|m| m.start.div_ceil(page) * page).filter(|&a| a >= window.end));
+    starts.sort_unstable();
+    for a in starts {
+        let r = Range::new(a, a + span);
+        if in_ram(r) && !busy.iter().any(|b| b.start < r.end && r.start < b.end) {
+            return Ok(a + offset);
+        }
+    }
+    Err(PlacementError::NoRoomForSource { bytes })
 }
 
 const MAX_SEGMENTS: usize = 16;
@@ -234,7 +320,7 @@ pub fn plan(bytes: &[u8]) -> Result<LoadPlan, LoadError> {
         if start < layout::SHIM_LIMIT && end > layout::SHIM_BASE {
             return Err(LoadError::SegmentOverlapsShim { index });
         }
-        if start < layout::PAYLOAD_WINDOW_BASE || end > layout::PAYLOAD_WINDOW_LIMIT {
+        if start < layout::PAYLOAD_WINDOW_BASE || end > layout::PAYLOAD_SEGMENT_LIMIT {
             return Err(LoadError::SegmentOutsideWindow { index, start, end });
         }
         segments.push(Segment {
@@ -347,6 +433,7 @@ pub mod tests {
     use super::*;
 
     pub use crate::loader::craft;
+    use crate::demand::Range;
 
     const W: u64 = layout::PAYLOAD_WINDOW_BASE;
 
@@ -395,12 +482,51 @@ pub mod tests {
         assert_eq!(e, LoadError::SegmentsOverlap { first: 0, second: 1 });
         let e = refused(&craft(layout::SHIM_BASE, &[(layout::SHIM_BASE, 0x100, 0x100, 5)]));
         assert_eq!(e, LoadError::SegmentOverlapsShim { index: 0 });
-        let e = refused(&craft(W, &[(W, 0x100, layout::PAYLOAD_WINDOW_LIMIT, 5)]));
+        let e = refused(&craft(W, &[(W, 0x100, layout::PAYLOAD_SEGMENT_LIMIT, 5)]));
         assert!(matches!(e, LoadError::SegmentOutsideWindow { .. }));
         let e = refused(&craft(W, &[(W, 0x200, 0x100, 5)]));
         assert_eq!(e, LoadError::SegmentFileBiggerThanMemory { index: 0 });
         let e = refused(&craft(W, &[(u64::MAX - 0x10, 0x0, 0x100, 5)]));
         assert!(matches!(e, LoadError::SegmentOverlapsShim { .. } | LoadError::SegmentOutsideWindow { .. }));
+    }
+
+    #[test]
+    fn windows_grow_with_the_payload() {
+        let small = plan(&craft(W, &[(W, 0x100, 0x100, 5)])).unwrap();
+        assert_eq!(small.window(), Range::new(W, layout::PAYLOAD_WINDOW_MIN_END));
+        // A 64 MiB table after the code: the window ends at the next 2 MiB past it.
+        let big = plan(&craft(W, &[(W, 0x100, 0x100, 5), (W + 0x1000, 0x10, 64 << 20, 6)])).unwrap();
+        assert_eq!(big.window(), Range::new(W, (74 << 20) + 0x0));
+        let e = refused(&craft(W, &[(W, 0x100, 0x100, 5), (layout::PAYLOAD_SEGMENT_LIMIT - 0x1000, 0x10, 0x2000, 6)]));
+        assert!(matches!(e, LoadError::SegmentOutsideWindow { index: 1, .. }), "{e:?}");
+        println!("checked: 8..16 MiB for a small payload, 8..74 MiB for a 64 MiB table, nothing past 1 GiB");
+    }
+
+    #[test]
+    fn the_source_moves_out_of_the_window_only_when_it_must() {
+        const MIB: u64 = 1 << 20;
+        let ram = [Range::new(0, 256 * MIB)];
+        let window = Range::new(W, 80 * MIB);
+        // Clear of the window (QEMU puts its initrd at the top of RAM): stays.
+        assert_eq!(place_source(Range::new(180 * MIB, 250 * MIB), window, &ram, &[]), Ok(180 * MIB));
+        // Right after the shim, overlapping the window (Xen PVH's module, a PV module given by
+        // pfn): moves to the window's end, keeping its offset in the page.
+        assert_eq!(place_source(Range::new(0x3b_0010, 0x3b_0010 + 70 * MIB), window, &ram, &[]), Ok(80 * MIB + 0x10));
+        // Something kept just above the window: the source goes past it.
+        let busy = [Range::new(80 * MIB, 80 * MIB + 0x5000)];
+        assert_eq!(place_source(Range::new(W, W + MIB), window, &ram, &busy), Ok(80 * MIB + 0x5000));
+        // No room above: a clear error, nothing moved.
+        let e = place_source(Range::new(W, W + 200 * MIB), window, &ram, &[]).unwrap_err();
+        assert_eq!(e, PlacementError::NoRoomForSource { bytes: 200 * MIB });
+        // The window itself blocked by kept pages, or past RAM's end.
+        let e = place_source(Range::new(200 * MIB, 201 * MIB), window, &ram, &[Range::new(10 * MIB, 11 * MIB)]).unwrap_err();
+        assert!(matches!(e, PlacementError::WindowBlocked { .. }), "{e}");
+        let e = place_source(Range::new(200 * MIB, 201 * MIB), Range::new(W, 300 * MIB), &ram, &[]).unwrap_err();
+        assert!(matches!(e, PlacementError::WindowNotRam { .. }), "{e}");
+        // A wrapped image bigger than the guest: its bytes were loaded past RAM's end.
+        let e = place_source(Range::new(74 * MIB, 300 * MIB), window, &ram, &[]).unwrap_err();
+        assert!(matches!(e, PlacementError::SourceNotRam { .. }), "{e}");
+        println!("checked: stays, moves above the window, skips kept pages, refuses without room: {e}");
     }
 
     #[test]

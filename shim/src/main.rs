@@ -31,7 +31,6 @@ mod entry {
     use alloc::vec::Vec;
     use linked_list_allocator::LockedHeap;
     use xshim_elf_notes::{ty, xen_note_num, xen_note_str};
-    use xshim_payload::abi::MemRegion;
     use xshim_shim::demand::Range;
     use xshim_shim::layout;
     use xshim_shim::start_info::{self, PhysRead};
@@ -43,6 +42,9 @@ mod entry {
     xen_note_str!(NOTE_XEN_VERSION, ty::XEN_VERSION, "xen-3.0");
     xen_note_num!(NOTE_SUSPEND_CANCEL, ty::SUSPEND_CANCEL, u32, 1);
     // Classic PV: entry, hypercall page, and a 1:1 virtual = pseudo-physical layout.
+    // MOD_START_PFN: the payload module goes after Xen's start-of-day pages, unmapped, by
+    // pfn, so those pages sit right after the shim, clear of the payload's window however
+    // large the module is (the shim maps RAM itself and moves the module out of the window).
     xen_note_num!(NOTE_ENTRY, ty::ENTRY, u64, layout::PV_ENTRY);
     xen_note_num!(NOTE_HYPERCALL_PAGE, ty::HYPERCALL_PAGE, u64, layout::HYPERCALL_PAGE);
     xen_note_num!(NOTE_VIRT_BASE, ty::VIRT_BASE, u64, 0);
@@ -50,6 +52,7 @@ mod entry {
     xen_note_str!(NOTE_LOADER, ty::LOADER, "generic");
     xen_note_str!(NOTE_FEATURES, ty::FEATURES, "!writable_page_tables");
     xen_note_str!(NOTE_PAE_MODE, ty::PAE_MODE, "yes");
+    xen_note_num!(NOTE_MOD_START_PFN, ty::MOD_START_PFN, u32, 1);
 
     /// xshim's own note: the payload ABI version this shim serves (read by `xshim inspect`).
     #[repr(C, align(4))]
@@ -127,16 +130,15 @@ mod entry {
             info.ram.end >> 20,
             info.ram.l1_pages_in_ram.as_ref().map_or(alloc::string::String::new(), |m| alloc::format!(", {} KiB of page tables in RAM at {:#x}", m.size >> 10, m.paddr))
         );
-        let memmap = [start_info::MemmapEntry { addr: 0, size: info.ram.end, ty: xshim_shim::xen::abi::start_info::XEN_HVM_MEMMAP_TYPE_RAM }];
         let modules: Vec<start_info::Module> = info.module.into_iter().collect();
-        // The payload gets neither the boot module nor the page tables taken from RAM.
-        let reserved: Vec<start_info::Module> = modules.iter().copied().chain(info.ram.l1_pages_in_ram).collect();
-        let regions = start_info::payload_regions(&memmap, &reserved);
+        // Xen's start-of-day pages (p2m, start_info, rings, bootstrap tables) and the page
+        // tables taken from RAM stay where they are, out of the payload's reach.
         let ram = kernel::RamLayout {
             ram: alloc::vec![Range::new(0, info.nr_pages * layout::PAGE_SIZE)],
+            usable: alloc::vec![Range::new(0, info.ram.end)],
             keep: core::iter::once(crate::hw::xen::pv_mm::start_of_day_pages()).chain(info.ram.l1_pages_in_ram.map(|m| Range::new(m.paddr, m.paddr + m.size))).collect(),
         };
-        kernel::load_and_enter(&modules, regions, Some(ram), payload_cmdline, shim_end(), kernel::SelfTest::from_options(&shim_opts))
+        kernel::load_and_enter(&modules, ram, payload_cmdline, shim_end(), kernel::SelfTest::from_options(&shim_opts))
     }
 
     /// Rust entry from entry.S, in long mode on the boot stack (interrupts off).
@@ -173,12 +175,12 @@ mod entry {
             boot.modules.len(),
             boot.memmap.len()
         );
-        let regions: Vec<MemRegion> = start_info::payload_regions(&boot.memmap, &boot.modules);
         let ram = kernel::RamLayout {
             ram: boot.memmap.iter().filter(|e| e.ty == xshim_shim::xen::abi::start_info::XEN_HVM_MEMMAP_TYPE_RAM).map(|e| Range::new(e.addr, e.addr.saturating_add(e.size))).collect(),
+            usable: start_info::ram_ranges(&boot.memmap),
             keep: Vec::new(),
         };
-        kernel::load_and_enter(&boot.modules, regions, Some(ram), payload_cmdline, shim_end(), kernel::SelfTest::from_options(&shim_opts))
+        kernel::load_and_enter(&boot.modules, ram, payload_cmdline, shim_end(), kernel::SelfTest::from_options(&shim_opts))
     }
 
     #[panic_handler]

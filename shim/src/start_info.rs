@@ -141,21 +141,32 @@ pub fn split_cmdline(cmdline: &str) -> (Vec<&str>, String) {
     (shim, payload)
 }
 
-/// The payload's free memory: RAM at or above PAYLOAD_FREE_BASE and below the identity-map
-/// limit, minus `reserved` ranges (boot modules), page-aligned; the largest
-/// MAX_PAYLOAD_REGIONS pieces, in address order.
-pub fn payload_regions(memmap: &[MemmapEntry], reserved: &[Module]) -> Vec<MemRegion> {
+/// The RAM entries of a memory map, as ranges, clipped to the identity map (the payload's
+/// memory must be reachable 1:1).
+pub fn ram_ranges(memmap: &[MemmapEntry]) -> Vec<crate::demand::Range> {
+    memmap
+        .iter()
+        .filter(|e| e.ty == XEN_HVM_MEMMAP_TYPE_RAM)
+        .map(|e| crate::demand::Range::new(e.addr, e.addr.saturating_add(e.size).min(layout::IDENTITY_MAP_LIMIT)))
+        .filter(|r| r.start < r.end)
+        .collect()
+}
+
+/// The payload's free memory: `ram` at or above `free_base` (the end of the payload's
+/// window), minus `reserved` ranges (what the platform keeps, other boot modules),
+/// page-aligned; the largest MAX_PAYLOAD_REGIONS pieces, in address order.
+pub fn payload_regions(ram: &[crate::demand::Range], free_base: u64, reserved: &[crate::demand::Range]) -> Vec<MemRegion> {
     let page = layout::PAGE_SIZE;
     let mut pieces: Vec<(u64, u64)> = Vec::new();
-    for e in memmap.iter().filter(|e| e.ty == XEN_HVM_MEMMAP_TYPE_RAM) {
-        let start = e.addr.max(layout::PAYLOAD_FREE_BASE);
-        let end = e.addr.saturating_add(e.size).min(layout::IDENTITY_MAP_LIMIT);
+    for r in ram {
+        let start = r.start.max(free_base);
+        let end = r.end.min(layout::IDENTITY_MAP_LIMIT);
         if start < end {
             pieces.push((start, end));
         }
     }
     for r in reserved {
-        let (rs, re) = (r.paddr / page * page, r.paddr.saturating_add(r.size).div_ceil(page) * page);
+        let (rs, re) = (r.start / page * page, r.end.div_ceil(page) * page);
         let mut next = Vec::new();
         for (s, e) in pieces {
             if re <= s || rs >= e {
@@ -261,9 +272,15 @@ mod tests {
             MemmapEntry { addr: 0x10_0000, size: 0x7f0_0000, ty: 1 },
             MemmapEntry { addr: 0xfeff_c000, size: 0x4000, ty: 2 },
         ];
-        let r = payload_regions(&mm, &[Module { paddr: 0x7e0_0123, size: 0x1000 }]);
+        let ram = ram_ranges(&mm);
+        assert_eq!(ram.len(), 2, "the reserved entry is not RAM");
+        let reserved = [crate::demand::Range::new(0x7e0_0123, 0x7e0_1123)];
+        let r = payload_regions(&ram, layout::PAYLOAD_WINDOW_MIN_END, &reserved);
         assert_eq!(r, vec![MemRegion { base: 0x100_0000, len: 0x6e0_0000 }, MemRegion { base: 0x7e0_2000, len: 0x1f_e000 }]);
-        println!("checked: regions start at 16 MiB, skip the module (page-rounded), skip reserved entries");
+        // A payload whose window ends at 74 MiB: its free memory starts there.
+        let r = payload_regions(&ram, 74 << 20, &reserved);
+        assert_eq!(r[0].base, 74 << 20);
+        println!("checked: regions start at the window's end, skip a reserved range (page-rounded), skip reserved entries");
     }
 }
 

@@ -22,8 +22,9 @@ pub fn build() -> Result<(), String> {
     if !st.success() {
         return Err(format!("bare-metal build failed ({st}); if the target is missing, run `cargo xshim setup`"));
     }
+    crate::build_c::build_examples()?;
     let shim = util::shim_elf();
     let size = std::fs::metadata(&shim).map(|m| m.len()).unwrap_or(0);
-    eprintln!("xshim build: {} ({} KiB) and payloads {:?} in {:.1} s", shim.display(), size / 1024, util::PAYLOADS, util::secs(t0));
+    eprintln!("xshim build: {} ({} KiB) and payloads {:?} + C {:?} in {:.1} s", shim.display(), size / 1024, util::PAYLOADS, crate::build_c::C_EXAMPLES, util::secs(t0));
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `xshim`: the host CLI. Builds the shim and payloads, wraps a payload into a bootable
 //! image, inspects images, boots them in QEMU, drives the real-Xen lab, runs every test tier.
 mod build;
+mod build_c;
 mod fixtures;
 mod inspect;
 mod journal_check;
@@ -30,6 +31,28 @@ enum Cmd {
     Setup,
     /// Build the shim and the example payloads for x86_64-unknown-none.
     Build,
+    /// Build a C payload from the kit in payload/c (crt0, libc subset, xshim.h) and SRC files
+    /// (.c or .S), with gcc and linker/payload.ld. Prints the commands it runs.
+    BuildC {
+        /// C or assembler sources.
+        #[arg(required = true)]
+        sources: Vec<PathBuf>,
+        /// The payload ELF to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// A preprocessor definition (NAME or NAME=VALUE), repeatable.
+        #[arg(short = 'D', long = "define")]
+        defines: Vec<String>,
+        /// An include directory, repeatable.
+        #[arg(short = 'I', long = "include")]
+        includes: Vec<PathBuf>,
+        /// Any other compiler flag, repeatable (e.g. --cflag=-O3).
+        #[arg(long = "cflag", allow_hyphen_values = true)]
+        cflags: Vec<String>,
+        /// Do not print the commands.
+        #[arg(short, long)]
+        quiet: bool,
+    },
     /// Wrap a payload ELF and the shim into one bootable image.
     Wrap {
         /// The payload ELF (e.g. target/x86_64-unknown-none/release/ticker).
@@ -188,6 +211,15 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(e),
         },
+        Cmd::BuildC { sources, output, defines, includes, cflags, quiet } => {
+            let mut flags: Vec<String> = defines.iter().map(|d| format!("-D{d}")).collect();
+            flags.extend(includes.iter().map(|i| format!("-I{}", i.display())));
+            flags.extend(cflags);
+            match build_c::build_c(&build_c::CBuild { sources, output, cflags: flags, verbose: !quiet }) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
         Cmd::Wrap { payload, output, shim } => {
             let shim = shim.unwrap_or_else(util::shim_elf);
             let r = util::read_file(&shim).and_then(|s| Ok((s, util::read_file(&payload)?))).and_then(|(s, p)| wrap::wrap(&s, &p).map_err(|e| format!("{}: {e}", payload.display())));

@@ -12,6 +12,8 @@ pub struct QemuRun {
     pub output: String,
     pub timed_out: bool,
     pub secs: f64,
+    /// QEMU said KVM could not go on (the line it printed); the run was stopped there.
+    pub kvm_failure: Option<String>,
 }
 
 /// Which accelerator QEMU gets, and why.
@@ -44,8 +46,25 @@ pub fn choose_accel() -> Accel {
     Accel { kvm: true, why: "hardware-assisted /dev/kvm".into() }
 }
 
+/// What QEMU prints on stderr when KVM cannot go on (the guest is then paused, not ended:
+/// without this check `run` would wait for its time limit).
+fn kvm_gave_up(line: &str) -> bool {
+    line.contains("KVM internal error") || line.contains("emulation failure") || line.contains("kvm run failed") || line.contains("KVM: entry failed")
+}
+
+/// Boots under the accelerator `choose_accel` picks; if KVM turns out unable to run the guest
+/// (QEMU says so), boots again under TCG, saying why.
 pub fn run(kernel: &Path, initrd: Option<&Path>, cmdline: &str, memory_mib: u32, timeout: Duration, echo: bool) -> Result<QemuRun, String> {
-    run_with(&choose_accel(), kernel, initrd, cmdline, memory_mib, timeout, echo)
+    let accel = choose_accel();
+    let first = run_with(&accel, kernel, initrd, cmdline, memory_mib, timeout, echo)?;
+    match (&first.kvm_failure, accel.kvm) {
+        (Some(why), true) => {
+            eprintln!("xshim run: KVM cannot run this guest (QEMU: {why}); running it again under TCG (set XSHIM_QEMU_ACCEL=tcg to skip KVM)");
+            let tcg = Accel { kvm: false, why: format!("KVM failed: {why}") };
+            run_with(&tcg, kernel, initrd, cmdline, memory_mib, timeout, echo)
+        }
+        _ => Ok(first),
+    }
 }
 
 pub fn run_with(accel: &Accel, kernel: &Path, initrd: Option<&Path>, cmdline: &str, memory_mib: u32, timeout: Duration, echo: bool) -> Result<QemuRun, String> {
@@ -75,7 +94,6 @@ pub fn run_with(accel: &Accel, kernel: &Path, initrd: Option<&Path>, cmdline: &s
         let mut all = String::new();
         for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
             let line = String::from_utf8_lossy(&line).replace('\r', "");
-            // Skip the firmware's screen-control noise before the shim's first line.
             if echo {
                 println!("{line}");
                 let _ = std::io::stdout().flush();
@@ -85,13 +103,39 @@ pub fn run_with(accel: &Accel, kernel: &Path, initrd: Option<&Path>, cmdline: &s
         }
         all
     });
+    // QEMU's own messages: shown as they come (with --echo), always kept in the output, and
+    // watched for KVM giving up.
+    let stderr = child.stderr.take().expect("piped");
+    let kvm_failure: std::sync::Arc<std::sync::Mutex<Option<String>>> = Default::default();
+    let seen = kvm_failure.clone();
+    let err_reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).split(b'\n').map_while(Result::ok) {
+            let line = String::from_utf8_lossy(&line).trim_end().to_string();
+            if line.is_empty() {
+                continue;
+            }
+            if echo {
+                eprintln!("qemu: {line}");
+            }
+            if kvm_gave_up(&line) {
+                let mut s = seen.lock().unwrap_or_else(|p| p.into_inner());
+                s.get_or_insert(line.clone());
+            }
+            all.push_str("qemu: ");
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
     let mut timed_out = false;
+    let failed = || kvm_failure.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let status = loop {
         if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
             break Some(st);
         }
-        if t0.elapsed() > timeout {
-            timed_out = true;
+        if t0.elapsed() > timeout || failed().is_some() {
+            timed_out = failed().is_none();
             let _ = child.kill();
             let _ = child.wait();
             break None;
@@ -99,14 +143,11 @@ pub fn run_with(accel: &Accel, kernel: &Path, initrd: Option<&Path>, cmdline: &s
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut output = reader.join().unwrap_or_default();
-    if let Some(mut e) = child.stderr.take() {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut e, &mut s);
-        if !s.trim().is_empty() && status.map(|s| s.code() != Some(1)).unwrap_or(true) {
-            output.push_str(&s);
-        }
-    }
+    output.push_str(&err_reader.join().unwrap_or_default());
     let qemu_status = status.and_then(|s| s.code());
     let payload_code = qemu_status.filter(|c| c % 2 == 1).map(|c| c >> 1);
-    Ok(QemuRun { payload_code, qemu_status, output, timed_out, secs: t0.elapsed().as_secs_f64() })
+    if echo && qemu_status.is_some_and(|c| c % 2 == 0) {
+        eprintln!("xshim run: QEMU ended with status {} before the payload powered off (its messages above)", qemu_status.unwrap_or(0));
+    }
+    Ok(QemuRun { payload_code, qemu_status, output, timed_out, secs: t0.elapsed().as_secs_f64(), kvm_failure: failed() })
 }

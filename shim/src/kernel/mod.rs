@@ -55,10 +55,15 @@ fn sym_addr(s: *const u8) -> u64 {
     s as u64
 }
 
-/// The guest's RAM and what the platform needs kept populated in it (PV: Xen's start-of-day
-/// pages and page tables), for the demand-population plan. None: keep everything (no Xen).
+/// The guest's RAM, as the platform found it.
 pub struct RamLayout {
+    /// All of it (the demand-population plan gives back what is not kept).
     pub ram: Vec<Range>,
+    /// What the shim mapped 1:1 for the payload (PV: the low 1 GiB at most; PVH and QEMU:
+    /// RAM below 4 GiB): the payload's window and free memory come from here.
+    pub usable: Vec<Range>,
+    /// What the platform needs kept populated and untouched (PV: Xen's start-of-day pages
+    /// and the page tables taken from RAM): never the payload's, never overwritten.
     pub keep: Vec<Range>,
 }
 
@@ -137,9 +142,18 @@ impl SelfTest {
 }
 
 /// Loads the payload and enters it; shared by every platform.
-pub fn load_and_enter(modules: &[Module], regions: Vec<MemRegion>, ram: Option<RamLayout>, payload_cmdline: String, shim_end: u64, selftest: Option<SelfTest>) -> ! {
+pub fn load_and_enter(modules: &[Module], ram: RamLayout, payload_cmdline: String, shim_end: u64, selftest: Option<SelfTest>) -> ! {
     let p = platform();
-    let plan = payload_load::find(modules, shim_end).and_then(|src| payload_load::load(&src));
+    // Never written by the loader, never the payload's: what the platform keeps, the shim,
+    // and boot modules other than the payload (module 0, dead once loaded, is free memory).
+    let busy: Vec<Range> = ram
+        .keep
+        .iter()
+        .copied()
+        .chain(core::iter::once(Range::new(layout::SHIM_BASE, shim_end)))
+        .chain(modules.iter().skip(1).map(|m| Range::new(m.paddr, m.paddr.saturating_add(m.size))))
+        .collect();
+    let plan = payload_load::find(modules, shim_end).and_then(|src| payload_load::load(&src, &ram.usable, &busy));
     let plan = match plan {
         Ok(p) => p,
         Err(e) => {
@@ -149,11 +163,13 @@ pub fn load_and_enter(modules: &[Module], regions: Vec<MemRegion>, ram: Option<R
     };
     let stack_base = &raw const PAYLOAD_STACK as u64 + layout::PAGE_SIZE;
     let stack = MemRegion { base: stack_base, len: layout::PAYLOAD_STACK_SIZE as u64 };
-    let window = MemRegion { base: layout::PAYLOAD_WINDOW_BASE, len: layout::PAYLOAD_WINDOW_LIMIT - layout::PAYLOAD_WINDOW_BASE };
+    let window = plan.window();
+    let window = MemRegion { base: window.start, len: window.end - window.start };
+    let regions = xshim_shim::start_info::payload_regions(&ram.usable, window.base + window.len, &busy);
     let free: u64 = regions.iter().map(|r| r.len).sum();
     // Demand population: all RAM but the shim, the loaded payload and what the platform
     // needs goes back to Xen; the payload's part comes back on first touch.
-    let memory = ram.filter(|_| crate::platform::memory::enabled(p)).map(|ram| {
+    let memory = Some(ram).filter(|_| crate::platform::memory::enabled(p)).map(|ram| {
         let to_range = |r: &MemRegion| Range::new(r.base, r.base + r.len);
         let mut keep = ram.keep;
         keep.push(Range::new(layout::SHIM_BASE, shim_end));

@@ -54,6 +54,11 @@ pub fn payload_memory_record() -> Option<String> {
     ))
 }
 
+/// The payload's window, once the payload is loaded.
+pub fn payload_window() -> Option<MemRegion> {
+    INFO.get().map(|i| i.window)
+}
+
 pub fn generation() -> u64 {
     GENERATION.load(Ordering::SeqCst)
 }

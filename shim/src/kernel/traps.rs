@@ -138,7 +138,7 @@ fn exception(f: &TrapFrame) -> ! {
     let name = EXCEPTION_NAMES[f.vector as usize];
     // The payload runs in user mode (RPL 3 in the saved CS; PV: Xen says so the same way).
     // A PV payload still in guest-kernel mode is recognised by where it was executing.
-    let in_payload = f.cs & 3 == 3 || (p == platform::Platform::Pv && (layout::PAYLOAD_WINDOW_BASE..layout::PAYLOAD_WINDOW_LIMIT).contains(&f.rip));
+    let in_payload = f.cs & 3 == 3 || (p == platform::Platform::Pv && super::services::payload_window().is_some_and(|w| (w.base..w.base + w.len).contains(&f.rip)));
     if in_payload {
         crate::console::emergency(format_args!("\nxshim: {}\n", payload_fault_summary(f, cr2)));
     }

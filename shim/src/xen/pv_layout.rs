@@ -2,7 +2,7 @@
 //! shim adds (Xen's bootstrap tables map only the start of RAM), and where each comes from:
 //! the shim's static pool first, then pages at the top of the RAM mapped so far (withheld
 //! from the payload). The bare-metal side fills the tables and makes the hypercalls.
-use crate::layout::{PAGE_SIZE, PAYLOAD_FREE_BASE, PTES_PER_TABLE, PV_MAX_MAPPED_PAGES, PV_MIN_FREE_RAM_FOR_PAYLOAD};
+use crate::layout::{PAGE_SIZE, PAYLOAD_WINDOW_MIN_END, PTES_PER_TABLE, PV_MAX_MAPPED_PAGES, PV_MIN_FREE_RAM_FOR_PAYLOAD};
 use alloc::vec::Vec;
 
 /// What an L2 slot of Xen's bootstrap tables holds.
@@ -80,7 +80,7 @@ pub fn plan(nr_pages: u64, slot: impl Fn(u64) -> Slot, pool_pages: usize) -> Res
     // Xen already filled cannot follow an empty one: its bootstrap map is contiguous.)
     let needed = slots - s;
     let block = end.saturating_sub(needed * PAGE_SIZE);
-    if block < PAYLOAD_FREE_BASE + PV_MIN_FREE_RAM_FOR_PAYLOAD {
+    if block < PAYLOAD_WINDOW_MIN_END + PV_MIN_FREE_RAM_FOR_PAYLOAD {
         return Ok(L1Plan { tables, mapped_end: end, ram_taken: None, truncated: true });
     }
     for (i, slot_nr) in (s..slots).enumerate() {
