@@ -114,7 +114,7 @@ pub fn build_c(b: &CBuild) -> Result<(), String> {
     };
     // The kit: no builtins (memset must not become a call to itself).
     for s in KIT_SOURCES {
-        compile(&kit.join(s), "kit-", &["-fno-builtin", "-fno-tree-loop-distribute-patterns"])?;
+        compile(&kit.join(s), "kit-", &["-fno-builtin", "-fno-tree-loop-distribute-patterns", "-ffp-contract=off"])?;
     }
     for s in &b.sources {
         compile(s, "", &[])?;

@@ -957,6 +957,17 @@ fn host_checks(o: &LabOpts, res: &mut LabResult) {
             add("journal-requests-sent-again", r.sent_again > 0, format!("{} requests in flight at suspends (drain off), {} sent again in new domains, each call returned once", r.in_flight_at_suspend, r.sent_again));
         }
     }
+    // C payloads from the kit (ctick, ctick-big): the kit's self-check, the floating-point
+    // state each tick, and the 64 MiB table.
+    if o.payload.starts_with("ctick") {
+        let kit = console.lines().find(|l| l.starts_with("CKIT selfcheck:")).unwrap_or("no CKIT selfcheck line").trim().to_string();
+        let errors: Vec<&str> = console.lines().filter(|l| l.contains("CKIT-ERROR") || l.contains("CTICK-ERROR")).collect();
+        add("c-kit", kit.contains("PASS") && errors.is_empty(), format!("{kit}{}", if errors.is_empty() { ", no CKIT/CTICK errors (SSE state kept every tick)".to_string() } else { format!("; {}", errors.join(" | ")) }));
+        if o.payload == "ctick-big" {
+            let table = console.lines().find(|l| l.starts_with("BIGTABLE")).unwrap_or("no BIGTABLE line").trim().to_string();
+            add("bigtable", table.starts_with("BIGTABLE ok"), table);
+        }
+    }
     if o.payload == "abi-check" {
         let pass = console.contains("abi-check: PASS");
         let verdict = console.lines().find(|l| l.starts_with("abi-check: PASS") || l.starts_with("abi-check: FAIL")).unwrap_or("no verdict line").to_string();

@@ -174,6 +174,24 @@ fn qemu_tier(t: &mut Tally) {
         }
         Err(e) => t.record("qemu-c-bigtable-wrapped", false, &format!("wrap: {e}")),
     }
+    // A third-party C program with its own porting layer: CoreMark, unmodified, if a checkout
+    // is named (XSHIM_COREMARK=DIR): it must validate its own results.
+    match std::env::var_os("XSHIM_COREMARK").map(std::path::PathBuf::from) {
+        Some(cm) => {
+            let out = util::artifacts().join("coremark");
+            let mut sources: Vec<std::path::PathBuf> = ["core_main.c", "core_list_join.c", "core_matrix.c", "core_state.c", "core_util.c"].iter().map(|f| cm.join(f)).collect();
+            sources.push(util::root().join("payload/c/ports/coremark/core_portme.c"));
+            let flags = vec![format!("-I{}", util::root().join("payload/c/ports/coremark").display()), format!("-I{}", cm.display())];
+            match crate::build_c::build_c(&crate::build_c::CBuild { sources, output: out.clone(), cflags: flags, verbose: false }) {
+                Ok(()) => qemu_boot_with(t, "qemu-c-coremark", &tcg, &shim, Some(&out), "0 0 0x66 0", |r| {
+                    let score = r.output.lines().find(|l| l.starts_with("CoreMark 1.0")).unwrap_or("no score line").trim().to_string();
+                    (r.output.contains("Correct operation validated.") && r.payload_code == Some(0)).then(|| format!("validated; {score}")).ok_or(format!("not validated; {score}; exit {:?}", r.payload_code))
+                }),
+                Err(e) => t.record("qemu-c-coremark", false, &e),
+            }
+        }
+        None => println!("  (CoreMark not run: XSHIM_COREMARK names no checkout)"),
+    }
     // A payload that faults: register dump, "crashing the domain", exit code 0x7f.
     for (kind, vector, needle) in [("pf", 14, "cr2=0x000001dead000000"), ("ud", 6, "invalid opcode")] {
         qemu_boot(t, &format!("qemu-payload-fault-{kind}"), &shim, Some(&util::payload_elf("hello")), &format!("fault={kind}"), move |r| {
@@ -362,6 +380,14 @@ fn lab_tier(t: &mut Tally, soak: bool) {
     for mode in [Mode::Pvh, Mode::Pv] {
         let m = if mode == Mode::Pv { "pv" } else { "pvh" };
         add(&format!("lab-net-{m}-x2"), LabOpts { mode, net: true, payload_args: "flood=2000".into(), ..base(Scenario::Net, "pong", 2) });
+    }
+    // C payloads built from the kit: the ticker in C saved and restored mid-run, and a
+    // payload with a 64 MiB initialised table (its module moved out of the window) in a
+    // 256 MiB guest, both modes.
+    for mode in [Mode::Pvh, Mode::Pv] {
+        let m = if mode == Mode::Pv { "pv" } else { "pvh" };
+        add(&format!("lab-c-ctick-saverestore-{m}-x2"), LabOpts { mode, ..base(Scenario::Saverestore, "ctick", 2) });
+        add(&format!("lab-c-bigtable-{m}"), LabOpts { mode, memory: 256, ..base(Scenario::Saverestore, "ctick-big", 1) });
     }
     // Demand-populated memory: growth, discards, saves, migrations, and `xl mem-set` below
     // what the payload uses (the clean out-of-memory crash), both modes.

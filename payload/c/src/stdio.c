@@ -141,32 +141,102 @@ static void format_int(struct sink *s, unsigned long long v, int negative, int b
     emit_padded(s, prefix, digits + sizeof digits - n, (size_t)n, width, flags);
 }
 
-static const double pow10_table[] = { 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18 };
+static const double pow10_table[] = { 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22 };
+static const unsigned long long pow10_int[] = { 1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL, 100000000ULL, 1000000000ULL, 10000000000ULL,
+    100000000000ULL, 1000000000000ULL, 10000000000000ULL, 100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL, 100000000000000000ULL, 1000000000000000000ULL };
+
+/* a * b = hi + lo exactly (Dekker's product; the kit is built without FMA contraction). */
+static void two_prod(double a, double b, double *hi, double *lo)
+{
+    const double split = 134217729.0; /* 2^27 + 1 */
+    double x = a * b;
+    double c = split * a, ah = c - (c - a), al = a - ah;
+    double d = split * b, bh = d - (d - b), bl = b - bh;
+    *hi = x;
+    *lo = al * bl - (((x - ah * bh) - al * bh) - ah * bl);
+}
+
+/* n = v * 10^k rounded to nearest, ties to even (what glibc prints), computed exactly for
+ * 0 <= v < 2^63, |k| <= 18 and a result below 2^63. Returns 0 outside that range. */
+static int round_scaled(double v, int k, unsigned long long *n)
+{
+    if (!(v >= 0) || v >= 9.2e18 || k > 18 || k < -18)
+        return 0;
+    unsigned long long ip = (unsigned long long)v;
+    double f = v - (double)ip; /* exact */
+    int up; /* sign of (fraction - 1/2) after scaling: 1 above, 0 a tie, -1 below */
+    unsigned long long base;
+    if (k >= 0) {
+        unsigned long long p = pow10_int[k];
+        if (ip && ip > (9200000000000000000ULL - p) / p)
+            return 0;
+        double hi, lo;
+        two_prod(f, pow10_table[k], &hi, &lo); /* f * 10^k = hi + lo, hi < 10^k */
+        double fl = hi < 4503599627370496.0 ? (double)(unsigned long long)hi : hi; /* floor: hi >= 0 */
+        double r = hi - fl; /* exact */
+        if (r == 0 && lo < 0) {
+            fl -= 1;
+            up = lo + 0.5 > 0 ? 1 : lo + 0.5 < 0 ? -1 : 0;
+        } else if (r == 0) {
+            up = lo - 0.5 > 0 ? 1 : lo - 0.5 < 0 ? -1 : 0;
+        } else {
+            double d = r - 0.5; /* exact for r >= 1/4; below, lo cannot reach 1/4 */
+            up = r < 0.25 ? -1 : (d + lo > 0 ? 1 : d + lo < 0 ? -1 : 0);
+        }
+        base = ip * p + (unsigned long long)fl;
+    } else {
+        unsigned long long q = pow10_int[-k];
+        unsigned long long rem = ip % q, two_rem = 2 * rem;
+        base = ip / q;
+        /* compare rem + f with q/2, i.e. 2rem + 2f with q (integers but for 2f in [0, 2)) */
+        if (two_rem >= q + 1)
+            up = 1;
+        else if (two_rem == q)
+            up = f > 0 ? 1 : 0;
+        else if (two_rem + 1 == q)
+            up = f > 0.5 ? 1 : f < 0.5 ? -1 : 0;
+        else
+            up = -1;
+    }
+    if (up > 0 || (up == 0 && (base & 1)))
+        base++;
+    *n = base;
+    return 1;
+}
 
 /* `count` significant decimal digits of v > 0 (rounded), and the decimal exponent of the
- * first: v ~ 0.d1d2d3... * 10^(exp+1). Accurate to the ~16 digits a double holds. */
-static int decimal_digits(double v, char *out, int count, int *exp10)
+ * first (v ~ d1.d2d3... * 10^exp10). Exact (ties to even) for up to 18 digits of values
+ * between 1e-18 and 9.2e18 whose scaled form fits; otherwise accurate to ~16 digits. */
+static void decimal_digits(double v, char *out, int count, int *exp10)
 {
     int e = 0;
-    while (v >= 1e16) { v /= 1e16; e += 16; }
-    while (v >= 10.0) { v /= 10.0; e += 1; }
-    while (v < 1e-16) { v *= 1e16; e -= 16; }
-    while (v < 1.0) { v *= 10.0; e -= 1; }
-    /* v in [1, 10): take up to 17 digits as an integer, round at `count`. */
-    int take = count < 17 ? count : 17;
-    unsigned long long m = (unsigned long long)(v * pow10_table[take - 1] + 0.5);
-    if (m >= (unsigned long long)pow10_table[take]) { /* 9.99.. rounded up to 10.0 */
+    double w = v;
+    while (w >= 1e16) { w /= 1e16; e += 16; }
+    while (w >= 10.0) { w /= 10.0; e += 1; }
+    while (w < 1e-16) { w *= 1e16; e -= 16; }
+    while (w < 1.0) { w *= 10.0; e -= 1; }
+    int take = count < 18 ? count : 18;
+    unsigned long long m;
+    for (int tries = 0; tries < 3; tries++) {
+        if (!round_scaled(v, take - 1 - e, &m))
+            break;
+        if (m >= pow10_int[take]) { e++; continue; }        /* estimate one too low */
+        if (m < pow10_int[take - 1]) { e--; continue; }     /* one too high */
+        for (int i = take - 1; i >= 0; i--) { out[i] = (char)('0' + m % 10); m /= 10; }
+        for (int i = take; i < count; i++) out[i] = '0';
+        *exp10 = e;
+        return;
+    }
+    /* Outside the exact range: w in [1, 10), digits by scaling (good to ~16 digits). */
+    take = count < 17 ? count : 17;
+    m = (unsigned long long)(w * pow10_table[take - 1] + 0.5);
+    if (m >= pow10_int[take]) {
         m /= 10;
         e += 1;
     }
-    for (int i = take - 1; i >= 0; i--) {
-        out[i] = (char)('0' + m % 10);
-        m /= 10;
-    }
-    for (int i = take; i < count; i++)
-        out[i] = '0';
+    for (int i = take - 1; i >= 0; i--) { out[i] = (char)('0' + m % 10); m /= 10; }
+    for (int i = take; i < count; i++) out[i] = '0';
     *exp10 = e;
-    return count;
 }
 
 #define FLOAT_BUF 400
@@ -179,11 +249,17 @@ static int fixed_body(double v, int prec, int alt, char *out)
         prec = 60;
     if (v < 1.8e19 && prec <= 18) {
         /* The integer part exactly (a double below 2^64 is an integer there), then the
-         * fraction rounded to `prec` digits, carrying into the integer part. */
+         * fraction rounded to `prec` digits (ties to even), carrying into the integer part. */
         unsigned long long ip = (unsigned long long)v, frac = 0;
         double f = v - (double)ip;
-        unsigned long long p = (unsigned long long)pow10_table[prec];
-        frac = (unsigned long long)(f * (double)p + 0.5);
+        unsigned long long p = pow10_int[prec];
+        if (prec == 0) {
+            /* the last digit is the integer's: round the whole value (ties to even) */
+            if (!round_scaled(v, 0, &ip))
+                ip = (unsigned long long)v + (f >= 0.5);
+        } else if (!round_scaled(f, prec, &frac)) {
+            frac = (unsigned long long)(f * (double)p + 0.5);
+        }
         if (frac >= p) {
             frac -= p;
             ip++;
@@ -200,11 +276,16 @@ static int fixed_body(double v, int prec, int alt, char *out)
         }
         return n + prec;
     }
-    /* Large values: significant digits, then zeros. */
+    /* Large values or many decimals: significant digits, then zeros. */
     char d[40];
     int e;
     int sig = 17;
-    decimal_digits(v, d, sig, &e);
+    if (v == 0.0) {
+        memset(d, '0', sizeof d);
+        e = 0;
+    } else {
+        decimal_digits(v, d, sig, &e);
+    }
     if (e >= 0) {
         for (int i = 0; i <= e && n < FLOAT_BUF - 80; i++)
             out[n++] = i < sig ? d[i] : '0';
@@ -227,11 +308,10 @@ static int exp_body(double v, int prec, int alt, int upper, char *out)
     if (prec > 60)
         prec = 60;
     char d[64];
-    if (v == 0.0) {
+    if (v == 0.0)
         memset(d, '0', (size_t)prec + 1);
-    } else {
+    else
         decimal_digits(v, d, prec + 1, &e);
-    }
     out[n++] = d[0];
     if (prec || alt)
         out[n++] = '.';
@@ -293,7 +373,7 @@ static void format_float(struct sink *s, double v, char conv, int width, int pre
         int e = 0;
         if (v != 0.0) {
             char d[40];
-            decimal_digits(v, d, p < 17 ? p : 17, &e);
+            decimal_digits(v, d, p < 18 ? p : 18, &e);
         }
         if (e < -4 || e >= p)
             n = exp_body(v, p - 1, flags & F_ALT, upper, body);
