@@ -30,8 +30,8 @@ pub const EMBEDDED_PAYLOAD_HEADER: u64 = 24;
 /// The payload's loadable segments start at or above this address (linker/payload.ld links
 /// there) ...
 pub const PAYLOAD_WINDOW_BASE: u64 = 0x80_0000;
-/// ... and end at or below this one: PV guests map only the low 1 GiB (`PV_MAX_MAPPED_PAGES`),
-/// and the payload's window must fit in any guest that can hold it.
+/// ... and end at or below this one: the window must fit in any guest that can hold it,
+/// below the page tables a PV guest takes from RAM (from about 264 MiB down in large guests).
 pub const PAYLOAD_SEGMENT_LIMIT: u64 = 0x4000_0000;
 /// The payload's window reaches at least here (8..16 MiB, what every payload had before
 /// windows grew), and RAM from its end up (less what the platform keeps) is the payload's
@@ -95,8 +95,11 @@ pub const PAGE_SHIFT: u32 = 12;
 pub const PTES_PER_TABLE: u64 = 512;
 /// The frame-address bits of a page-table entry (bits 12..52).
 pub const PTE_ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
-/// PV: the shim maps at most the low 1 GiB (one L2 table of 512 slots of 2 MiB).
-pub const PV_MAX_MAPPED_PAGES: u64 = PTES_PER_TABLE * PTES_PER_TABLE;
+/// PV: the shim maps RAM 1:1 up to the identity map's end (4 GiB: four L2 tables of 512
+/// slots of 2 MiB; Xen's bootstrap has the first).
+pub const PV_MAX_MAPPED_PAGES: u64 = IDENTITY_MAP_LIMIT / PAGE_SIZE;
+/// PV: the most 1 GiB ranges (L2 tables) the shim maps.
+pub const PV_MAX_GIBS: usize = (IDENTITY_MAP_LIMIT >> 30) as usize;
 /// PV: L1 tables are taken from the top of RAM only if at least this much stays above the
 /// payload's free-memory base for the payload.
 pub const PV_MIN_FREE_RAM_FOR_PAYLOAD: u64 = 16 << 20;

@@ -110,7 +110,7 @@ pub fn release_at_boot(p: Platform, plan: &MemoryPlan) -> Result<Released, Strin
     let map = DEMAND.call_once(|| DemandMap::new(&plan.demand, shift, UnitState::Held));
     let mut pages = 0;
     for r in demand::subtract(&plan.release, &plan.demand) {
-        pages += release_now(p, r).map_err(|e| alloc::format!("{e}"))?;
+        pages += release_now(p, r)?;
     }
     if p == Platform::Pv {
         for r in &plan.demand {

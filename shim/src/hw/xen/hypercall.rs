@@ -248,6 +248,6 @@ impl XenHypercalls {
     pub fn reservation_pages(&mut self, maximum: bool) -> HcResult<u64> {
         let d = mem::XenMemoryDomain { domid: mem::DOMID_SELF };
         let op = if maximum { mem::XENMEM_MAXIMUM_RESERVATION } else { mem::XENMEM_CURRENT_RESERVATION };
-        XenErrno::check(benign(nr::MEMORY_OP, op as u64, ptr(&d), 0)).map(|n| n as u64)
+        XenErrno::check(benign(nr::MEMORY_OP, op as u64, ptr(&d), 0))
     }
 }

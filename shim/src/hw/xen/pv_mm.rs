@@ -149,60 +149,98 @@ pub struct RamMap {
     pub truncated: bool,
 }
 
-/// Fills `page` (mapped writable) as the L1 table for L2 slot `slot`, turns its own mapping
-/// read-only (Xen will not take a page with a writable mapping as a page table), and returns
-/// the L2 entry that installs it.
-fn prepare_l1(nr_pages: u64, l2_mfn: Mfn, slot: u64, page: u64) -> Result<MmuUpdate, PlatformError> {
+/// Fills `page` (mapped writable) as the L1 table for slot `slot` and turns its own mapping
+/// read-only (Xen will not take a page with a writable mapping as a page table); returns its
+/// frame.
+fn prepare_l1(nr_pages: u64, slot: u64, page: u64) -> Result<Mfn, PlatformError> {
     let (first, count) = pv_layout::slot_pfns(slot, nr_pages);
-    for i in 0..PTES_PER_TABLE {
-        let entry = if i < count { pte(p2m(Pfn::new(first + i)).ok_or(PlatformError::BeyondP2m(Pfn::new(first + i)))?, RAM_PTE) } else { 0 };
+    let mut entries = [0u64; PTES_PER_TABLE as usize];
+    for (i, e) in entries.iter_mut().enumerate().take(count as usize) {
+        let pfn = Pfn::new(first + i as u64);
+        *e = pte(p2m(pfn).ok_or(PlatformError::BeyondP2m(pfn))?, RAM_PTE);
+    }
+    make_table(page, &entries)
+}
+
+/// Writes `entries` into `page` (ours, mapped writable), then maps it read-only: ready to be
+/// a page table. Returns its frame.
+fn make_table(page: u64, entries: &[u64; PTES_PER_TABLE as usize]) -> Result<Mfn, PlatformError> {
+    for (i, &e) in entries.iter().enumerate() {
         // SAFETY: `page` is a page the caller owns and has mapped writable; entry i of 512.
-        unsafe { core::ptr::write_volatile((page + i * 8) as *mut u64, entry) };
+        unsafe { core::ptr::write_volatile((page + i as u64 * 8) as *mut u64, e) };
     }
     let page_mfn = mfn_of_va(&PvMem, page)?;
     // SAFETY: `page` is ours (pool or withheld RAM) and no Rust reference covers it; it is
     // remapped to its own frame, read-only.
-    unsafe { XenHypercalls.update_va_mapping(page, pte(page_mfn, RAM_PTE_RO)) }.op("update_va_mapping(read-only L1)")?;
-    Ok(MmuUpdate { ptr: (l2_mfn.maddr() + slot * 8) | MMU_NORMAL_PT_UPDATE, val: pte(page_mfn, L2_PTE) })
+    unsafe { XenHypercalls.update_va_mapping(page, pte(page_mfn, RAM_PTE_RO)) }.op("update_va_mapping(read-only page table)")?;
+    Ok(page_mfn)
 }
 
-/// Maps RAM 1:1 (vaddr = pfn * 4096) up to `nr_pages` (at most the low 1 GiB: one L2 table),
-/// as `pv_layout::plan` lays out; the L2 entries go to Xen in one batched mmu_update per
-/// source, once every new L1 is read-only.
+/// Xen's bootstrap L3 table (the one under the top-level table's first entry).
+fn kernel_l3() -> Result<u64, PlatformError> {
+    next_table(read_pte(PT_BASE.load(Ordering::Relaxed), 0)).ok_or(PlatformError::NoBootstrapTables)
+}
+
+/// Maps RAM 1:1 (vaddr = pfn * 4096) up to `nr_pages` (at most the low 4 GiB), as
+/// `pv_layout::plan` lays out. L1 tables under an L2 Xen built go in with one batched
+/// mmu_update per source, once each is read-only; a GiB without an L2 gets a new one, filled
+/// with its L1 tables and installed in the L3 last.
 pub fn map_ram(nr_pages: u64, pt_base: u64) -> Result<RamMap, PlatformError> {
     PT_BASE.store(pt_base, Ordering::Relaxed);
-    let no_table = || PlatformError::NoBootstrapTables;
-    let l3 = next_table(read_pte(pt_base, 0)).ok_or_else(no_table)?;
-    let l2 = next_table(read_pte(l3, 0)).ok_or_else(no_table)?;
-    let l2_mfn = Mfn::of_maddr(read_pte(l3, 0));
+    let l3 = kernel_l3()?;
+    let l3_mfn = Mfn::of_maddr(read_pte(pt_base, 0));
+    let existing_l2 = |g: u64| next_table(read_pte(l3, g));
     let slot_of = |s: u64| {
-        let e = Pte::from_bits_retain(read_pte(l2, s));
+        let Some(l2) = existing_l2(s / PTES_PER_TABLE) else { return pv_layout::Slot::Empty };
+        let e = Pte::from_bits_retain(read_pte(l2, s % PTES_PER_TABLE));
         match (e.contains(Pte::PRESENT), e.contains(Pte::HUGE_PAGE)) {
             (false, _) => pv_layout::Slot::Empty,
             (true, true) => pv_layout::Slot::Superpage,
             (true, false) => pv_layout::Slot::Table,
         }
     };
-    let plan = pv_layout::plan(nr_pages, slot_of, layout::PV_EXTRA_L1_PAGES)?;
-    MAPPED_END.store(plan.mapped_end, Ordering::Relaxed);
+    let plan = pv_layout::plan(nr_pages, slot_of, |g| existing_l2(g).is_some(), layout::PV_EXTRA_L1_PAGES)?;
+    let page_of = |source: pv_layout::L1Source| match source {
+        // SAFETY: EXTRA_L1 is our static pool; the plan hands out each page once.
+        pv_layout::L1Source::Pool(n) => (unsafe { (&raw mut EXTRA_L1 as *mut [u8; 4096]).add(n) }) as u64,
+        pv_layout::L1Source::Ram(addr) => addr,
+    };
+    // L1 tables for GiBs whose new L2 is installed at the end: (slot, frame).
+    let mut pending: alloc::vec::Vec<(u64, Mfn)> = alloc::vec::Vec::new();
     // Pool tables first: RAM pages taken for tables lie in the range they map, so they can
     // be filled only once those are installed.
     for from_pool in [true, false] {
         let mut updates = alloc::vec::Vec::new();
         for &(slot, source) in &plan.tables {
-            let page = match source {
-                // SAFETY: EXTRA_L1 is our static pool; the plan hands out each page once.
-                pv_layout::L1Source::Pool(n) if from_pool => (unsafe { (&raw mut EXTRA_L1 as *mut [u8; 4096]).add(n) }) as u64,
-                pv_layout::L1Source::Ram(addr) if !from_pool => addr,
-                _ => continue,
-            };
-            updates.push(prepare_l1(nr_pages, l2_mfn, slot, page)?);
+            if matches!(source, pv_layout::L1Source::Pool(_)) != from_pool {
+                continue;
+            }
+            let mfn = prepare_l1(nr_pages, slot, page_of(source))?;
+            match read_pte(l3, slot / PTES_PER_TABLE) {
+                l3e if Pte::from_bits_retain(l3e).contains(Pte::PRESENT) => {
+                    let l2_mfn = Mfn::of_maddr(l3e);
+                    updates.push(MmuUpdate { ptr: (l2_mfn.maddr() + (slot % PTES_PER_TABLE) * 8) | MMU_NORMAL_PT_UPDATE, val: pte(mfn, L2_PTE) });
+                }
+                _ => pending.push((slot, mfn)),
+            }
         }
         if !updates.is_empty() {
-            // SAFETY: each entry installs an L1 table just made read-only, under our L2.
+            // SAFETY: each entry installs an L1 table just made read-only, under Xen's L2.
             unsafe { XenHypercalls.mmu_update(&updates) }.op("mmu_update(L2 entries)")?;
         }
     }
+    for &(gib, source) in &plan.l2_tables {
+        let mut entries = [0u64; PTES_PER_TABLE as usize];
+        for &(slot, mfn) in pending.iter().filter(|(s, _)| s / PTES_PER_TABLE == gib) {
+            entries[(slot % PTES_PER_TABLE) as usize] = pte(mfn, L2_PTE);
+        }
+        let l2_mfn = make_table(page_of(source), &entries)?;
+        let update = [MmuUpdate { ptr: (l3_mfn.maddr() + gib * 8) | MMU_NORMAL_PT_UPDATE, val: pte(l2_mfn, L2_PTE) }];
+        // SAFETY: installs a new L2 table, read-only, whose entries name L1 tables made
+        // read-only above, each mapping RAM 1:1; Xen validates the whole tree.
+        unsafe { XenHypercalls.mmu_update(&update) }.op("mmu_update(L3 entry: a new L2 table)")?;
+    }
+    MAPPED_END.store(plan.mapped_end, Ordering::Relaxed);
     Ok(RamMap { end: plan.mapped_end, l1_pages_in_ram: plan.ram_taken.map(|(paddr, size)| xshim_shim::start_info::Module { paddr, size }), truncated: plan.truncated })
 }
 
@@ -227,11 +265,11 @@ pub fn load_gdt() -> Result<(), PlatformError> {
     Ok(())
 }
 
-/// The kernel's L2 table for the low 1 GiB: (its virtual address, its mfn).
-fn kernel_l2() -> Result<(u64, Mfn), PlatformError> {
-    let l3 = next_table(read_pte(PT_BASE.load(Ordering::Relaxed), 0)).ok_or(PlatformError::NoBootstrapTables)?;
-    let l2 = next_table(read_pte(l3, 0)).ok_or(PlatformError::NoBootstrapTables)?;
-    Ok((l2, Mfn::of_maddr(read_pte(l3, 0))))
+/// The kernel's L2 table for GiB `gib` of the 1:1 map: (its virtual address, its mfn).
+fn kernel_l2(gib: u64) -> Result<(u64, Mfn), PlatformError> {
+    let l3 = kernel_l3()?;
+    let l2 = next_table(read_pte(l3, gib)).ok_or(PlatformError::NoBootstrapTables)?;
+    Ok((l2, Mfn::of_maddr(read_pte(l3, gib))))
 }
 
 /// A user-mode leaf entry for `access` (0 if the payload may not touch the page).
@@ -276,7 +314,7 @@ pub fn protect(space: &AddressSpace, shim: (u64, u64), nx: bool) -> Result<PvPro
 }
 
 fn protect_shim_image(space: &AddressSpace, (start, end): (u64, u64), nx: bool) -> Result<(), PlatformError> {
-    let (l2, _) = kernel_l2()?;
+    let (l2, _) = kernel_l2(0)?;
     let mut updates = alloc::vec::Vec::new();
     let mut va = start;
     while va < end {
@@ -307,46 +345,52 @@ fn protect_shim_image(space: &AddressSpace, (start, end): (u64, u64), nx: bool) 
 }
 
 fn build_user_table(space: &AddressSpace, nx: bool) -> Result<(), PlatformError> {
-    let (kernel_l2_va, _) = kernel_l2()?;
-    let (top, l3, l2, pool, pool_len) = crate::hw::paging::pv_user_table_pages();
-    let (top, l3, l2) = (top as *mut u64, l3 as *mut u64, l2 as *mut u64);
+    let (top, l3, l2s, pool, pool_len) = crate::hw::paging::pv_user_table_pages();
+    let (top, l3) = (top as *mut u64, l3 as *mut u64);
     let large = PAGE_SIZE * PTES_PER_TABLE;
+    let gibs = MAPPED_END.load(Ordering::Relaxed).div_ceil(large * PTES_PER_TABLE).max(1).min(layout::PV_MAX_GIBS as u64);
     let mut used = 0;
-    let mut tables = alloc::vec![top as u64, l3 as u64, l2 as u64];
-    for slot in 0..PTES_PER_TABLE {
-        let base = slot * large;
-        let entry = match space.uniform(base, large) {
-            // The payload's own RAM, 2 MiB at a time: the kernel's L1 table, shared.
-            Some(Access::UserAll) => read_pte(kernel_l2_va, slot),
-            Some(a) if !a.user() => 0,
-            _ => {
-                if used == pool_len {
-                    return Err(PlatformError::PageTablePool);
+    let mut tables = alloc::vec![top as u64, l3 as u64];
+    for gib in 0..gibs {
+        let (kernel_l2_va, _) = kernel_l2(gib)?;
+        // SAFETY: one of the DIRECTORIES (>= PV_MAX_GIBS) pages paging.rs reserves for this.
+        let l2 = unsafe { l2s.add(gib as usize) } as *mut u64;
+        tables.push(l2 as u64);
+        for index in 0..PTES_PER_TABLE {
+            let slot = gib * PTES_PER_TABLE + index;
+            let base = slot * large;
+            let entry = match space.uniform(base, large) {
+                // The payload's own RAM, 2 MiB at a time: the kernel's L1 table, shared.
+                Some(Access::UserAll) => read_pte(kernel_l2_va, index),
+                Some(a) if !a.user() => 0,
+                _ => {
+                    if used == pool_len {
+                        return Err(PlatformError::PageTablePool);
+                    }
+                    // SAFETY: pool page `used` (of pool_len), handed out once; the identity
+                    // map covers it and nothing else references it.
+                    let l1 = unsafe { pool.add(used) } as *mut u64;
+                    used += 1;
+                    for i in 0..PTES_PER_TABLE {
+                        let addr = base + i * PAGE_SIZE;
+                        let e = user_leaf(Pfn::containing(addr), space.access_at(addr), nx)?;
+                        // SAFETY: entry i of the pool page just taken, still writable.
+                        unsafe { l1.add(i as usize).write_volatile(e) };
+                    }
+                    tables.push(l1 as u64);
+                    USER_L1[slot as usize].store(l1 as u64, Ordering::Relaxed);
+                    pte(mfn_of_va(&PvMem, l1 as u64)?, L2_PTE)
                 }
-                // SAFETY: pool page `used` (of pool_len), handed out once; the identity map
-                // covers it and nothing else references it.
-                let l1 = unsafe { pool.add(used) } as *mut u64;
-                used += 1;
-                for i in 0..PTES_PER_TABLE {
-                    let addr = base + i * PAGE_SIZE;
-                    let e = user_leaf(Pfn::containing(addr), space.access_at(addr), nx)?;
-                    // SAFETY: entry i of the pool page just taken, still writable.
-                    unsafe { l1.add(i as usize).write_volatile(e) };
-                }
-                tables.push(l1 as u64);
-                USER_L1[slot as usize].store(l1 as u64, Ordering::Relaxed);
-                pte(mfn_of_va(&PvMem, l1 as u64)?, L2_PTE)
-            }
-        };
-        // SAFETY: entry `slot` of our L2 page, still writable.
-        unsafe { l2.add(slot as usize).write_volatile(entry) };
+            };
+            // SAFETY: entry `index` of this GiB's L2 page, still writable.
+            unsafe { l2.add(index as usize).write_volatile(entry) };
+        }
+        // SAFETY: entry `gib` of our L3 page, still writable.
+        unsafe { l3.add(gib as usize).write_volatile(pte(mfn_of_va(&PvMem, l2 as u64)?, L2_PTE)) };
     }
-    // SAFETY: the first entries of our L3 and top-level pages (the rest stay zero: the low
-    // 1 GiB is all a payload has, and Xen fills its own top-level slots when it pins).
-    unsafe {
-        l3.write_volatile(pte(mfn_of_va(&PvMem, l2 as u64)?, L2_PTE));
-        top.write_volatile(pte(mfn_of_va(&PvMem, l3 as u64)?, L2_PTE));
-    }
+    // SAFETY: the first entry of our top-level page (the rest stay zero: the low 4 GiB is
+    // all a payload has, and Xen fills its own top-level slots when it pins).
+    unsafe { top.write_volatile(pte(mfn_of_va(&PvMem, l3 as u64)?, L2_PTE)) };
     // Xen takes a page as a page table only if no writable mapping of it exists.
     for &va in &tables {
         let mfn = mfn_of_va(&PvMem, va)?;
@@ -364,9 +408,9 @@ fn build_user_table(space: &AddressSpace, nx: bool) -> Result<(), PlatformError>
 }
 
 /// The user page table's own L1 tables (by virtual address), per 2 MiB slot of the low
-/// 1 GiB; 0 where the slot shares the kernel's L1 or maps nothing. Entries for payload pages
+/// 4 GiB; 0 where the slot shares the kernel's L1 or maps nothing. Entries for payload pages
 /// there are copies, which populate and release keep in step.
-static USER_L1: [AtomicU64; PTES_PER_TABLE as usize] = [const { AtomicU64::new(0) }; PTES_PER_TABLE as usize];
+static USER_L1: [AtomicU64; PTES_PER_TABLE as usize * layout::PV_MAX_GIBS] = [const { AtomicU64::new(0) }; PTES_PER_TABLE as usize * layout::PV_MAX_GIBS];
 
 /// The machine addresses of the L1 entries that map `va`: the kernel's and, if the slot has
 /// its own user table, the user table's. None beyond the kernel's 1:1 map.
@@ -374,9 +418,9 @@ fn l1_entries(va: u64) -> Result<Option<(u64, Option<u64>)>, PlatformError> {
     if va >= MAPPED_END.load(Ordering::Relaxed) {
         return Ok(None);
     }
-    let (l2, _) = kernel_l2()?;
     let slot = va / (PAGE_SIZE * PTES_PER_TABLE);
-    let l2e = read_pte(l2, slot);
+    let (l2, _) = kernel_l2(slot / PTES_PER_TABLE)?;
+    let l2e = read_pte(l2, slot % PTES_PER_TABLE);
     let e = Pte::from_bits_retain(l2e);
     if !e.contains(Pte::PRESENT) || e.contains(Pte::HUGE_PAGE) {
         return Err(PlatformError::NoBootstrapTables);
