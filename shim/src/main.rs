@@ -131,12 +131,23 @@ mod entry {
             info.ram.l1_pages_in_ram.as_ref().map_or(alloc::string::String::new(), |m| alloc::format!(", {} KiB of page tables in RAM at {:#x}", m.size >> 10, m.paddr))
         );
         let modules: Vec<start_info::Module> = info.module.into_iter().collect();
+        let start_of_day = crate::hw::xen::pv_mm::start_of_day_pages();
+        if start_of_day.end > layout::PAYLOAD_WINDOW_BASE {
+            // Xen lays them out right after the shim, the p2m first (8 bytes per page of RAM).
+            log::error!(
+                "PV: Xen's start-of-day pages (the p2m for {} MiB of RAM, start_info, rings, bootstrap page tables) end at {:#x}, inside the payload's window from {:#x}: a PV guest of this shim can have at most about 2 GiB (use PVH for more)",
+                (info.nr_pages * layout::PAGE_SIZE) >> 20,
+                start_of_day.end,
+                layout::PAYLOAD_WINDOW_BASE
+            );
+            fatal::crash("PV guest too large");
+        }
         // Xen's start-of-day pages (p2m, start_info, rings, bootstrap tables) and the page
         // tables taken from RAM stay where they are, out of the payload's reach.
         let ram = kernel::RamLayout {
             ram: alloc::vec![Range::new(0, info.nr_pages * layout::PAGE_SIZE)],
             usable: alloc::vec![Range::new(0, info.ram.end)],
-            keep: core::iter::once(crate::hw::xen::pv_mm::start_of_day_pages()).chain(info.ram.l1_pages_in_ram.map(|m| Range::new(m.paddr, m.paddr + m.size))).collect(),
+            keep: core::iter::once(start_of_day).chain(info.ram.l1_pages_in_ram.map(|m| Range::new(m.paddr, m.paddr + m.size))).collect(),
         };
         kernel::load_and_enter(&modules, ram, payload_cmdline, shim_end(), kernel::SelfTest::from_options(&shim_opts))
     }

@@ -337,6 +337,11 @@ fn lab_tier(t: &mut Tally, soak: bool) {
     // 768 MiB: beyond the shim's static page-table pool, so page tables come from RAM; abi-check
     // writes the first and last word of every region it is given.
     add("lab-boot-pv-abi-check-768m", LabOpts { mode: Mode::Pv, memory: 768, payload_args: sentinel.clone(), ..base(Scenario::Boot, "abi-check", 1) });
+    // 2 GiB: PV maps RAM past its first GiB (a second L2 table); abi-check writes the first
+    // and last word of every region, up to RAM's end; the ticker saved and restored, both modes.
+    add("lab-boot-pv-abi-check-2g", LabOpts { mode: Mode::Pv, memory: 2048, payload_args: sentinel.clone(), ..base(Scenario::Boot, "abi-check", 1) });
+    add("lab-saverestore-pv-2g", LabOpts { memory: 2048, ..pv(Scenario::Saverestore, 1) });
+    add("lab-saverestore-pvh-2g", LabOpts { memory: 2048, ..base(Scenario::Saverestore, "ticker", 1) });
     add("lab-saverestore-pvh-32m", LabOpts { memory: 32, ..base(Scenario::Saverestore, "ticker", 2) });
     add("lab-saverestore-pvh-x10", base(Scenario::Saverestore, "ticker", 10));
     add("lab-checkpoint-pvh-x5", base(Scenario::Checkpoint, "ticker", 5));
