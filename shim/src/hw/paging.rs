@@ -36,8 +36,8 @@ static mut PDPT: Table = EMPTY;
 static mut DIRECTORY: [Table; DIRECTORIES] = [EMPTY; DIRECTORIES];
 static mut SMALL: [Table; SMALL_TABLES] = [EMPTY; SMALL_TABLES];
 
-/// The page-table pages for PV's user-mode table: a top level, one L3, one L2 (the low
-/// 1 GiB), and the pool of L1 tables. Raw pointers: the caller fills them, then hands them to
+/// The page-table pages for PV's user-mode table: a top level, one L3, an L2 per GiB of the
+/// low 4 GiB (the DIRECTORY pages, consecutive), and the pool of L1 tables. Raw pointers: the caller fills them, then hands them to
 /// Xen (read-only from then on).
 pub fn pv_user_table_pages() -> (*mut Table, *mut Table, *mut Table, *mut Table, usize) {
     (&raw mut PML4, &raw mut PDPT, &raw mut DIRECTORY as *mut Table, &raw mut SMALL as *mut Table, SMALL_TABLES)

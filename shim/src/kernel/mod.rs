@@ -59,7 +59,7 @@ fn sym_addr(s: *const u8) -> u64 {
 pub struct RamLayout {
     /// All of it (the demand-population plan gives back what is not kept).
     pub ram: Vec<Range>,
-    /// What the shim mapped 1:1 for the payload (PV: the low 1 GiB at most; PVH and QEMU:
+    /// What the shim mapped 1:1 for the payload (PV: the low 4 GiB at most; PVH and QEMU:
     /// RAM below 4 GiB): the payload's window and free memory come from here.
     pub usable: Vec<Range>,
     /// What the platform needs kept populated and untouched (PV: Xen's start-of-day pages

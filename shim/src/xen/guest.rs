@@ -38,7 +38,7 @@ pub enum PlatformError {
     BeyondP2m(Pfn),
     /// The domain builder or the hypercall MSR did not fill the hypercall page.
     NoHypercallPage,
-    /// PV: Xen's bootstrap page tables have no L3/L2 for the low 1 GiB.
+    /// PV: Xen's bootstrap page tables have no L3/L2 for the GiB being mapped.
     NoBootstrapTables,
     /// PV: the p2m can only be published in shared_info, which is not mapped.
     SharedInfoNotMapped,
@@ -58,7 +58,7 @@ impl fmt::Display for PlatformError {
             PlatformError::PvLayout(e) => write!(f, "PV memory map: {e}"),
             PlatformError::BeyondP2m(p) => write!(f, "{p} is beyond the p2m"),
             PlatformError::NoHypercallPage => write!(f, "Xen did not fill the hypercall page"),
-            PlatformError::NoBootstrapTables => write!(f, "PV: Xen's bootstrap page tables do not map the low 1 GiB"),
+            PlatformError::NoBootstrapTables => write!(f, "PV: no L3/L2 page table where the 1:1 map needs one"),
             PlatformError::SharedInfoNotMapped => write!(f, "PV: publishing the p2m needs shared_info, which is not mapped"),
             PlatformError::PageTablePool => write!(f, "the payload's address space needs more page tables than the shim keeps"),
             PlatformError::ShortReservation { op, done, asked } => write!(f, "{op}: Xen did {done} of {asked} extents"),
