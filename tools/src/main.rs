@@ -100,6 +100,10 @@ enum Cmd {
         /// Also run the long mixed soak (50 operations) and the Linux PV baseline.
         #[arg(long)]
         soak: bool,
+        /// Run only the lab scenarios whose names contain WORD (repeatable; e.g. `--only -pv-
+        /// --only lab-c-`), skipping the host and QEMU tiers.
+        #[arg(long = "only", value_name = "WORD", allow_hyphen_values = true)]
+        only: Vec<String>,
     },
     /// Benchmarks that print figures: `saverestore` compares xl create/save/restore/checkpoint/
     /// migrate of the xshim guest with the Linux PV baseline of the same size, in one lab boot;
@@ -327,12 +331,12 @@ fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
-        Cmd::Test { no_lab, soak } => {
+        Cmd::Test { no_lab, soak, only } => {
             if let Err(e) = build::setup() {
                 return fail(e);
             }
             let lab = !no_lab && std::env::var_os("XSHIM_NO_LAB").is_none();
-            ExitCode::from(testrun::run(testrun::TestOpts { lab, soak }) as u8)
+            ExitCode::from(testrun::run(testrun::TestOpts { lab, soak, only }) as u8)
         }
         Cmd::Bench { what, memory, cycles, mode, against, sizes } => {
             if let Err(e) = build::setup().and_then(|_| build::build()).and_then(|_| lab::build()) {

@@ -38,6 +38,9 @@ impl Tally {
 pub struct TestOpts {
     pub lab: bool,
     pub soak: bool,
+    /// Run only the lab scenarios whose names contain one of these (tiers 1 and 2 and the
+    /// control-channel checks are skipped): for re-running a few after a change.
+    pub only: Vec<String>,
 }
 
 fn host_tests(t: &mut Tally) {
@@ -299,7 +302,7 @@ fn lab_session(t: &mut Tally, list: Vec<(String, LabOpts)>) {
     }
 }
 
-fn lab_tier(t: &mut Tally, soak: bool) {
+fn lab_tier(t: &mut Tally, soak: bool, only: &[String]) {
     println!("== tier 3: the real-Xen lab (Xen 4.17 + xl in QEMU/TCG), cache {}", util::lab_cache().display());
     if let Err(e) = lab::build() {
         return t.record("lab-build", false, &e);
@@ -420,9 +423,18 @@ fn lab_tier(t: &mut Tally, soak: bool) {
         add("lab-soak-pv-x50", pv(Scenario::Soak, 50));
         add("lab-saverestore-pvh-512m", LabOpts { memory: 512, ..base(Scenario::Saverestore, "ticker", 2) });
     }
+    if !only.is_empty() {
+        list.retain(|(name, _)| only.iter().any(|o| name.contains(o.as_str())));
+        if list.is_empty() {
+            return t.record("lab-only", false, &format!("no lab scenario's name contains any of {only:?}"));
+        }
+    }
     let n = list.len();
     lab_session(t, list);
     println!("== tier 3: {n} scenarios in {:.0} s", t0.elapsed().as_secs_f64());
+    if !only.is_empty() {
+        return;
+    }
     // The control channel: a lab that stays up (`lab up`), commands and files through dom0's
     // agent, then `lab down`.
     let t1 = std::time::Instant::now();
@@ -442,13 +454,16 @@ fn lab_tier(t: &mut Tally, soak: bool) {
 
 pub fn run(o: TestOpts) -> i32 {
     let mut t = Tally::default();
-    host_tests(&mut t);
+    if o.only.is_empty() {
+        host_tests(&mut t);
+    }
     match build::build() {
-        Ok(()) => qemu_tier(&mut t),
+        Ok(()) if o.only.is_empty() => qemu_tier(&mut t),
+        Ok(()) => println!("== tiers 1 and 2 skipped (--only)"),
         Err(e) => t.record("bare-metal-build", false, &e),
     }
     if o.lab {
-        lab_tier(&mut t, o.soak);
+        lab_tier(&mut t, o.soak, &o.only);
     } else {
         println!("== tier 3 skipped (--no-lab)");
     }
