@@ -52,18 +52,36 @@ fn kvm_gave_up(line: &str) -> bool {
     line.contains("KVM internal error") || line.contains("emulation failure") || line.contains("kvm run failed") || line.contains("KVM: entry failed")
 }
 
-/// Boots under the accelerator `choose_accel` picks; if KVM turns out unable to run the guest
-/// (QEMU says so), boots again under TCG, saying why.
+/// Boots under the accelerator `choose_accel` picks; if KVM turns out unable to run the guest,
+/// boots again under TCG, saying why.
 pub fn run(kernel: &Path, initrd: Option<&Path>, cmdline: &str, memory_mib: u32, timeout: Duration, echo: bool) -> Result<QemuRun, String> {
-    let accel = choose_accel();
-    let first = run_with(&accel, kernel, initrd, cmdline, memory_mib, timeout, echo)?;
-    match (&first.kvm_failure, accel.kvm) {
+    run_with_fallback(&choose_accel(), kernel, initrd, cmdline, memory_mib, timeout, echo)
+}
+
+/// Boots under `accel`; under KVM, a KVM that gives up on the guest (QEMU says so) or a CPU
+/// the shim finds unable to run a payload (its `platform fault:` line) means a second boot
+/// under TCG, saying why. `QemuRun::kvm_failure` keeps the reason.
+pub fn run_with_fallback(accel: &Accel, kernel: &Path, initrd: Option<&Path>, cmdline: &str, memory_mib: u32, timeout: Duration, echo: bool) -> Result<QemuRun, String> {
+    let mut first = run_with(accel, kernel, initrd, cmdline, memory_mib, timeout, echo)?;
+    if first.kvm_failure.is_none() {
+        first.kvm_failure = first.output.lines().find(|l| l.contains("xshim: platform fault:")).map(|l| l.trim().to_string());
+    }
+    match (first.kvm_failure.clone(), accel.kvm) {
         (Some(why), true) => {
-            eprintln!("xshim run: KVM cannot run this guest (QEMU: {why}); running it again under TCG (set XSHIM_QEMU_ACCEL=tcg to skip KVM)");
-            let tcg = Accel { kvm: false, why: format!("KVM failed: {why}") };
-            run_with(&tcg, kernel, initrd, cmdline, memory_mib, timeout, echo)
+            if echo {
+                eprintln!("xshim run: KVM cannot run this guest ({why}); running it again under TCG (set XSHIM_QEMU_ACCEL=tcg to skip KVM)");
+            }
+            let tcg = Accel { kvm: false, why: "KVM failed".into() };
+            let mut second = run_with(&tcg, kernel, initrd, cmdline, memory_mib, timeout, echo)?;
+            second.kvm_failure = Some(why);
+            Ok(second)
         }
-        _ => Ok(first),
+        _ => {
+            if !accel.kvm {
+                first.kvm_failure = None;
+            }
+            Ok(first)
+        }
     }
 }
 

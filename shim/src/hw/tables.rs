@@ -28,6 +28,11 @@ pub fn entry_stack_top() -> u64 {
     &raw const kernel_entry_stack_top as u64
 }
 
+/// Where `syscall` enters the shim (LSTAR), PVH and native.
+pub fn syscall_entry_address() -> u64 {
+    syscall_entry as *const () as u64
+}
+
 /// PV: entry.S's handler for the payload's `syscall` (Xen's syscall callback).
 pub fn pv_syscall_callback() -> u64 {
     pv_syscall_entry as *const () as u64

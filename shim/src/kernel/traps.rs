@@ -139,7 +139,14 @@ fn exception(f: &TrapFrame) -> ! {
     // The payload runs in user mode (RPL 3 in the saved CS; PV: Xen says so the same way).
     // A PV payload still in guest-kernel mode is recognised by where it was executing.
     let in_payload = f.cs & 3 == 3 || (p == platform::Platform::Pv && super::services::payload_window().is_some_and(|w| (w.base..w.base + w.len).contains(&f.rip)));
-    if in_payload {
+    if in_payload && p != platform::Platform::Pv && f.rip == crate::hw::tables::syscall_entry_address() {
+        // The payload's `syscall` jumped to LSTAR without leaving user mode: not the payload's
+        // doing, and nothing the shim can work around (seen under kvm_pvm, a software KVM).
+        crate::console::emergency(format_args!(
+            "\nxshim: platform fault: this CPU ran the shim's syscall entry ({:#x}) in user mode: its SYSCALL instruction is broken (a software KVM such as kvm_pvm?); payloads cannot run on it\n",
+            f.rip
+        ));
+    } else if in_payload {
         crate::console::emergency(format_args!("\nxshim: {}\n", payload_fault_summary(f, cr2)));
     }
     crate::console::emergency(format_args!(
