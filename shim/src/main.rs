@@ -132,7 +132,9 @@ mod entry {
         );
         let modules: Vec<start_info::Module> = info.module.into_iter().collect();
         let start_of_day = crate::hw::xen::pv_mm::start_of_day_pages();
-        if start_of_day.end > layout::PAYLOAD_WINDOW_BASE {
+        // Right after the shim they must end below the window (a wrapped image puts them
+        // after its payload, above the window: the loader checks those against its end).
+        if start_of_day.start < layout::PAYLOAD_WINDOW_BASE && start_of_day.end > layout::PAYLOAD_WINDOW_BASE {
             // Xen lays them out right after the shim, the p2m first (8 bytes per page of RAM).
             log::error!(
                 "PV: Xen's start-of-day pages (the p2m for {} MiB of RAM, start_info, rings, bootstrap page tables) end at {:#x}, inside the payload's window from {:#x}: a PV guest of this shim can have at most about 2 GiB (use PVH for more)",
