@@ -7,7 +7,9 @@ pub const TICKER_BYTES: usize = 4 << 20;
 /// Words rewritten per tick.
 const MUTATIONS_PER_TICK: u64 = 4096;
 
-fn splitmix64(mut x: u64) -> u64 {
+/// The workloads' deterministic mixer (also what `ctick-big`'s table holds: word i =
+/// splitmix64(i ^ 0x5eed)).
+pub fn splitmix64(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

@@ -144,14 +144,6 @@ pub fn build_c(b: &CBuild) -> Result<(), String> {
 /// `ctick-big` (ctick with a 64 MiB initialised table in its ELF).
 pub const C_EXAMPLES: [&str; 2] = ["ctick", "ctick-big"];
 
-/// splitmix64, as payload/c/examples/ctick.c has it.
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
 /// Bytes in ctick-big's table.
 pub const BIGTABLE_BYTES: usize = 64 << 20;
 
@@ -163,7 +155,7 @@ pub fn build_examples() -> Result<(), String> {
     if std::fs::metadata(&table).map(|m| m.len() as usize).ok() != Some(BIGTABLE_BYTES) {
         let mut bytes = Vec::with_capacity(BIGTABLE_BYTES);
         for i in 0..(BIGTABLE_BYTES / 8) as u64 {
-            bytes.extend_from_slice(&splitmix64(i ^ 0x5eed).to_le_bytes());
+            bytes.extend_from_slice(&xshim_payload::ticker_model::splitmix64(i ^ 0x5eed).to_le_bytes());
         }
         std::fs::write(&table, bytes).map_err(|e| format!("{}: {e}", table.display()))?;
     }
