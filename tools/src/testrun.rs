@@ -13,6 +13,9 @@ pub struct Tally {
     passed: usize,
     failed: usize,
     failures: Vec<String>,
+    /// What each failure showed, printed again at the very end: CI keeps only the tail of
+    /// the output, and a failure's evidence must be in it.
+    evidence: Vec<(String, Vec<String>)>,
 }
 
 impl Tally {
@@ -24,6 +27,10 @@ impl Tally {
             self.failed += 1;
             self.failures.push(name.to_string());
         }
+    }
+    /// Keeps lines of evidence for a failure, for the digest at the end.
+    fn evidence(&mut self, name: &str, lines: Vec<String>) {
+        self.evidence.push((name.to_string(), lines));
     }
     fn console_on_failure(&self, pass: bool, output: &str) {
         if !pass {
@@ -274,6 +281,32 @@ fn record_lab(t: &mut Tally, label: &str, res: &lab::LabResult) {
     lab::report(res);
     let failed: Vec<&str> = res.checks.iter().filter(|c| !c.pass).map(|c| c.name.as_str()).collect();
     t.record(label, res.passed(), &format!("{} checks, {} failed {:?}, {:.0} s", res.checks.len(), failed.len(), failed, res.secs));
+    if !res.passed() {
+        t.evidence(label, lab_evidence(res));
+    }
+}
+
+/// The lines that say why a scenario failed: its failed checks, what the lab noticed of
+/// itself, and the guest's last console lines.
+fn lab_evidence(res: &lab::LabResult) -> Vec<String> {
+    let clip = |s: &str| if s.len() > 400 { format!("{}…", &s[..s.floor_char_boundary(400)]) } else { s.to_string() };
+    let mut lines: Vec<String> = res.checks.iter().filter(|c| !c.pass).map(|c| format!("FAIL {} ({:.1} s): {}", c.name, c.secs, clip(&c.detail))).collect();
+    if !res.finished {
+        lines.push("the scenario did not finish".into());
+    }
+    if res.hung {
+        lines.push("the lab went silent (hung)".into());
+    }
+    if let Some(e) = &res.emulator_fault {
+        lines.push(format!("emulator fault: {e}"));
+    }
+    lines.push(format!("serial log: {}", res.log_path.display()));
+    for (name, console) in &res.consoles {
+        let tail: Vec<&String> = console.iter().rev().take(12).collect();
+        lines.push(format!("console of {name}, last {} of {} lines:", tail.len(), console.len()));
+        lines.extend(tail.into_iter().rev().map(|l| format!("  {}", clip(l))));
+    }
+    lines
 }
 
 /// Runs the scenarios in one lab session (one boot of Xen + dom0 for all of them), then once
@@ -301,7 +334,12 @@ fn lab_session(t: &mut Tally, list: Vec<(String, LabOpts)>) {
     };
     for (i, res) in results.iter().enumerate() {
         match retry.iter().position(|&r| r == i).and_then(|k| again.get(k)) {
-            Some(second) => record_lab(t, &list[i].0, second),
+            Some(second) => {
+                if !second.passed() {
+                    t.evidence(&format!("{} (first attempt, a lab fault)", list[i].0), lab_evidence(res));
+                }
+                record_lab(t, &list[i].0, second)
+            }
             None => record_lab(t, &list[i].0, res),
         }
     }
@@ -474,6 +512,12 @@ pub fn run(o: TestOpts) -> i32 {
     }
     println!("\n{} passed, {} failed", t.passed, t.failed);
     if !t.failures.is_empty() {
+        for (name, lines) in &t.evidence {
+            println!("---- why {name} failed");
+            for l in lines {
+                println!("  {l}");
+            }
+        }
         println!("failed: {}", t.failures.join(", "));
     }
     if t.failed == 0 { 0 } else { 1 }
