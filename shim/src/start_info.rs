@@ -194,6 +194,16 @@ pub fn payload_regions(ram: &[crate::demand::Range], free_base: u64, reserved: &
     regions
 }
 
+/// `bytes` (page-aligned) for the shim's devices, taken from the top of the highest of the
+/// payload's `regions` that holds them and as much again (the payload keeps the larger
+/// part of any region it loses memory from); None when none is large enough.
+pub fn carve_from_top(regions: &[MemRegion], bytes: u64) -> Option<crate::demand::Range> {
+    let bytes = bytes.div_ceil(layout::PAGE_SIZE) * layout::PAGE_SIZE;
+    let r = regions.iter().filter(|r| bytes > 0 && r.len >= bytes.saturating_mul(2)).max_by_key(|r| r.base)?;
+    let end = r.base + r.len;
+    Some(crate::demand::Range::new(end - bytes, end))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,5 +411,17 @@ mod pv_tests {
         si.cmd_line = [b'a'; 1024];
         assert_eq!(parse_pv_start_info(&si).unwrap().cmdline.len(), 1024, "an unterminated command line is taken whole");
         println!("checked: bad magic, no pages, no p2m, bad UTF-8, module outside RAM, unterminated cmdline");
+    }
+    #[test]
+    fn device_memory_comes_from_the_top_of_the_highest_region_that_can_spare_it() {
+        let mib = 1u64 << 20;
+        let regions = [MemRegion { base: 16 * mib, len: 100 * mib }, MemRegion { base: 200 * mib, len: 2 * mib }];
+        // The 2 MiB region would lose more than half: the 100 MiB one gives.
+        assert_eq!(carve_from_top(&regions, 1280 << 10), Some(crate::demand::Range::new(116 * mib - (1280 << 10), 116 * mib)));
+        // Rounded up to pages; small enough for the top region.
+        assert_eq!(carve_from_top(&regions, 4000), Some(crate::demand::Range::new(202 * mib - 4096, 202 * mib)));
+        assert_eq!(carve_from_top(&regions, 0), None);
+        assert_eq!(carve_from_top(&regions, 60 * mib), None);
+        assert_eq!(carve_from_top(&[], 4096), None);
     }
 }

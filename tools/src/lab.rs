@@ -1131,19 +1131,30 @@ pub fn bench(memory: u32, cycles: u32, mode: Mode, against: Option<PathBuf>) -> 
 /// `bench disk`: the journal payload's disk (`bench=1`) against the Linux PV guest's on the
 /// same kind of backing file in the same lab boot. Throughput in MB/s, higher is better;
 /// write + flush latency in us, lower is better; ratios xshim / Linux.
-pub fn bench_disk(mode: Mode) -> Result<bool, String> {
-    let o = LabOpts { scenario: Scenario::DiskBench, mode, payload: "journal".into(), ..Default::default() };
+pub fn bench_disk(mode: Mode, rounds: u32) -> Result<bool, String> {
+    let rounds = rounds.max(1);
+    let o = LabOpts { scenario: Scenario::DiskBench, mode, payload: "journal".into(), cycles: rounds, ..Default::default() };
     let res = run(&o, true)?;
-    let figures = |who: &str| -> BTreeMap<String, f64> {
-        res.console_of(who).iter().filter_map(|l| {
-            let mut w = l.trim().strip_prefix("BENCH ")?.split_whitespace();
-            let name = w.next()?.to_string();
-            Some((name, w.next()?.parse().ok()?))
+    // Each figure's median over the rounds (its lines in console order), and its range.
+    let figures = |who: &str| -> BTreeMap<String, (f64, f64, f64)> {
+        let mut all: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for l in res.console_of(who) {
+            let Some(rest) = l.trim().strip_prefix("BENCH ") else { continue };
+            let mut w = rest.split_whitespace();
+            if let (Some(name), Some(Ok(v))) = (w.next(), w.next().map(str::parse::<f64>)) {
+                all.entry(name.to_string()).or_default().push(v);
+            }
+        }
+        all.into_iter().map(|(k, mut v)| {
+            v.sort_by(|a, b| a.total_cmp(b));
+            (k, (v[v.len() / 2], v[0], v[v.len() - 1]))
         }).collect()
     };
-    let (x, l) = (figures("xa"), figures("xb"));
+    let (xr, lr) = (figures("xa"), figures("xb"));
+    let x: BTreeMap<String, f64> = xr.iter().map(|(k, v)| (k.clone(), v.0)).collect();
+    let l: BTreeMap<String, f64> = lr.iter().map(|(k, v)| (k.clone(), v.0)).collect();
     let who = if mode == Mode::Pv { "xshim (PV)" } else { "xshim (PVH)" };
-    println!("\nbench disk: 64 MiB files on loop devices in dom0 (blkback), one lab boot; 16 MiB per throughput figure, 200 write+flush pairs");
+    println!("\nbench disk: 64 MiB files on loop devices in dom0 (blkback), one lab boot; 16 MiB per throughput figure, 200 write+flush pairs; {rounds} round(s), the guests taking turns: medians (range after the table)");
     println!("{:<26} {:>12} {:>12} {:>8}  target", "measurement", who, "Linux (PV)", "ratio");
     let mut ok = !x.is_empty() && !l.is_empty();
     for (name, unit, higher_better) in [("seq-write-44k", "MB/s", true), ("seq-write-1m", "MB/s", true), ("seq-read-44k", "MB/s", true), ("seq-read-1m", "MB/s", true), ("write-flush-4k-median", "us", false), ("write-flush-4k-p99", "us", false)] {
@@ -1156,6 +1167,11 @@ pub fn bench_disk(mode: Mode) -> Result<bool, String> {
         ok &= met.unwrap_or(false);
         let f = |v: Option<f64>| v.map(|v| format!("{v:.0} {unit}")).unwrap_or_else(|| "-".into());
         println!("{:<26} {:>12} {:>12} {:>8}  {} {}", name, f(a), f(b), ratio.map(|r| format!("{r:.2}")).unwrap_or_else(|| "-".into()), if higher_better { ">= 0.80" } else { "< 1.00" }, match met { Some(true) => "met", Some(false) => "NOT met", None => "no figure" });
+    }
+    println!("ranges over the rounds (min..max):");
+    for (name, (_, lo, hi)) in &xr {
+        let linux = lr.get(name).map(|(_, a, b)| format!("{a:.0}..{b:.0}")).unwrap_or_else(|| "-".into());
+        println!("  {name:<24} xshim {lo:.0}..{hi:.0}   Linux {linux}");
     }
     report(&res);
     Ok(ok && res.passed())

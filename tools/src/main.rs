@@ -344,7 +344,7 @@ fn main() -> ExitCode {
             }
             let run = match what.as_str() {
                 "calls" => lab::bench_calls(against),
-                "disk" => lab::bench_disk(mode),
+                "disk" => lab::bench_disk(mode, cycles),
                 "downtime" => lab::bench_downtime(mode, cycles),
                 _ if !sizes.is_empty() => lab::bench_table(&sizes, cycles),
                 _ => lab::bench(memory, cycles, mode, against),

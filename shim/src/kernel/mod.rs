@@ -146,7 +146,7 @@ pub fn load_and_enter(modules: &[Module], ram: RamLayout, payload_cmdline: Strin
     let p = platform();
     // Never written by the loader, never the payload's: what the platform keeps, the shim,
     // and boot modules other than the payload (module 0, dead once loaded, is free memory).
-    let busy: Vec<Range> = ram
+    let mut busy: Vec<Range> = ram
         .keep
         .iter()
         .copied()
@@ -165,6 +165,19 @@ pub fn load_and_enter(modules: &[Module], ram: RamLayout, payload_cmdline: Strin
     let stack = MemRegion { base: stack_base, len: layout::PAYLOAD_STACK_SIZE as u64 };
     let window = plan.window();
     let window = MemRegion { base: window.start, len: window.end - window.start };
+    // The platform's devices may take some RAM for themselves now that the payload's place
+    // is known (blkfront's bounce pages): from the top of the payload's free memory.
+    let device_ram = match p.device_ram_wanted() {
+        0 => None,
+        want => {
+            let got = xshim_shim::start_info::carve_from_top(&xshim_shim::start_info::payload_regions(&ram.usable, window.base + window.len, &busy), want);
+            if got.is_none() {
+                log::warn!("devices: no {} KiB of free memory to spare for them: they run with fewer requests in flight", want >> 10);
+            }
+            got
+        }
+    };
+    busy.extend(device_ram);
     let regions = xshim_shim::start_info::payload_regions(&ram.usable, window.base + window.len, &busy);
     let free: u64 = regions.iter().map(|r| r.len).sum();
     // Demand population: all RAM but the shim, the loaded payload and what the platform
@@ -174,9 +187,14 @@ pub fn load_and_enter(modules: &[Module], ram: RamLayout, payload_cmdline: Strin
         let mut keep = ram.keep;
         keep.push(Range::new(layout::SHIM_BASE, shim_end));
         keep.extend(plan.segments.iter().map(|s| Range::new(s.addr, s.addr + s.mem_len)));
+        keep.extend(device_ram);
         let payload: Vec<Range> = core::iter::once(&window).chain(regions.iter()).map(to_range).collect();
         demand::plan(&ram.ram, &keep, &payload)
     });
+    if let Some(r) = device_ram {
+        log::info!("devices: {} KiB of RAM at {:#x} for their buffers", (r.end - r.start) >> 10, r.start);
+        p.give_device_ram(r.start);
+    }
     let released_unmapped = memory.as_ref().map_or(Vec::new(), |m| demand::subtract(&m.release, &m.demand));
     let space = address_space(window, stack, &regions, &released_unmapped).unwrap_or_else(|e| fatal::fatal("the shim's memory layout", e));
     let boot_info = services::init(services::PayloadInfo { cmdline: payload_cmdline, regions, window, stack, features: p.features() }, p.payload_call_gate());

@@ -198,6 +198,9 @@ fn block_call(events: &crate::hw::EventsOff, dev: u64, op: u8, offset: u64, buf:
     let platform = super::platform();
     let mut t = disks::start(dev, op, offset, buf.len())?;
     let t0 = crate::clock::now_ns();
+    // The poll deadline moves only once passed: arming the same deadline again is free, a
+    // new one is a hypercall (a VM exit under PVH) on every wake.
+    let mut poll_at = t0 + BLOCK_POLL_NS;
     loop {
         if let Some(n) = disks::step(dev, &mut t, buf)? {
             return Ok(n);
@@ -207,7 +210,10 @@ fn block_call(events: &crate::hw::EventsOff, dev: u64, op: u8, offset: u64, buf:
             disks::give_up(dev, now - t0);
             return Err(Error::Io);
         }
-        platform.arm_timer(now + BLOCK_POLL_NS);
+        if now >= poll_at {
+            poll_at = now + BLOCK_POLL_NS;
+        }
+        platform.arm_timer(poll_at);
         platform.idle(events);
     }
 }

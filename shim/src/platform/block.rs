@@ -13,13 +13,18 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 use xshim_payload::abi::{BlockFlags, BlockInfo, Error, MAX_IO_LEN};
-use xshim_shim::xen::blkfront::{BlkError, BlkFront, Flush, Progress, Transfer};
+use xshim_shim::xen::blkfront::{BlkError, BlkFront, Flush, Progress, Transfer, PAGE_BYTES};
 use xshim_shim::xen::frames::EvtchnPort;
 use xshim_shim::xen::xenbus::DeviceError;
 
-/// Bounce pages per disk (from the shim's heap): up to two 44 KiB requests and a smaller
-/// third in flight.
+/// Bounce pages per disk from the shim's heap, at connect time: two requests of 44 KiB in
+/// flight at once.
 const BOUNCE_PAGES: u16 = 32;
+/// Bounce pages per disk added from RAM once the payload is placed: with them a ring's 32
+/// requests of 11 pages can all be in flight, a whole 1 MiB call (24 requests) among them.
+/// With the heap's pages alone, one 1 MiB call took 12 round trips to the backend, and
+/// `bench disk` measured 0.40 (PV) and 0.59 (PVH) of Linux's 1 MiB write throughput.
+const RAM_BOUNCE_PAGES: u16 = 32 * 11 - BOUNCE_PAGES;
 /// Disks the shim drives (more are logged and left alone).
 const MAX_DISKS: usize = 4;
 /// How long a backend may take to reach a state while connecting.
@@ -82,6 +87,23 @@ pub fn connect_all(xs: &mut Xenstore) -> Vec<Disk> {
         disks.push(disk);
     }
     disks
+}
+
+/// Bytes of RAM the connected disks would take as more bounce pages (`add_ram_pages`).
+pub fn ram_wanted(disks: &[Disk]) -> u64 {
+    disks.iter().filter(|d| d.front.is_ok()).count() as u64 * RAM_BOUNCE_PAGES as u64 * PAGE_BYTES as u64
+}
+
+/// Hands the connected disks their share of `base..` (`ram_wanted` bytes, page-aligned,
+/// mapped, the shim's for the guest's life).
+pub fn add_ram_pages(disks: &mut [Disk], base: u64) {
+    let mut at = base;
+    for d in disks.iter_mut() {
+        let Disk { pages, front: Ok(f), dev, .. } = d else { continue };
+        f.add_pool_pages(pages.add(at, RAM_BOUNCE_PAGES));
+        log::debug!("block {dev}: {} more bounce pages at {at:#x}", RAM_BOUNCE_PAGES);
+        at += RAM_BOUNCE_PAGES as u64 * PAGE_BYTES as u64;
+    }
 }
 
 /// Before a suspend: wait (bounded) for the requests in flight.

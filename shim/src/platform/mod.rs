@@ -78,6 +78,24 @@ impl Platform {
         }
     }
 
+    /// Bytes of RAM the platform's devices would take for themselves (page-aligned), asked
+    /// once the payload is placed: until then only the shim's own memory is known to be free.
+    pub fn device_ram_wanted(self) -> u64 {
+        match self {
+            Platform::Native => 0,
+            Platform::Pvh | Platform::Pv => xen::ram_wanted(),
+        }
+    }
+
+    /// The RAM `device_ram_wanted` asked for, at `base`: mapped, out of the payload's memory
+    /// map, never given back to Xen.
+    pub fn give_device_ram(self, base: u64) {
+        match self {
+            Platform::Native => {}
+            Platform::Pvh | Platform::Pv => xen::give_ram(base),
+        }
+    }
+
     /// Turns event delivery off (interrupts; PV: the vCPU's upcall mask). Returns the token
     /// that proves it, and whether delivery was on before.
     pub fn events_disable(self) -> (EventsOff, bool) {

@@ -266,6 +266,18 @@ pub fn connect(platform: Platform, events: &EventsOff) -> Result<(XenPorts, Ring
     Ok((ports, console_ring, store_ring))
 }
 
+/// Bytes of RAM the devices would take, set aside once the payload is placed (`give_ram`).
+pub fn ram_wanted() -> u64 {
+    XEN.lock().as_ref().map_or(0, |st| block::ram_wanted(&st.disks))
+}
+
+/// The RAM `ram_wanted` asked for, at `base` (page-aligned, mapped, never the payload's).
+pub fn give_ram(base: u64) {
+    if let Some(st) = XEN.lock().as_mut() {
+        block::add_ram_pages(&mut st.disks, base);
+    }
+}
+
 /// PV idle, called with events masked: SCHEDOP_block unmasks them atomically and sleeps until
 /// one is pending; Xen runs the event callback on the way back; then mask them again.
 pub fn pv_idle() {

@@ -227,6 +227,13 @@ impl BlkFront {
     }
 
     /// Requests sent whose responses have not been read.
+    /// More bounce pages (numbers `pages`, which `BlkEnv::page` must know from now on): more
+    /// requests in flight at once. The platform adds them once the payload is placed (they
+    /// come from RAM; at connect time only the shim's heap is known to be free).
+    pub fn add_pool_pages(&mut self, pages: core::ops::Range<u16>) {
+        self.free_pages.extend(pages.rev());
+    }
+
     pub fn in_flight(&self) -> usize {
         self.shadows.iter().flatten().filter(|s| s.status.is_none()).count()
     }
@@ -295,7 +302,6 @@ impl BlkFront {
     }
 
     fn submit_data(&mut self, env: &mut impl BlkEnv, t: &mut Transfer, buf: &[u8]) {
-        let mut pushed = false;
         while t.submitted < t.len {
             let mut len = (t.len - t.submitted).min(MAX_REQUEST_BYTES);
             let Some(id) = self.shadows.iter().position(|s| s.is_none()) else { break };
@@ -339,10 +345,11 @@ impl BlkFront {
             }
             t.ids.push(id as u16);
             t.submitted += len;
-            pushed = true;
-        }
-        if pushed && self.ring.push(env.ring()) {
-            env.notify(self.port);
+            // Published one by one: the backend starts on the first request while the next
+            // pages are copied (a notification only when it asked for one: it sleeps).
+            if self.ring.push(env.ring()) {
+                env.notify(self.port);
+            }
         }
     }
 
@@ -570,11 +577,13 @@ mod tests {
         /// Flushes the backend saw.
         flushes: u32,
         writes_seen: u32,
+        /// Grant references the fake table holds at most.
+        grant_limit: usize,
     }
 
     impl Fake {
         fn new(disk_bytes: usize, pool: usize) -> Fake {
-            Fake { ring: MemRing::new(BLKIF_RING_SIZE as usize), pages: vec![[0; PAGE_BYTES]; pool], grants: BTreeMap::new(), next_gref: 8, keep_mapped: vec![], disk: vec![0; disk_bytes], notified: 0, ports: 0, backend_cons: 0, flushes: 0, writes_seen: 0 }
+            Fake { ring: MemRing::new(BLKIF_RING_SIZE as usize), pages: vec![[0; PAGE_BYTES]; pool], grants: BTreeMap::new(), next_gref: 8, keep_mapped: vec![], disk: vec![0; disk_bytes], notified: 0, ports: 0, backend_cons: 0, flushes: 0, writes_seen: 0, grant_limit: 40 }
         }
 
         /// Answers up to `n` requests, in order, as blkback would.
@@ -639,7 +648,7 @@ mod tests {
         }
         fn grant_page(&mut self, page: u16, domid: u16, readonly: bool) -> Result<u32, DeviceError> {
             assert_eq!(domid, 7);
-            if self.grants.len() >= 40 {
+            if self.grants.len() >= self.grant_limit {
                 return Err(DeviceError::Resources("grant references".into()));
             }
             let g = self.next_gref;
@@ -738,6 +747,43 @@ mod tests {
         assert_eq!(f.free_pages.len(), 32, "every bounce page back in the pool");
         // The grants are all ended.
         assert!(fake.grants.is_empty());
+    }
+
+    #[test]
+    fn added_pages_put_a_whole_mebibyte_in_flight_at_once() {
+        let mut s = store("8192");
+        let mut fake = Fake::new(4 << 20, 32 + 320);
+        fake.grant_limit = 400;
+        let mut f = BlkFront::connect(&mut s, &mut fake, DEV, 32, 1_000_000_000).expect("connects");
+        let data = pattern(1 << 20, 5);
+        let mut buf = data.clone();
+        // With the heap's 32 pages, two requests of 11 pages at a time (88 KiB).
+        let mut t = f.start(BLKIF_OP_WRITE, 0, buf.len()).unwrap();
+        assert_eq!(f.step(&mut fake, &mut t, &mut buf), Progress::Waiting);
+        assert_eq!(f.in_flight(), 2);
+        assert_eq!(run_to_end(&mut f, &mut fake, &mut t, &mut buf), Ok(1 << 20));
+        f.add_pool_pages(32..352);
+        // With 352, all 24 requests of a mebibyte (23 of 11 pages, one of 3) at once.
+        let mut t = f.start(BLKIF_OP_WRITE, 1 << 20, buf.len()).unwrap();
+        assert_eq!(f.step(&mut fake, &mut t, &mut buf), Progress::Waiting);
+        assert_eq!(f.in_flight(), 24);
+        assert_eq!(run_to_end(&mut f, &mut fake, &mut t, &mut buf), Ok(1 << 20));
+        assert_eq!(&fake.disk[1 << 20..2 << 20], &data[..]);
+        let mut back = vec![0u8; 1 << 20];
+        assert_eq!(run(&mut f, &mut fake, BLKIF_OP_READ, 1 << 20, &mut back, 64), Ok(1 << 20));
+        assert_eq!(back, data);
+        assert_eq!(f.free_pages.len(), 352, "every page, old and added, back in the pool");
+        assert!(fake.grants.is_empty());
+    }
+
+    fn run_to_end(f: &mut BlkFront, fake: &mut Fake, t: &mut Transfer, buf: &mut [u8]) -> Result<usize, BlkError> {
+        for _ in 0..10_000 {
+            fake.serve(64);
+            if let Progress::Done(r) = f.step(fake, t, buf) {
+                return r;
+            }
+        }
+        panic!("the call never finished");
     }
 
     #[test]

@@ -8,11 +8,15 @@ use xshim_shim::xen::abi::blkif::{BlkifRequest, BlkifResponse, BLKIF_ENTRY_BYTES
 use xshim_shim::xen::blkfront::{BlkEnv, PAGE_BYTES};
 use xshim_shim::xen::xenbus::DeviceError;
 
-/// A device's pages: one for the ring, `pool` bounce pages after it. Allocated once and kept
-/// for the guest's life (a backend may hold them mapped).
+/// A device's pages: one for the ring, `pool` bounce pages after it (from the heap), and
+/// `more` bounce pages at `more_base` (RAM the platform set aside once the payload was
+/// placed: numbers `pool..pool + more`). Kept for the guest's life (a backend may hold them
+/// mapped).
 pub struct BlockPages {
     base: *mut u8,
     pool: u16,
+    more_base: u64,
+    more: u16,
 }
 
 // SAFETY: used under the platform's lock on one vCPU.
@@ -23,11 +27,20 @@ impl BlockPages {
         let layout = core::alloc::Layout::from_size_align((1 + pool as usize) * PAGE_BYTES, PAGE_BYTES).ok()?;
         // SAFETY: a non-zero size; the memory is never freed (see above).
         let base = unsafe { alloc::alloc::alloc_zeroed(layout) };
-        (!base.is_null()).then_some(BlockPages { base, pool })
+        (!base.is_null()).then_some(BlockPages { base, pool, more_base: 0, more: 0 })
     }
 
     pub fn pool(&self) -> u16 {
         self.pool
+    }
+
+    /// Takes `count` more bounce pages at `base` (page-aligned, mapped, zero or not; the
+    /// shim's for the guest's life) and returns their numbers. Once only.
+    pub fn add(&mut self, base: u64, count: u16) -> core::ops::Range<u16> {
+        assert!(self.more == 0 && base % PAGE_BYTES as u64 == 0 && self.pool.checked_add(count).is_some());
+        self.more_base = base;
+        self.more = count;
+        self.pool..self.pool + count
     }
 
     fn ring_va(&self) -> u64 {
@@ -35,8 +48,11 @@ impl BlockPages {
     }
 
     fn page_va(&self, page: u16) -> u64 {
-        assert!(page < self.pool, "bounce page {page} of {}", self.pool);
-        self.base as u64 + (1 + page as u64) * PAGE_BYTES as u64
+        if page < self.pool {
+            return self.base as u64 + (1 + page as u64) * PAGE_BYTES as u64;
+        }
+        assert!(page - self.pool < self.more, "bounce page {page} of {}", self.pool + self.more);
+        self.more_base + (page - self.pool) as u64 * PAGE_BYTES as u64
     }
 }
 
