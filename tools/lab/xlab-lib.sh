@@ -583,8 +583,14 @@ scenario_disk_bench() {
       _b_name=${_b_g%%:*}; _b_who=${_b_g#*:}
       step "$_b_who-r$_r-create" 120 xl create "$XLAB_DIR/$_b_name.cfg" || continue
       note_domid "$_b_name"; _t0=$(now); _n=0
-      while [ "$(bench_ends "$_b_name")" -lt $_r ] && [ $_n -lt 1200 ]; do sleep $POLL; heartbeat $_n "$_b_name for BENCH round $_r"; _n=$((_n + 1)); done
+      # A guest that crashed (the lab's emulator fault included) ends the wait at once.
+      _gone=
+      while [ "$(bench_ends "$_b_name")" -lt $_r ] && [ $_n -lt 1200 ]; do
+        sleep $POLL; heartbeat $_n "$_b_name for BENCH round $_r"; _n=$((_n + 1))
+        if [ $((_n % 10)) -eq 0 ]; then _st=$(xl list "$_b_name" 2>/dev/null | awk 'NR == 2 { print $5 }'); case "${_st:-gone}" in *c*|gone) _gone="state '${_st:-gone}'"; break;; esac; fi
+      done
       if [ "$(grep -ac 'BENCH done' $(logs_of "$_b_name") | awk -F: '{ s += $NF } END { print s + 0 }')" -ge $_r ]; then check "$_b_who-r$_r-bench" PASS "$(dt $_t0 $(now))" done
+      elif [ -n "$_gone" ]; then check "$_b_who-r$_r-bench" FAIL "$(dt $_t0 $(now))" "the guest crashed or went away ($_gone) before its BENCH done line"; xl destroy "$_b_name" 2>/dev/null
       elif [ $_n -ge 1200 ]; then check "$_b_who-r$_r-bench" FAIL 600 'no BENCH done line'
       else check "$_b_who-r$_r-bench" FAIL "$(dt $_t0 $(now))" "$(grep -ah 'BENCH-ERROR' $(logs_of "$_b_name") | head -1)"; fi
       wait_gone "$_b_name" 30 || xl destroy "$_b_name"

@@ -81,7 +81,7 @@ pub fn connect_all(xs: &mut Xenstore) -> Vec<Disk> {
         let front = BlkFront::connect(&mut store, &mut MachineBlk::new(&pages), &dev, pages.pool(), CONNECT_TIMEOUT_NS);
         let mut disk = Disk { dev, pages, front, failure_logged: false };
         match &disk.front {
-            Ok(f) => log::info!("block disk {i}: {} ({} MiB, {}-byte sectors{}, flush: {:?}), backend {} in domain {}", disk.dev, f.geometry.capacity_bytes() >> 20, f.geometry.sector_size, if f.geometry.read_only { ", read-only" } else { "" }, f.geometry.flush, f.backend.path, f.backend.domid),
+            Ok(f) => log::info!("block disk {i}: {} ({} MiB, {}-byte sectors{}, flush: {:?}, {} grants), backend {} in domain {}", disk.dev, f.geometry.capacity_bytes() >> 20, f.geometry.sector_size, if f.geometry.read_only { ", read-only" } else { "" }, f.geometry.flush, if f.persistent() { "persistent" } else { "per-request" }, f.backend.path, f.backend.domid),
             Err(_) => disk.fail_once(),
         }
         disks.push(disk);
@@ -100,8 +100,11 @@ pub fn add_ram_pages(disks: &mut [Disk], base: u64) {
     let mut at = base;
     for d in disks.iter_mut() {
         let Disk { pages, front: Ok(f), dev, .. } = d else { continue };
-        f.add_pool_pages(pages.add(at, RAM_BOUNCE_PAGES));
-        log::debug!("block {dev}: {} more bounce pages at {at:#x}", RAM_BOUNCE_PAGES);
+        let numbers = pages.add(at, RAM_BOUNCE_PAGES);
+        match f.add_pool_pages(&mut MachineBlk::new(pages), numbers) {
+            Ok(()) => log::debug!("block {dev}: {} more bounce pages at {at:#x}", RAM_BOUNCE_PAGES),
+            Err(e) => log::warn!("block {dev}: {} more bounce pages not granted ({e}): it goes on with {}", RAM_BOUNCE_PAGES, BOUNCE_PAGES),
+        }
         at += RAM_BOUNCE_PAGES as u64 * PAGE_BYTES as u64;
     }
 }

@@ -1,7 +1,9 @@
 //! blkfront: the shim's client of a Xen virtual block device served by dom0's blkback
-//! (io/blkif.h; a one-page ring, at most 11 segments a request, no indirect descriptors, no
-//! persistent grants). The payload's data goes through the shim's own bounce pages, granted
-//! to the backend for the length of one request, and every request has a shadow here until
+//! (io/blkif.h; a one-page ring, at most 11 segments a request, no indirect descriptors). The
+//! payload's data goes through the shim's own bounce pages: granted once each, read-write,
+//! when the backend offers persistent grants (`feature-persistent`: blkback then maps each
+//! page once, not once per request), else granted for the length of one request. Every
+//! request has a shadow here until
 //! its response: so a request the backend had not answered when the domain was suspended is
 //! sent again, with the same bytes, to the backend of the new domain (at least once on the
 //! disk, exactly once for the payload).
@@ -158,6 +160,12 @@ pub struct BlkFront {
     ring: FrontRing,
     shadows: Vec<Option<Shadow>>,
     free_pages: Vec<u16>,
+    /// Bounce pages in all (numbers 0..pool_pages).
+    pool_pages: u16,
+    /// Persistent grants: every bounce page's reference (by page number), granted
+    /// read-write at the connection (again in every new domain: the old ones are void) and
+    /// never ended. None: a grant per request.
+    grefs: Option<Vec<u32>>,
     failed: Option<DeviceError>,
     /// Requests sent, and sent again after a resume.
     pub requests: u64,
@@ -181,6 +189,8 @@ impl BlkFront {
             ring: FrontRing::new(BLKIF_RING_SIZE),
             shadows: (0..BLKIF_RING_SIZE).map(|_| None).collect(),
             free_pages: (0..pool_pages).rev().collect(),
+            pool_pages,
+            grefs: None,
             failed: None,
             requests: 0,
             replayed: 0,
@@ -200,13 +210,28 @@ impl BlkFront {
         self.ring.reset();
         let ring_ref = env.grant_ring(self.backend.domid)?;
         self.port = env.alloc_port(self.backend.domid)?;
-        let keys = [("ring-ref", format!("{ring_ref}")), ("event-channel", format!("{}", self.port)), ("protocol", PROTOCOL.into()), ("feature-persistent", "0".into())];
+        let keys = [("ring-ref", format!("{ring_ref}")), ("event-channel", format!("{}", self.port)), ("protocol", PROTOCOL.into()), ("feature-persistent", "1".into())];
         let writes: Vec<(String, String)> = keys.iter().map(|(k, v)| (format!("{dev}/{k}"), v.clone())).collect();
         store.write_all(&writes).map_err(|why| DeviceError::Store { key: format!("{dev}/ring-ref ..."), why })?;
         xenbus::switch_state(store, &dev, XenbusState::Initialised)?;
         xenbus::wait_backend(store, &self.backend, XenbusState::Connected, timeout_ns)?;
         self.geometry = read_geometry(store, &self.backend.path)?;
+        // Both ends said 1: blkback keeps each reference it sees mapped (it decided from our
+        // key, and says so in its own).
+        self.grefs = None;
+        if xenbus::read_flag(store, &format!("{}/feature-persistent", self.backend.path))? {
+            let mut grefs = Vec::with_capacity(self.pool_pages as usize);
+            for page in 0..self.pool_pages {
+                grefs.push(env.grant_page(page, self.backend.domid, false)?);
+            }
+            self.grefs = Some(grefs);
+        }
         xenbus::switch_state(store, &dev, XenbusState::Connected)
+    }
+
+    /// Whether the bounce pages are granted once for good (persistent grants).
+    pub fn persistent(&self) -> bool {
+        self.grefs.is_some()
     }
 
     pub fn failed(&self) -> Option<&DeviceError> {
@@ -226,14 +251,34 @@ impl BlkFront {
         e
     }
 
-    /// Requests sent whose responses have not been read.
-    /// More bounce pages (numbers `pages`, which `BlkEnv::page` must know from now on): more
-    /// requests in flight at once. The platform adds them once the payload is placed (they
-    /// come from RAM; at connect time only the shim's heap is known to be free).
-    pub fn add_pool_pages(&mut self, pages: core::ops::Range<u16>) {
+    /// More bounce pages (numbers `pages`, the next after the pool's, which `BlkEnv::page`
+    /// must know from now on): more requests in flight at once. The platform adds them once
+    /// the payload is placed (they come from RAM; at connect time only the shim's heap is
+    /// known to be free). With persistent grants they are granted now; if that fails, none
+    /// is added and the disk goes on with the pages it had.
+    pub fn add_pool_pages(&mut self, env: &mut impl BlkEnv, pages: core::ops::Range<u16>) -> Result<(), DeviceError> {
+        assert_eq!(pages.start, self.pool_pages, "pages are numbered on from the pool's");
+        if let Some(grefs) = &mut self.grefs {
+            let mut new = Vec::with_capacity(pages.len());
+            for page in pages.clone() {
+                match env.grant_page(page, self.backend.domid, false) {
+                    Ok(g) => new.push(g),
+                    Err(e) => {
+                        for g in new {
+                            env.end_grant(g);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            grefs.extend(new);
+        }
+        self.pool_pages = pages.end;
         self.free_pages.extend(pages.rev());
+        Ok(())
     }
 
+    /// Requests sent whose responses have not been read.
     pub fn in_flight(&self) -> usize {
         self.shadows.iter().flatten().filter(|s| s.status.is_none()).count()
     }
@@ -388,7 +433,12 @@ impl BlkFront {
         let domid = self.backend.domid;
         let s = self.shadows[id].as_mut().expect("a shadow to send");
         let readonly = s.req.operation == BLKIF_OP_WRITE;
-        for i in 0..s.req.nr_segments as usize {
+        if let Some(grefs) = &self.grefs {
+            for i in 0..s.req.nr_segments as usize {
+                s.req.seg[i].gref = grefs[s.pages[i] as usize];
+            }
+        }
+        for i in (0..s.req.nr_segments as usize).filter(|_| self.grefs.is_none()) {
             match env.grant_page(s.pages[i], domid, readonly) {
                 Ok(g) => s.req.seg[i].gref = g,
                 Err(e) => {
@@ -434,7 +484,8 @@ impl BlkFront {
                     return Err(self.fail(DeviceError::Protocol(format!("the response to request {id} is for operation {}, the request was {want}", rsp.operation))));
                 }
                 s.status = Some(rsp.status);
-                for i in 0..s.req.nr_segments as usize {
+                // Persistent grants stay: the backend keeps them mapped.
+                for i in (0..s.req.nr_segments as usize).filter(|_| self.grefs.is_none()) {
                     if !env.end_grant(s.req.seg[i].gref) {
                         // Still mapped by the backend: the page is no longer ours to reuse.
                         s.leaked |= 1 << i;
@@ -685,6 +736,9 @@ mod tests {
                 k.insert(format!("{BE}/sector-size"), "512".into());
                 k.insert(format!("{BE}/info"), "0".into());
                 k.insert(format!("{BE}/feature-flush-cache"), "1".into());
+                if k.contains_key("test/persistent") {
+                    k.insert(format!("{BE}/feature-persistent"), "1".into());
+                }
                 k.insert(format!("{BE}/state"), "4".into());
             }
         };
@@ -762,7 +816,7 @@ mod tests {
         assert_eq!(f.step(&mut fake, &mut t, &mut buf), Progress::Waiting);
         assert_eq!(f.in_flight(), 2);
         assert_eq!(run_to_end(&mut f, &mut fake, &mut t, &mut buf), Ok(1 << 20));
-        f.add_pool_pages(32..352);
+        f.add_pool_pages(&mut fake, 32..352).unwrap();
         // With 352, all 24 requests of a mebibyte (23 of 11 pages, one of 3) at once.
         let mut t = f.start(BLKIF_OP_WRITE, 1 << 20, buf.len()).unwrap();
         assert_eq!(f.step(&mut fake, &mut t, &mut buf), Progress::Waiting);
@@ -774,6 +828,49 @@ mod tests {
         assert_eq!(back, data);
         assert_eq!(f.free_pages.len(), 352, "every page, old and added, back in the pool");
         assert!(fake.grants.is_empty());
+    }
+
+    #[test]
+    fn persistent_grants_are_made_once_per_page_and_again_in_a_new_domain() {
+        let mut s = store("2048");
+        s.keys.insert("test/persistent".into(), "1".into());
+        let mut fake = Fake::new(1 << 20, 40);
+        fake.grant_limit = 100;
+        let mut f = BlkFront::connect(&mut s, &mut fake, DEV, 8, 1_000_000_000).expect("connects");
+        assert_eq!(s.keys[&format!("{DEV}/feature-persistent")], "1");
+        assert!(f.persistent());
+        // The 8 pages, all writable; 32 more added later.
+        assert_eq!((fake.grants.len(), fake.grants.values().filter(|(_, ro)| *ro).count()), (8, 0));
+        f.add_pool_pages(&mut fake, 8..40).unwrap();
+        assert_eq!(fake.grants.len(), 40);
+        let data = pattern(300 << 10, 4);
+        let mut buf = data.clone();
+        assert_eq!(run(&mut f, &mut fake, BLKIF_OP_WRITE, 0, &mut buf, 2), Ok(300 << 10));
+        let mut back = vec![0u8; 300 << 10];
+        assert_eq!(run(&mut f, &mut fake, BLKIF_OP_READ, 0, &mut back, 2), Ok(300 << 10));
+        assert_eq!(back, data);
+        // No grant made or ended per request: the same 40 references.
+        assert_eq!((fake.grants.len(), fake.next_gref), (40, 8 + 1 + 40), "the ring and the pages");
+        assert_eq!(f.leaked_pages, 0);
+        // A request in flight at a suspend; the new domain's table is empty: all pages are
+        // granted again and the request goes out with the new references.
+        let mut t = f.start(BLKIF_OP_WRITE, 0, 4096).unwrap();
+        assert_eq!(f.step(&mut fake, &mut t, &mut buf[..4096]), Progress::Waiting);
+        fake.new_domain();
+        s.keys.insert(format!("{BE}/state"), "2".into());
+        s.keys.insert(format!("{DEV}/state"), "1".into());
+        assert_eq!(f.reconnect(&mut s, &mut fake, 1_000_000_000), Ok(1));
+        assert_eq!(fake.grants.len(), 40);
+        assert!(fake.grants.contains_key(&fake.ring.reqs[0].seg[0].gref));
+        assert_eq!(run_to_end(&mut f, &mut fake, &mut t, &mut buf[..4096]), Ok(4096));
+    }
+
+    #[test]
+    fn without_the_backends_word_grants_are_per_request() {
+        let (s, fake, f) = connected(1 << 20, 32);
+        assert_eq!(s.keys[&format!("{DEV}/feature-persistent")], "1");
+        assert!(!f.persistent());
+        assert!(fake.grants.is_empty(), "no page granted before a request");
     }
 
     fn run_to_end(f: &mut BlkFront, fake: &mut Fake, t: &mut Transfer, buf: &mut [u8]) -> Result<usize, BlkError> {
