@@ -107,8 +107,11 @@ pub const PV_MIN_FREE_RAM_FOR_PAYLOAD: u64 = 16 << 20;
 /// Time limits (nanoseconds of Xen system time or of the monotonic clock).
 pub mod timeouts {
     /// A console write waits at most this long for a backend that consumes nothing; the
-    /// suspend path gives the backend as long to drain the ring.
+    /// suspend path waits much less (`SUSPEND_CONSOLE_FLUSH_NS`).
     pub const CONSOLE_STALL_NS: u64 = 5_000_000_000;
+    /// A suspend gives the console backend this long to read the ring; what it leaves is
+    /// written into the new domain's ring.
+    pub const SUSPEND_CONSOLE_FLUSH_NS: u64 = 100_000_000;
     /// On the way out (poweroff, crash) the backend gets this long to drain the console.
     pub const CONSOLE_EXIT_FLUSH_NS: u64 = 2_000_000_000;
     /// One xenstore request, sent and answered.

@@ -9,7 +9,7 @@
 //! the suspend was cancelled or was a checkpoint (`xl save -c`): then only what was done
 //! before the hypercall is undone.
 
-use crate::layout::timeouts::CONSOLE_STALL_NS;
+use crate::layout::timeouts::SUSPEND_CONSOLE_FLUSH_NS;
 use crate::xen::abi::sched::ShutdownReason;
 use crate::xen::guest::{mfn_of_va, GuestEnv, PlatformError, PvMemory, XenPorts};
 use crate::xen::hypercalls::{Hypercalls, ReservedPages};
@@ -45,6 +45,10 @@ pub trait SuspendSteps {
     fn quiesce(&mut self) -> StepResult;
     /// Wait until the backend has consumed every console byte the payload wrote.
     fn console_flush(&mut self) -> StepResult;
+    /// Take what the console backend left unread back out of the ring (`TakenBack`).
+    fn console_take_back(&mut self) -> StepResult;
+    /// Write it into the ring again: the new domain's, or the same one.
+    fn console_give_back(&mut self) -> StepResult;
     /// Let the split devices' requests in flight finish (bounded): the seed's "suspend
     /// xenbus and other devices".
     fn devices_suspend(&mut self) -> StepResult;
@@ -92,6 +96,8 @@ pub fn suspend_and_resume(s: &mut impl SuspendSteps) -> Result<Outcome, SuspendE
     s.gnttab_suspend().map_err(at("gnttab_suspend"))?;
     s.time_suspend().map_err(at("time_suspend"))?;
     s.arch_pre_suspend().map_err(at("arch_pre_suspend"))?;
+    // The last thing before the hypercall: nothing is written to the console after it.
+    s.console_take_back().map_err(at("console_take_back"))?;
 
     let outcome = match s.hypercall_suspend() {
         0 => Outcome::NewDomain,
@@ -106,6 +112,7 @@ pub fn suspend_and_resume(s: &mut impl SuspendSteps) -> Result<Outcome, SuspendE
     }
     // The console comes back as early as possible so that later steps can log.
     s.console_resume(outcome).map_err(at("console_resume"))?;
+    s.console_give_back().map_err(at("console_give_back"))?;
     s.xenstore_resume(outcome).map_err(at("xenstore_resume"))?;
     s.devices_resume(outcome).map_err(at("devices_resume"))?;
     s.memory_resume(outcome).map_err(at("memory_resume"))?;
@@ -125,11 +132,13 @@ pub struct StepsCommon<'a, H, E> {
     t_hypercall: u64,
     t_return: u64,
     mono_at_suspend: u64,
+    /// Console bytes the backend left unread at the suspend (taken back, written again).
+    console_left: u32,
 }
 
 impl<'a, H: Hypercalls, E: GuestEnv> StepsCommon<'a, H, E> {
     pub fn new(hc: &'a mut H, env: &'a mut E, pages: ReservedPages, ports: &'a mut XenPorts, t_request: u64) -> Self {
-        StepsCommon { hc, env, pages, ports, t_request, t_hypercall: 0, t_return: 0, mono_at_suspend: 0 }
+        StepsCommon { hc, env, pages, ports, t_request, t_hypercall: 0, t_return: 0, mono_at_suspend: 0, console_left: 0 }
     }
     fn quiesce(&mut self) -> StepResult {
         // We run in the event handler with events masked: the payload is frozen where it was.
@@ -138,9 +147,26 @@ impl<'a, H: Hypercalls, E: GuestEnv> StepsCommon<'a, H, E> {
         Ok(())
     }
     fn console_flush(&mut self) -> StepResult {
-        let left = self.env.console_flush(CONSOLE_STALL_NS);
-        if left != 0 {
-            log::warn!("console backend left {left} bytes unread before suspend");
+        // Briefly: a backend that reads its ring at all reads it within milliseconds. What
+        // a slow or stalled one leaves unread it reads from the old domain's page later,
+        // even once the domain is gone: it no longer holds up the suspend.
+        self.console_left = self.env.console_flush(SUSPEND_CONSOLE_FLUSH_NS);
+        if self.console_left != 0 {
+            log::info!("console: the backend left {} bytes unread: taken back and written again after the suspend", self.console_left);
+        }
+        Ok(())
+    }
+    fn console_take_back(&mut self) -> StepResult {
+        if self.console_left != 0 {
+            self.console_left = self.env.console_take_back() as u32;
+        }
+        Ok(())
+    }
+    fn console_give_back(&mut self) -> StepResult {
+        if self.console_left != 0 {
+            let n = self.env.console_give_back();
+            log::debug!("console: {n} bytes written again after the suspend");
+            self.console_left = 0;
         }
         Ok(())
     }
@@ -206,6 +232,12 @@ impl<H: Hypercalls, E: GuestEnv> SuspendSteps for PvhSteps<'_, H, E> {
     }
     fn console_flush(&mut self) -> StepResult {
         self.0.console_flush()
+    }
+    fn console_take_back(&mut self) -> StepResult {
+        self.0.console_take_back()
+    }
+    fn console_give_back(&mut self) -> StepResult {
+        self.0.console_give_back()
     }
     fn xenstore_suspend(&mut self) -> StepResult {
         self.0.xenstore_suspend()
@@ -304,6 +336,12 @@ impl<H: Hypercalls, E: GuestEnv, M: PvMemory> SuspendSteps for PvSteps<'_, H, E,
     }
     fn console_flush(&mut self) -> StepResult {
         self.common.console_flush()
+    }
+    fn console_take_back(&mut self) -> StepResult {
+        self.common.console_take_back()
+    }
+    fn console_give_back(&mut self) -> StepResult {
+        self.common.console_give_back()
     }
     fn xenstore_suspend(&mut self) -> StepResult {
         self.common.xenstore_suspend()
@@ -425,6 +463,14 @@ mod tests {
             self.calls.push("console_flush".into());
             Ok(())
         }
+        fn console_take_back(&mut self) -> StepResult {
+            self.calls.push("console_take_back".into());
+            Ok(())
+        }
+        fn console_give_back(&mut self) -> StepResult {
+            self.calls.push("console_give_back".into());
+            Ok(())
+        }
         fn devices_suspend(&mut self) -> StepResult {
             self.calls.push("devices_suspend".into());
             Ok(())
@@ -487,7 +533,7 @@ mod tests {
         }
     }
 
-    const BEFORE: [&str; 8] = ["quiesce", "console_flush", "devices_suspend", "xenstore_suspend", "gnttab_suspend", "time_suspend", "arch_pre_suspend", "HYPERCALL"];
+    const BEFORE: [&str; 9] = ["quiesce", "console_flush", "devices_suspend", "xenstore_suspend", "gnttab_suspend", "time_suspend", "arch_pre_suspend", "console_take_back", "HYPERCALL"];
 
     #[test]
     fn new_domain_rebinds_everything_in_order() {
@@ -499,6 +545,7 @@ mod tests {
             "gnttab_resume(NewDomain)",
             "events_resume",
             "console_resume(NewDomain)",
+            "console_give_back",
             "xenstore_resume(NewDomain)",
             "devices_resume(NewDomain)",
             "memory_resume(NewDomain)",
@@ -515,7 +562,7 @@ mod tests {
             let mut r = Recorder { rc, calls: Vec::new() };
             assert_eq!(suspend_and_resume(&mut r), Ok(Outcome::Cancelled));
             assert!(!r.calls.iter().any(|c| c == "events_resume"), "ports survive a cancelled suspend");
-            assert_eq!(&r.calls[..8], &BEFORE);
+            assert_eq!(&r.calls[..BEFORE.len()], &BEFORE);
             assert_eq!(r.calls.last().unwrap(), "payload_resume(Cancelled)");
             println!("rc {rc}: {}", r.calls.join(" -> "));
         }
@@ -551,6 +598,14 @@ mod tests {
         }
         fn console_attach(&mut self, ring: RingPage) {
             self.console = Some(ring);
+        }
+        fn console_take_back(&mut self) -> usize {
+            self.log.push("console_take_back".into());
+            0
+        }
+        fn console_give_back(&mut self) -> usize {
+            self.log.push("console_give_back".into());
+            0
         }
         fn xenstore_quiesce(&mut self) {
             self.log.push("xenstore_quiesce".into());
@@ -649,6 +704,8 @@ mod tests {
         impl SuspendSteps for Toolstack<'_, '_> {
             fn quiesce(&mut self) -> StepResult { self.steps.quiesce() }
             fn console_flush(&mut self) -> StepResult { self.steps.console_flush() }
+            fn console_take_back(&mut self) -> StepResult { self.steps.console_take_back() }
+            fn console_give_back(&mut self) -> StepResult { self.steps.console_give_back() }
             fn xenstore_suspend(&mut self) -> StepResult { self.steps.xenstore_suspend() }
             fn devices_suspend(&mut self) -> StepResult { self.steps.devices_suspend() }
             fn devices_resume(&mut self, o: Outcome) -> StepResult { self.steps.devices_resume(o) }

@@ -36,8 +36,9 @@ pub enum Scenario {
     /// Migrate, save/restore and checkpoint, then the guest powers off (ticker: `--args
     /// ticks=N`; `--payload linux`: xl shutdown): its domain must be destroyed.
     Lifecycle,
-    /// A console backend that stops reading for 12 s (nothing the payload wrote is lost),
-    /// then the control/shutdown protocol under misuse: an unknown request (ignored, acknowledged,
+    /// A console backend that stops reading for 12 s (nothing the payload wrote is lost), an
+    /// `xl save` and restore while it reads nothing (the suspend does not wait for it; the
+    /// bytes it left unread arrive once, from the new domain), then the control/shutdown protocol under misuse: an unknown request (ignored, acknowledged,
     /// the guest keeps running), then two `xl save` of the guest at once (one wins, the other
     /// fails cleanly), a restore of the winner's image and one more save/restore.
     Control,
@@ -382,7 +383,7 @@ fn estimate(o: &LabOpts) -> u64 {
         Scenario::Checkpoint => 5 + 6 * c,
         Scenario::Migrate => 5 + 7 * c,
         Scenario::Soak => 8 * c,
-        Scenario::Control => 35,
+        Scenario::Control => 50,
         Scenario::Lifecycle => 40,
         Scenario::Memory => 90,
         Scenario::Libvirt => 25 + 12 * c,

@@ -100,6 +100,13 @@ pub trait GuestEnv {
     fn console_flush(&mut self, timeout_ns: u64) -> u32;
     /// Writes to the console from now on go to this ring.
     fn console_attach(&mut self, ring: RingPage);
+    /// Just before the suspend hypercall, when the backend left bytes unread: takes them back
+    /// out of the ring (nothing may be written to the console from then until
+    /// `console_give_back`). Returns how many.
+    fn console_take_back(&mut self) -> usize;
+    /// After the suspend, the (new or same) ring attached: writes the bytes taken back into
+    /// it. Returns how many.
+    fn console_give_back(&mut self) -> usize;
     /// Picks up what xenstore already sent (requests are synchronous: none is in flight).
     fn xenstore_quiesce(&mut self);
     /// New domain: talk to xenstore over this ring, and register the feature nodes and the

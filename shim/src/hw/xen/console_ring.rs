@@ -116,6 +116,14 @@ impl ConsoleRing {
         prod.get() != cons.get()
     }
 
+    /// Takes the bytes the backend has not read back out of the ring (see `TakenBack`).
+    pub fn take_back_unread(&mut self) -> ring::TakenBack {
+        let (data, prod, cons) = self.out();
+        let (taken, new_prod) = ring::TakenBack::take(&data, prod.get(), cons.get());
+        prod.set(new_prod);
+        taken
+    }
+
     /// Waits until the backend has consumed every byte written, up to `timeout_ns`.
     /// Returns the bytes still unconsumed.
     pub fn flush(&mut self, timeout_ns: u64) -> u32 {
