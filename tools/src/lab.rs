@@ -163,6 +163,8 @@ pub struct LabResult {
     pub emulator_fault: Option<String>,
     /// A guest triple fault was just reported: the next lines are Xen's dump of its state.
     triple_fault_seen: bool,
+    /// ... and its vCPU was in user mode at this RIP (the payload's): see `emulator_fault`.
+    user_triple_fault_rip: Option<String>,
     pub secs: f64,
 }
 
@@ -489,6 +491,13 @@ pub fn lanes() -> usize {
 /// hypercall page's `vmmcall`) — Xen emulated it and advanced RIP, and the world switch back
 /// into the guest failed. `follows_intercepted_instruction` checks that against the shim's
 /// image; a triple fault anywhere else stays the guest's.
+///
+/// A third (measured 2026-11-26, `lab-memory-pvh` during a live migration, the payload
+/// touching new pages): the vCPU triple-faults in user mode (the payload's selector 0x23) with
+/// CR2 zero. A payload's fault in user mode is the shim's to report (it does, with a register
+/// dump), and a page fault would have left its address in CR2: nothing reached the guest's
+/// handlers at all, which is the emulated CPU failing a world switch (under log-dirty, every
+/// first write of a page exits to Xen).
 fn emulator_fault(res: &mut LabResult, line: &str) {
     if line.contains("Triple fault") && line.contains("(XEN) d") && !line.contains("(XEN) d0") {
         res.triple_fault_seen = true;
@@ -496,6 +505,15 @@ fn emulator_fault(res: &mut LabResult, line: &str) {
         let rip = line.split_whitespace().last().unwrap_or("");
         res.emulator_fault = Some(format!("a guest vCPU triple-faulted holding Xen's own state (RIP e008:{rip}): an emulator fault"));
         res.triple_fault_seen = false;
+    } else if res.triple_fault_seen && line.contains("RIP:    0023:[<") {
+        res.user_triple_fault_rip = line.split("[<").nth(1).and_then(|r| r.split(">]").next()).map(str::to_string);
+    } else if res.triple_fault_seen && line.contains(" cr2: ") && res.user_triple_fault_rip.is_some() {
+        res.triple_fault_seen = false;
+        let rip = res.user_triple_fault_rip.take().unwrap_or_default();
+        let cr2 = line.rsplit("cr2: ").next().map(str::trim).unwrap_or("");
+        if !cr2.is_empty() && cr2.bytes().all(|b| b == b'0') {
+            res.emulator_fault = Some(format!("a PVH guest triple-faulted in user mode at RIP {rip} with CR2 0: no fault reached the shim's handlers (they report every payload fault), the world switch failed (an emulator fault)"));
+        }
     } else if res.triple_fault_seen && line.contains("RIP:    0008:[<") {
         res.triple_fault_seen = false;
         let rip = line.split("[<").nth(1).and_then(|r| r.split(">]").next()).and_then(|h| u64::from_str_radix(h, 16).ok());
@@ -1423,6 +1441,20 @@ mod tests {
         assert!(a.lab_fault().is_some() && b.emulator_fault.is_some());
         assert!(a.info.iter().any(|i| i.contains("toolstack up")));
         assert_eq!(checks_shown.len(), 3, "{checks_shown:?}");
+    }
+
+    #[test]
+    fn a_user_mode_triple_fault_that_no_fault_explains_is_an_emulator_fault() {
+        let dump = |cr2: &str| {
+            let mut res = LabResult::default();
+            for l in ["(XEN) d30v0 Triple fault - invoking HVM shutdown action 1", "(XEN) RIP:    0023:[<000000000080059e>]", "(XEN) RFLAGS: 0000000000000246   CONTEXT: hvm guest (d30v0)", &format!("(XEN) cr3: 0000000000346000   cr2: {cr2}")] {
+                parse_line(&mut res, l);
+            }
+            res.emulator_fault
+        };
+        assert!(dump("0000000000000000").is_some_and(|w| w.contains("000000000080059e")));
+        // A page fault's address in CR2: the guest's own failure.
+        assert_eq!(dump("00000000014db000"), None);
     }
 
     #[test]

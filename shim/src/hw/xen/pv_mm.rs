@@ -462,20 +462,28 @@ fn unmap_and_flush(zaps: &[MmuUpdate]) -> Result<(), PlatformError> {
     Ok(())
 }
 
+/// Pages one `mmu_update` of `unmap` clears (two entries each: the kernel's, the user table's).
+const UNMAP_BATCH: usize = 256;
+
 /// Clears the kernel's and the user table's mappings of `[start, end)` (memory held since
-/// boot that the payload must fault on before it uses it), in batches.
+/// boot that the payload must fault on before it uses it), in batches of UNMAP_BATCH pages
+/// and one TLB flush at the end: nothing uses that memory meanwhile. (Batches of 32 pages
+/// with a flush each took 638 ms for a 2 GiB PV guest.)
 pub fn unmap(start: u64, end: u64) -> Result<(), PlatformError> {
     let mut va = start;
+    let mut zaps = [MmuUpdate { ptr: 0, val: 0 }; 2 * UNMAP_BATCH];
     while va < end {
-        let mut zaps = [MmuUpdate { ptr: 0, val: 0 }; 2 * BATCH];
         let mut z = 0;
         while va < end && z + 2 <= zaps.len() {
             push_unmap(va, &mut zaps, &mut z)?;
             va += PAGE_SIZE;
         }
-        unmap_and_flush(&zaps[..z])?;
+        if z > 0 {
+            // SAFETY: clears mappings of held memory, not yet the payload's: nothing uses it.
+            unsafe { XenHypercalls.mmu_update(&zaps[..z]) }.op("mmu_update(unmap)")?;
+        }
     }
-    Ok(())
+    unmap_and_flush(&[])
 }
 
 /// Gives the frames behind `[start, end)` back to Xen, in the order libxc needs for a save
