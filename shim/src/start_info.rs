@@ -194,14 +194,15 @@ pub fn payload_regions(ram: &[crate::demand::Range], free_base: u64, reserved: &
     regions
 }
 
-/// `bytes` (page-aligned) for the shim's devices, taken from the top of the highest of the
+/// `bytes` (page-aligned) for the shim's devices, taken off the top of the highest of the
 /// payload's `regions` that holds them and as much again (the payload keeps the larger
-/// part of any region it loses memory from); None when none is large enough.
-pub fn carve_from_top(regions: &[MemRegion], bytes: u64) -> Option<crate::demand::Range> {
+/// part of any region it loses memory from), which shrinks; None when none is large enough.
+pub fn carve_from_top(regions: &mut [MemRegion], bytes: u64) -> Option<crate::demand::Range> {
     let bytes = bytes.div_ceil(layout::PAGE_SIZE) * layout::PAGE_SIZE;
-    let r = regions.iter().filter(|r| bytes > 0 && r.len >= bytes.saturating_mul(2)).max_by_key(|r| r.base)?;
-    let end = r.base + r.len;
-    Some(crate::demand::Range::new(end - bytes, end))
+    let r = regions.iter_mut().filter(|r| bytes > 0 && r.len >= bytes.saturating_mul(2)).max_by_key(|r| r.base)?;
+    r.len -= bytes;
+    let start = r.base + r.len;
+    Some(crate::demand::Range::new(start, start + bytes))
 }
 
 #[cfg(test)]
@@ -415,13 +416,15 @@ mod pv_tests {
     #[test]
     fn device_memory_comes_from_the_top_of_the_highest_region_that_can_spare_it() {
         let mib = 1u64 << 20;
-        let regions = [MemRegion { base: 16 * mib, len: 100 * mib }, MemRegion { base: 200 * mib, len: 2 * mib }];
-        // The 2 MiB region would lose more than half: the 100 MiB one gives.
-        assert_eq!(carve_from_top(&regions, 1280 << 10), Some(crate::demand::Range::new(116 * mib - (1280 << 10), 116 * mib)));
+        let mut regions = [MemRegion { base: 16 * mib, len: 100 * mib }, MemRegion { base: 200 * mib, len: 2 * mib }];
+        // The 2 MiB region would lose more than half: the 100 MiB one gives, and shrinks.
+        assert_eq!(carve_from_top(&mut regions, 1280 << 10), Some(crate::demand::Range::new(116 * mib - (1280 << 10), 116 * mib)));
+        assert_eq!(regions[0].len, 100 * mib - (1280 << 10));
         // Rounded up to pages; small enough for the top region.
-        assert_eq!(carve_from_top(&regions, 4000), Some(crate::demand::Range::new(202 * mib - 4096, 202 * mib)));
-        assert_eq!(carve_from_top(&regions, 0), None);
-        assert_eq!(carve_from_top(&regions, 60 * mib), None);
-        assert_eq!(carve_from_top(&[], 4096), None);
+        assert_eq!(carve_from_top(&mut regions, 4000), Some(crate::demand::Range::new(202 * mib - 4096, 202 * mib)));
+        assert_eq!(regions[1].len, 2 * mib - 4096);
+        assert_eq!(carve_from_top(&mut regions, 0), None);
+        assert_eq!(carve_from_top(&mut regions, 60 * mib), None);
+        assert_eq!(carve_from_top(&mut [], 4096), None);
     }
 }

@@ -45,7 +45,7 @@ pub trait SuspendSteps {
     fn quiesce(&mut self) -> StepResult;
     /// Wait until the backend has consumed every console byte the payload wrote.
     fn console_flush(&mut self) -> StepResult;
-    /// Take what the console backend left unread back out of the ring (`TakenBack`).
+    /// Take what the console backend left unread back out of the ring (`ring::take_back_unread`).
     fn console_take_back(&mut self) -> StepResult;
     /// Write it into the ring again: the new domain's, or the same one.
     fn console_give_back(&mut self) -> StepResult;

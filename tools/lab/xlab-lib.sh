@@ -14,10 +14,12 @@ logs_of() {
   for _f in /var/log/xen/console/guest-"$1".log /var/log/xen/console/guest-"$1"--incoming.log; do [ -f "$_f" ] && echo "$_f"; done
   echo /dev/null
 }
+# count_lines NAME REGEX: lines matching REGEX in the guest's console logs.
+count_lines() { grep -acE "$2" $(logs_of "$1") 2>/dev/null | awk -F: '{ s += $NF } END { print s + 0 }'; }
 # The highest number N of lines "<WORD> N" in the guest's console logs (0 if none): one awk.
 # WORD "-": any payload; the number of lines matching the regex $PROGRESS instead.
 last_count() {
-  if [ "$2" = - ]; then grep -acE "$PROGRESS" $(logs_of "$1") 2>/dev/null | awk -F: '{ s += $NF } END { print s + 0 }'; return; fi
+  if [ "$2" = - ]; then count_lines "$1" "$PROGRESS"; return; fi
   awk -v w="$2" '{ sub(/\r$/, "") } $1 == w && $2 ~ /^[0-9]+$/ { if ($2 + 0 > m) m = $2 + 0 } END { print m + 0 }' $(logs_of "$1") 2>/dev/null
 }
 # A line every 30 s of waiting, so that a long wait is not taken for a silent (hung) lab.
@@ -601,7 +603,6 @@ EOF_G
 # CYCLES rounds, the guests taking turns in each (xshim, Linux, xshim, ...): the host takes
 # each figure's median over the rounds, so a slow moment of the lab falls on both alike.
 # A guest's console log grows over its rounds: round R is done at its R-th BENCH end line.
-bench_ends() { grep -acE 'BENCH (done|-ERROR)' $(logs_of "$1") 2>/dev/null | awk -F: '{ s += $NF } END { print s + 0 }'; }
 scenario_disk_bench() {
   _r=1; while [ $_r -le "$CYCLES" ]; do
     for _b_g in $GUESTS; do
@@ -610,11 +611,11 @@ scenario_disk_bench() {
       note_domid "$_b_name"; _t0=$(now); _n=0
       # A guest that crashed (the lab's emulator fault included) ends the wait at once.
       _gone=
-      while [ "$(bench_ends "$_b_name")" -lt $_r ] && [ $_n -lt 1200 ]; do
+      while [ "$(count_lines "$_b_name" 'BENCH (done|-ERROR)')" -lt $_r ] && [ $_n -lt 1200 ]; do
         sleep $POLL; heartbeat $_n "$_b_name for BENCH round $_r"; _n=$((_n + 1))
         if [ $((_n % 10)) -eq 0 ]; then _st=$(xl list "$_b_name" 2>/dev/null | awk 'NR == 2 { print $5 }'); case "${_st:-gone}" in *c*|gone) _gone="state '${_st:-gone}'"; break;; esac; fi
       done
-      if [ "$(grep -ac 'BENCH done' $(logs_of "$_b_name") | awk -F: '{ s += $NF } END { print s + 0 }')" -ge $_r ]; then check "$_b_who-r$_r-bench" PASS "$(dt $_t0 $(now))" done
+      if [ "$(count_lines "$_b_name" 'BENCH done')" -ge $_r ]; then check "$_b_who-r$_r-bench" PASS "$(dt $_t0 $(now))" done
       elif [ -n "$_gone" ]; then check "$_b_who-r$_r-bench" FAIL "$(dt $_t0 $(now))" "the guest crashed or went away ($_gone) before its BENCH done line"; xl destroy "$_b_name" 2>/dev/null
       elif [ $_n -ge 1200 ]; then check "$_b_who-r$_r-bench" FAIL 600 'no BENCH done line'
       else check "$_b_who-r$_r-bench" FAIL "$(dt $_t0 $(now))" "$(grep -ah 'BENCH-ERROR' $(logs_of "$_b_name") | head -1)"; fi

@@ -506,7 +506,7 @@ fn emulator_fault(res: &mut LabResult, line: &str) {
         res.emulator_fault = Some(format!("a guest vCPU triple-faulted holding Xen's own state (RIP e008:{rip}): an emulator fault"));
         res.triple_fault_seen = false;
     } else if res.triple_fault_seen && line.contains("RIP:    0023:[<") {
-        res.user_triple_fault_rip = line.split("[<").nth(1).and_then(|r| r.split(">]").next()).map(str::to_string);
+        res.user_triple_fault_rip = dumped_rip(line).map(str::to_string);
     } else if res.triple_fault_seen && line.contains(" cr2: ") && res.user_triple_fault_rip.is_some() {
         res.triple_fault_seen = false;
         let rip = res.user_triple_fault_rip.take().unwrap_or_default();
@@ -516,12 +516,17 @@ fn emulator_fault(res: &mut LabResult, line: &str) {
         }
     } else if res.triple_fault_seen && line.contains("RIP:    0008:[<") {
         res.triple_fault_seen = false;
-        let rip = line.split("[<").nth(1).and_then(|r| r.split(">]").next()).and_then(|h| u64::from_str_radix(h, 16).ok());
+        let rip = dumped_rip(line).and_then(|h| u64::from_str_radix(h, 16).ok());
         let image = std::fs::read(util::shim_elf()).unwrap_or_default();
         if let Some((rip, insn)) = rip.and_then(|r| follows_intercepted_instruction(&image, r).map(|i| (r, i))) {
             res.emulator_fault = Some(format!("a PVH guest triple-faulted at RIP {rip:#x}, right after `{insn}`, an instruction Xen intercepts: the world switch back into the guest failed (an emulator fault)"));
         }
     }
+}
+
+/// The hex digits of RIP in Xen's register dump line `(XEN) RIP:    0008:[<...>]`.
+fn dumped_rip(line: &str) -> Option<&str> {
+    line.split("[<").nth(1).and_then(|r| r.split(">]").next())
 }
 
 /// The instruction that ends just before `rip` in the shim's ELF `image`, if it is one that

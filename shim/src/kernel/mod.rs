@@ -146,7 +146,7 @@ pub fn load_and_enter(modules: &[Module], ram: RamLayout, payload_cmdline: Strin
     let p = platform();
     // Never written by the loader, never the payload's: what the platform keeps, the shim,
     // and boot modules other than the payload (module 0, dead once loaded, is free memory).
-    let mut busy: Vec<Range> = ram
+    let busy: Vec<Range> = ram
         .keep
         .iter()
         .copied()
@@ -165,20 +165,19 @@ pub fn load_and_enter(modules: &[Module], ram: RamLayout, payload_cmdline: Strin
     let stack = MemRegion { base: stack_base, len: layout::PAYLOAD_STACK_SIZE as u64 };
     let window = plan.window();
     let window = MemRegion { base: window.start, len: window.end - window.start };
+    let mut regions = xshim_shim::start_info::payload_regions(&ram.usable, window.base + window.len, &busy);
     // The platform's devices may take some RAM for themselves now that the payload's place
-    // is known (blkfront's bounce pages): from the top of the payload's free memory.
+    // is known (blkfront's bounce pages): off the top of the payload's free memory.
     let device_ram = match p.device_ram_wanted() {
         0 => None,
         want => {
-            let got = xshim_shim::start_info::carve_from_top(&xshim_shim::start_info::payload_regions(&ram.usable, window.base + window.len, &busy), want);
+            let got = xshim_shim::start_info::carve_from_top(&mut regions, want);
             if got.is_none() {
                 log::warn!("devices: no {} KiB of free memory to spare for them: they run with fewer requests in flight", want >> 10);
             }
             got
         }
     };
-    busy.extend(device_ram);
-    let regions = xshim_shim::start_info::payload_regions(&ram.usable, window.base + window.len, &busy);
     let free: u64 = regions.iter().map(|r| r.len).sum();
     // Demand population: all RAM but the shim, the loaded payload and what the platform
     // needs goes back to Xen; the payload's part comes back on first touch.

@@ -42,7 +42,7 @@ pub struct XenState {
 
 static XEN: Mutex<Option<XenState>> = Mutex::new(None);
 /// Console bytes taken back out of the ring for the suspend (`console_take_back`).
-static CONSOLE_TAKEN_BACK: Mutex<xshim_shim::xen::ring::TakenBack> = Mutex::new(xshim_shim::xen::ring::TakenBack { bytes: alloc::vec::Vec::new() });
+static CONSOLE_TAKEN_BACK: Mutex<alloc::vec::Vec<u8>> = Mutex::new(alloc::vec::Vec::new());
 
 /// The nodes libxl and other toolstacks look for before they ask us to suspend, and the
 /// watch that brings their requests.
@@ -174,13 +174,13 @@ impl GuestEnv for Env<'_> {
     }
     fn console_take_back(&mut self) -> usize {
         let taken = console::with_ring(self.events, |r| r.take_back_unread()).unwrap_or_default();
-        let n = taken.bytes.len();
+        let n = taken.len();
         *CONSOLE_TAKEN_BACK.lock() = taken;
         n
     }
     fn console_give_back(&mut self) -> usize {
         let taken = core::mem::take(&mut *CONSOLE_TAKEN_BACK.lock());
-        console::with_ring(self.events, |r| r.write_all(&taken.bytes)).map_or(0, |()| taken.bytes.len())
+        console::with_ring(self.events, |r| r.write_all(&taken)).map_or(0, |()| taken.len())
     }
     fn xenstore_quiesce(&mut self) {
         if let Some(xs) = self.xenstore.as_deref_mut() {

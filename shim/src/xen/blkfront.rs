@@ -3,8 +3,8 @@
 //! payload's data goes through the shim's own bounce pages: granted once each, read-write,
 //! when the backend offers persistent grants (`feature-persistent`: blkback then maps each
 //! page once, not once per request), else granted for the length of one request. Every
-//! request has a shadow here until
-//! its response: so a request the backend had not answered when the domain was suspended is
+//! request has a shadow here until its response: so a request the backend had not answered
+//! when the domain was suspended is
 //! sent again, with the same bytes, to the backend of the new domain (at least once on the
 //! disk, exactly once for the payload).
 //!
@@ -220,11 +220,7 @@ impl BlkFront {
         // key, and says so in its own).
         self.grefs = None;
         if xenbus::read_flag(store, &format!("{}/feature-persistent", self.backend.path))? {
-            let mut grefs = Vec::with_capacity(self.pool_pages as usize);
-            for page in 0..self.pool_pages {
-                grefs.push(env.grant_page(page, self.backend.domid, false)?);
-            }
-            self.grefs = Some(grefs);
+            self.grefs = Some(grant_pages(env, self.backend.domid, 0..self.pool_pages)?);
         }
         xenbus::switch_state(store, &dev, XenbusState::Connected)
     }
@@ -259,19 +255,7 @@ impl BlkFront {
     pub fn add_pool_pages(&mut self, env: &mut impl BlkEnv, pages: core::ops::Range<u16>) -> Result<(), DeviceError> {
         assert_eq!(pages.start, self.pool_pages, "pages are numbered on from the pool's");
         if let Some(grefs) = &mut self.grefs {
-            let mut new = Vec::with_capacity(pages.len());
-            for page in pages.clone() {
-                match env.grant_page(page, self.backend.domid, false) {
-                    Ok(g) => new.push(g),
-                    Err(e) => {
-                        for g in new {
-                            env.end_grant(g);
-                        }
-                        return Err(e);
-                    }
-                }
-            }
-            grefs.extend(new);
+            grefs.extend(grant_pages(env, self.backend.domid, pages.clone())?);
         }
         self.pool_pages = pages.end;
         self.free_pages.extend(pages.rev());
@@ -433,25 +417,19 @@ impl BlkFront {
         let domid = self.backend.domid;
         let s = self.shadows[id].as_mut().expect("a shadow to send");
         let readonly = s.req.operation == BLKIF_OP_WRITE;
-        if let Some(grefs) = &self.grefs {
-            for i in 0..s.req.nr_segments as usize {
-                s.req.seg[i].gref = grefs[s.pages[i] as usize];
-            }
-        }
-        for i in (0..s.req.nr_segments as usize).filter(|_| self.grefs.is_none()) {
-            match env.grant_page(s.pages[i], domid, readonly) {
-                Ok(g) => s.req.seg[i].gref = g,
-                Err(e) => {
-                    // Undo the grants made so far; the request is not sent.
-                    for seg in &s.req.seg[..i] {
-                        env.end_grant(seg.gref);
-                    }
-                    let pages = s.pages;
-                    let n = s.req.nr_segments as usize;
-                    self.shadows[id] = None;
-                    self.free_pages.extend_from_slice(&pages[..n]);
-                    return Err(e);
-                }
+        let n = s.req.nr_segments as usize;
+        let refs = match &self.grefs {
+            Some(grefs) => Ok(s.pages[..n].iter().map(|&p| grefs[p as usize]).collect()),
+            None => grant_each(env, domid, &s.pages[..n], readonly),
+        };
+        match refs {
+            Ok(refs) => s.req.seg[..n].iter_mut().zip(refs).for_each(|(seg, g)| seg.gref = g),
+            Err(e) => {
+                // The request is not sent: its pages back to the pool.
+                let pages = s.pages;
+                self.shadows[id] = None;
+                self.free_pages.extend_from_slice(&pages[..n]);
+                return Err(e);
             }
         }
         let req = s.req;
@@ -485,11 +463,13 @@ impl BlkFront {
                 }
                 s.status = Some(rsp.status);
                 // Persistent grants stay: the backend keeps them mapped.
-                for i in (0..s.req.nr_segments as usize).filter(|_| self.grefs.is_none()) {
-                    if !env.end_grant(s.req.seg[i].gref) {
-                        // Still mapped by the backend: the page is no longer ours to reuse.
-                        s.leaked |= 1 << i;
-                        self.leaked_pages += 1;
+                if self.grefs.is_none() {
+                    for i in 0..s.req.nr_segments as usize {
+                        if !env.end_grant(s.req.seg[i].gref) {
+                            // Still mapped by the backend: the page is no longer ours to reuse.
+                            s.leaked |= 1 << i;
+                            self.leaked_pages += 1;
+                        }
                     }
                 }
             }
@@ -586,6 +566,29 @@ impl BlkFront {
     pub fn close(&mut self, store: &mut impl Store, timeout_ns: u64) -> Result<(), DeviceError> {
         xenbus::close(store, &self.dev, &self.backend, timeout_ns)
     }
+}
+
+/// Grants `pages` to `domid` (read-only or not), all or none: on a failure the grants made so
+/// far are ended.
+fn grant_each(env: &mut impl BlkEnv, domid: u16, pages: &[u16], readonly: bool) -> Result<Vec<u32>, DeviceError> {
+    let mut refs = Vec::with_capacity(pages.len());
+    for &page in pages {
+        match env.grant_page(page, domid, readonly) {
+            Ok(g) => refs.push(g),
+            Err(e) => {
+                for g in refs {
+                    env.end_grant(g);
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(refs)
+}
+
+/// Persistent grants of the bounce pages `pages` (read-write), all or none.
+fn grant_pages(env: &mut impl BlkEnv, domid: u16, pages: core::ops::Range<u16>) -> Result<Vec<u32>, DeviceError> {
+    grant_each(env, domid, &pages.collect::<Vec<u16>>(), false)
 }
 
 fn op_name(op: u8) -> &'static str {

@@ -57,31 +57,25 @@ pub fn consume(ring: &impl RingBuf, prod: u32, cons: u32, out: &mut [u8]) -> Res
     Ok((n, cons.wrapping_add(n as u32)))
 }
 
-/// Console bytes a backend had not read by the suspend, taken back out of the ring just
-/// before the hypercall and written into the ring again after it (the new domain's, or the
-/// same one if the suspend was cancelled). Left in the ring, they would come out twice: the
+/// Takes console bytes a backend had not read by the suspend back out of the ring, just
+/// before the hypercall; they are written into the ring again after it (the new domain's, or
+/// the same one if the suspend was cancelled). Left in the ring, they would come out twice: the
 /// old domain's backend reads them from the old page even once the domain is gone, and Xen
 /// 4.17's PV restore keeps the console page as saved, so the new backend reads them again
 /// (measured in the lab: xenconsoled stopped across an `xl save`, then restored). Taken only
 /// from a backend that read nothing for a while (`suspend`'s short flush timed out), which
 /// is then not in the middle of reading them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TakenBack {
-    pub bytes: alloc::vec::Vec<u8>,
-}
-
-impl TakenBack {
-    /// The bytes between `cons` and `prod`, and the producer index that takes them back
-    /// (`cons`); nothing from a ring with nonsense indices.
-    pub fn take(ring: &impl RingBuf, prod: u32, cons: u32) -> (TakenBack, u32) {
-        let mut bytes = alloc::vec![0u8; ring.size() as usize];
-        match consume(ring, prod, cons, &mut bytes) {
-            Ok((n, _)) => {
-                bytes.truncate(n);
-                (TakenBack { bytes }, cons)
-            }
-            Err(_) => (TakenBack::default(), prod),
+///
+/// Returns the bytes between `cons` and `prod` and the producer index that takes them back
+/// (`cons`); nothing from a ring with nonsense indices.
+pub fn take_back_unread(ring: &impl RingBuf, prod: u32, cons: u32) -> (alloc::vec::Vec<u8>, u32) {
+    let mut bytes = alloc::vec![0u8; ring.size() as usize];
+    match consume(ring, prod, cons, &mut bytes) {
+        Ok((n, _)) => {
+            bytes.truncate(n);
+            (bytes, cons)
         }
+        Err(_) => (alloc::vec::Vec::new(), prod),
     }
 }
 
@@ -95,10 +89,10 @@ pub mod tests {
         // 20 bytes written in all, the backend read 13: 7 unread, wrapping past the end.
         let (_, prod) = produce(&mut ring, 0, 0, b"0123456789ab").unwrap();
         let (_, prod) = produce(&mut ring, prod, 12, b"cdefghij").unwrap();
-        let (taken, new_prod) = TakenBack::take(&ring, prod, 13);
-        assert_eq!((&taken.bytes[..], new_prod), (&b"defghij"[..], 13));
+        let (taken, new_prod) = take_back_unread(&ring, prod, 13);
+        assert_eq!((&taken[..], new_prod), (&b"defghij"[..], 13));
         // Nonsense indices (more than a ring's worth): nothing taken, nothing changed.
-        assert_eq!(TakenBack::take(&ring, 100, 0), (TakenBack::default(), 100));
+        assert_eq!(take_back_unread(&ring, 100, 0), (alloc::vec::Vec::new(), 100));
     }
 
     pub struct VecRing(pub alloc::vec::Vec<u8>);

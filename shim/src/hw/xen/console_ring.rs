@@ -116,10 +116,11 @@ impl ConsoleRing {
         prod.get() != cons.get()
     }
 
-    /// Takes the bytes the backend has not read back out of the ring (see `TakenBack`).
-    pub fn take_back_unread(&mut self) -> ring::TakenBack {
+    /// Takes the bytes the backend has not read back out of the ring (see
+    /// `ring::take_back_unread`).
+    pub fn take_back_unread(&mut self) -> alloc::vec::Vec<u8> {
         let (data, prod, cons) = self.out();
-        let (taken, new_prod) = ring::TakenBack::take(&data, prod.get(), cons.get());
+        let (taken, new_prod) = ring::take_back_unread(&data, prod.get(), cons.get());
         prod.set(new_prod);
         taken
     }
