@@ -18,6 +18,7 @@
 #define XSHIM_F_BLOCK         (1u << 4)
 #define XSHIM_F_NET           (1u << 5)
 #define XSHIM_F_MEMORY        (1u << 6)  /* MEM_DISCARD and MEM_INFO are served */
+#define XSHIM_F_VCPUS         (1u << 7)  /* the VCPU_* calls are served */
 
 struct xshim_boot_info {
     uint64_t magic;
@@ -52,6 +53,11 @@ typedef int64_t (*xshim_call_t)(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t 
 #define XSHIM_NET_RECV      18  /* (dev, ptr, len >= mtu + 14) -> frame length, or XSHIM_E_AGAIN; never blocks */
 #define XSHIM_MEM_DISCARD   19  /* (ptr, len: page-aligned, in one MEMMAP region) -> bytes given back to Xen */
 #define XSHIM_MEM_INFO      20  /* (struct xshim_mem_info *) -> 0 */
+#define XSHIM_VCPU_COUNT    21  /* () -> vCPUs the payload may use */
+#define XSHIM_VCPU_START    22  /* (vcpu, entry, stack_top, arg) -> 0; entry(arg) must not return */
+#define XSHIM_CURRENT_VCPU  23  /* () -> the calling vCPU's number */
+#define XSHIM_WAKE          24  /* (vcpu) -> 0; ends its WAIT with XSHIM_WAKE_WOKEN */
+#define XSHIM_MAX_VCPUS      8
 
 #define XSHIM_E_NO_SUCH_CALL  (-1)
 #define XSHIM_E_BAD_POINTER   (-2)
@@ -68,6 +74,7 @@ typedef int64_t (*xshim_call_t)(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t 
 #define XSHIM_WAKE_RESUMED       (1u << 2)
 #define XSHIM_WAKE_NET_RX        (1u << 3)  /* a frame is queued for NET_RECV */
 #define XSHIM_WAKE_NET_TX        (1u << 4)  /* a send slot is free again after XSHIM_E_AGAIN */
+#define XSHIM_WAKE_WOKEN         (1u << 5)  /* another vCPU called XSHIM_WAKE for this one */
 
 #define XSHIM_SHUTDOWN_POWEROFF 0
 #define XSHIM_SHUTDOWN_REBOOT   1

@@ -25,6 +25,9 @@ bitflags::bitflags! {
         /// MEM_DISCARD and MEM_INFO are served (under Xen the payload's memory is populated
         /// on first touch and a discard gives it back; without Xen a discard only zeroes).
         const MEMORY = 1 << 6;
+        /// The VCPU_* calls are served (VCPU_COUNT says how many vCPUs there are; 1 where
+        /// the platform brings up only the first).
+        const VCPUS = 1 << 7;
     }
 }
 
@@ -106,6 +109,19 @@ pub mod call {
     /// (out: *mut MemInfo) -> 0. The payload's memory: how much there is, how much is
     /// populated now, and how much the guest may hold.
     pub const MEM_INFO: u64 = 20;
+    /// () -> the number of vCPUs the payload may use (vCPU 0 is the one `_start` runs on).
+    pub const VCPU_COUNT: u64 = 21;
+    /// (vcpu, entry, stack_top, arg) -> 0. Starts vCPU `vcpu` (1..VCPU_COUNT, not running
+    /// yet) at `entry(arg)` in user mode, `rsp` = `stack_top` - 8 (as after a call; the
+    /// return address is 0: `entry` must not return). `entry` in the payload's window,
+    /// `stack_top` 16-byte aligned inside the payload's memory, else `BadPointer`; a vCPU
+    /// that does not exist or already runs: `BadArgument`.
+    pub const VCPU_START: u64 = 22;
+    /// () -> the calling vCPU's number.
+    pub const CURRENT_VCPU: u64 = 23;
+    /// (vcpu) -> 0. Ends vCPU `vcpu`'s WAIT (with `Wake::WOKEN`) or, if it is not waiting,
+    /// its next one. `BadArgument` if it does not exist.
+    pub const WAKE: u64 = 24;
 }
 
 /// The calls, typed (the numbers are `call::*`).
@@ -132,14 +148,19 @@ pub enum Call {
     NetRecv = call::NET_RECV,
     MemDiscard = call::MEM_DISCARD,
     MemInfo = call::MEM_INFO,
+    VcpuCount = call::VCPU_COUNT,
+    VcpuStart = call::VCPU_START,
+    CurrentVcpu = call::CURRENT_VCPU,
+    Wake = call::WAKE,
 }
 
 impl Call {
-    pub const ALL: [Call; 20] = [
+    pub const ALL: [Call; 24] = [
         Call::ConsoleWrite, Call::ConsoleRead, Call::MonotonicNs, Call::Wallclock, Call::Wait, Call::Shutdown,
         Call::Cmdline, Call::Memmap, Call::ResumeNotify, Call::Generation, Call::Version,
         Call::BlockInfo, Call::BlockRead, Call::BlockWrite, Call::BlockFlush,
         Call::NetInfo, Call::NetSend, Call::NetRecv, Call::MemDiscard, Call::MemInfo,
+        Call::VcpuCount, Call::VcpuStart, Call::CurrentVcpu, Call::Wake,
     ];
 }
 
@@ -202,6 +223,8 @@ bitflags::bitflags! {
         const NET_RX = 1 << 3;
         /// A send slot is free again after NET_SEND answered `Again`.
         const NET_TX = 1 << 4;
+        /// Another vCPU called WAKE for this one.
+        const WOKEN = 1 << 5;
     }
 }
 
@@ -274,6 +297,9 @@ pub struct MemInfo {
     pub reserved: u64,
 }
 const _: () = assert!(core::mem::size_of::<MemInfo>() == 32);
+
+/// The most vCPUs a guest may give a payload.
+pub const MAX_VCPUS: u64 = 8;
 
 /// A range of RAM the payload may use freely (identity-mapped, page-aligned).
 #[repr(C)]

@@ -153,6 +153,88 @@ impl Shim {
     }
 }
 
+/// A vCPU's entry: `arg` from VCPU_START; it must not return.
+pub type VcpuEntry = extern "sysv64" fn(arg: u64) -> !;
+
+impl Shim {
+    /// The vCPUs the payload may use (1 where only the first is up).
+    pub fn vcpu_count(&self) -> u64 {
+        if !self.features().contains(Features::VCPUS) {
+            return 1;
+        }
+        Error::from_result(self.raw(call::VCPU_COUNT, 0, 0, 0, 0)).unwrap_or(1)
+    }
+
+    /// The calling vCPU's number.
+    pub fn current_vcpu(&self) -> u64 {
+        Error::from_result(self.raw(call::CURRENT_VCPU, 0, 0, 0, 0)).unwrap_or(0)
+    }
+
+    /// Starts vCPU `vcpu` at `entry(arg)` on `stack` (which it owns from now on: the stack's
+    /// top is its first frame).
+    pub fn start_vcpu(&self, vcpu: u64, entry: VcpuEntry, stack: &'static mut [u8], arg: u64) -> Result<u64, Error> {
+        let top = (stack.as_mut_ptr() as u64 + stack.len() as u64) & !15;
+        Error::from_result(self.raw(call::VCPU_START, vcpu, entry as usize as u64, top, arg))
+    }
+
+    /// Ends vCPU `vcpu`'s WAIT (`Wake::WOKEN`), or its next one.
+    pub fn wake(&self, vcpu: u64) -> Result<u64, Error> {
+        Error::from_result(self.raw(call::WAKE, vcpu, 0, 0, 0))
+    }
+}
+
+/// A spin lock for data shared between vCPUs: `lock` spins (a payload cannot turn events
+/// off, and needs not: the shim never runs payload code from an event). Acquire on lock,
+/// release on unlock: what one holder wrote, the next holder sees.
+pub struct SpinLock<T> {
+    locked: core::sync::atomic::AtomicBool,
+    value: core::cell::UnsafeCell<T>,
+}
+
+// SAFETY: the lock hands out one `&mut T` at a time, across vCPUs.
+unsafe impl<T: Send> Sync for SpinLock<T> {}
+
+impl<T> SpinLock<T> {
+    pub const fn new(value: T) -> SpinLock<T> {
+        SpinLock { locked: core::sync::atomic::AtomicBool::new(false), value: core::cell::UnsafeCell::new(value) }
+    }
+
+    pub fn lock(&self) -> SpinGuard<'_, T> {
+        use core::sync::atomic::Ordering;
+        while self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            while self.locked.load(Ordering::Relaxed) {
+                core::hint::spin_loop();
+            }
+        }
+        SpinGuard { lock: self }
+    }
+}
+
+pub struct SpinGuard<'a, T> {
+    lock: &'a SpinLock<T>,
+}
+
+impl<T> core::ops::Deref for SpinGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard holds the lock: no other reference to the value exists.
+        unsafe { &*self.lock.value.get() }
+    }
+}
+
+impl<T> core::ops::DerefMut for SpinGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as deref, and the guard is borrowed mutably.
+        unsafe { &mut *self.lock.value.get() }
+    }
+}
+
+impl<T> Drop for SpinGuard<'_, T> {
+    fn drop(&mut self) {
+        self.lock.locked.store(false, core::sync::atomic::Ordering::Release);
+    }
+}
+
 impl fmt::Write for Shim {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         self.console_write(s.as_bytes()).map(|_| ()).map_err(|_| fmt::Error)

@@ -100,6 +100,15 @@ pub trait Services {
     /// Returns the bytes given back to Xen.
     fn mem_discard(&mut self, start: u64, end: u64) -> u64;
     fn mem_info(&mut self) -> MemInfo;
+    /// How many vCPUs the payload may use (at least 1).
+    fn vcpu_count(&self) -> u64;
+    /// The calling vCPU's number.
+    fn current_vcpu(&self) -> u64;
+    /// Starts vCPU `vcpu` (checked: 1..count) at `entry(arg)` on `stack_top` (checked:
+    /// payload memory); `BadArgument` if it already runs.
+    fn vcpu_start(&mut self, vcpu: u64, entry: u64, stack_top: u64, arg: u64) -> Result<u64, Error>;
+    /// Ends vCPU `vcpu`'s WAIT (checked: < count), or makes its next one return at once.
+    fn wake(&mut self, vcpu: u64);
 }
 
 fn as_bytes<T: zerocopy::IntoBytes + zerocopy::Immutable>(v: &T) -> &[u8] {
@@ -222,6 +231,31 @@ pub fn dispatch(nr: u64, a: [u64; 4], svc: &mut impl Services) -> Result<u64, Er
             svc.write_payload(dst, as_bytes(&bytes));
             Ok(0)
         }
+        Call::VcpuCount => Ok(svc.vcpu_count()),
+        Call::VcpuStart => {
+            let [vcpu, entry, stack_top, arg] = a;
+            if vcpu == 0 || vcpu >= svc.vcpu_count() {
+                return Err(Error::BadArgument);
+            }
+            let mem = svc.memory();
+            // The entry is code of the payload's (its window); the stack's top 16 bytes (the
+            // return-address slot and its alignment) are payload memory.
+            let window = mem.window;
+            let entry_ok = entry >= window.base && entry - window.base < window.len;
+            let stack_ok = stack_top % 16 == 0 && stack_top.checked_sub(16).is_some_and(|low| mem.contains(low, 16));
+            if !entry_ok || !stack_ok {
+                return Err(Error::BadPointer);
+            }
+            svc.vcpu_start(vcpu, entry, stack_top, arg)
+        }
+        Call::CurrentVcpu => Ok(svc.current_vcpu()),
+        Call::Wake => {
+            if a[0] >= svc.vcpu_count() {
+                return Err(Error::BadArgument);
+            }
+            svc.wake(a[0]);
+            Ok(0)
+        }
     }
 }
 
@@ -303,11 +337,13 @@ mod tests {
         notify: bool,
         shutdown: Option<ShutdownRequest>,
         cmdline: String,
+        started: Vec<(u64, u64, u64, u64)>,
+        woken: Vec<u64>,
     }
 
     impl Fake {
         fn new() -> Fake {
-            Fake { window: vec![0; 0x1000], stack: vec![0; 0x1000], regions: vec![MemRegion { base: FREE, len: 0x2000 }], free: vec![0; 0x2000], console: Vec::new(), input: b"hi".to_vec(), notify: false, shutdown: None, cmdline: "ticks=3 sentinel=42".into() }
+            Fake { window: vec![0; 0x1000], stack: vec![0; 0x1000], regions: vec![MemRegion { base: FREE, len: 0x2000 }], free: vec![0; 0x2000], console: Vec::new(), input: b"hi".to_vec(), notify: false, shutdown: None, cmdline: "ticks=3 sentinel=42".into(), started: Vec::new(), woken: Vec::new() }
         }
         fn bytes_at(&mut self, addr: u64, len: usize) -> &mut [u8] {
             if len == 0 {
@@ -411,6 +447,22 @@ mod tests {
             self.free[(start - FREE) as usize..(end - FREE) as usize].fill(0);
             end - start
         }
+        fn vcpu_count(&self) -> u64 {
+            4
+        }
+        fn current_vcpu(&self) -> u64 {
+            0
+        }
+        fn vcpu_start(&mut self, vcpu: u64, entry: u64, stack_top: u64, arg: u64) -> Result<u64, Error> {
+            if self.started.iter().any(|s| s.0 == vcpu) {
+                return Err(Error::BadArgument);
+            }
+            self.started.push((vcpu, entry, stack_top, arg));
+            Ok(0)
+        }
+        fn wake(&mut self, vcpu: u64) {
+            self.woken.push(vcpu);
+        }
         fn mem_info(&mut self) -> MemInfo {
             MemInfo { total: 0x3000, populated: 0x2000, limit: 0x10_0000, reserved: 0 }
         }
@@ -476,6 +528,22 @@ mod tests {
     }
 
     #[test]
+    fn vcpus_are_counted_started_once_and_woken() {
+        let mut f = Fake::new();
+        assert_eq!(call(&mut f, Call::VcpuCount, [0; 4]), Ok(4));
+        assert_eq!(call(&mut f, Call::CurrentVcpu, [0; 4]), Ok(0));
+        let (entry, top) = (WINDOW + 0x10, STACK + 0x1000);
+        assert_eq!(call(&mut f, Call::VcpuStart, [1, entry, top, 77]), Ok(0));
+        assert_eq!(call(&mut f, Call::VcpuStart, [3, entry, FREE + 0x2000, 78]), Ok(0), "a stack in a MEMMAP region");
+        assert_eq!(call(&mut f, Call::VcpuStart, [1, entry, top, 77]), Err(Error::BadArgument), "already running");
+        assert_eq!(f.started, vec![(1, entry, top, 77), (3, entry, FREE + 0x2000, 78)]);
+        assert_eq!(call(&mut f, Call::Wake, [3, 0, 0, 0]), Ok(0));
+        assert_eq!(call(&mut f, Call::Wake, [0, 0, 0, 0]), Ok(0), "waking oneself is allowed");
+        assert_eq!(f.woken, vec![3, 0]);
+        println!("checked: VCPU_COUNT, CURRENT_VCPU, VCPU_START twice (the second refused), WAKE");
+    }
+
+    #[test]
     fn every_bad_argument_in_abi_md_is_refused() {
         let mut f = Fake::new();
         let bad_ptrs = [0, 0x10, 0xffff_8000_0000_0000, u64::MAX - 4, WINDOW + 0xff8, STACK - 8];
@@ -522,7 +590,18 @@ mod tests {
         assert_eq!(call(&mut f, Call::MemDiscard, [FREE, 0x3000, 0, 0]), Err(Error::BadPointer), "past the region");
         assert_eq!(call(&mut f, Call::MemDiscard, [u64::MAX - 0xfff, 0x1000, 0, 0]), Err(Error::BadPointer), "wraps");
         assert_eq!(call(&mut f, Call::MemInfo, [WINDOW + 4, 0, 0, 0]), Err(Error::BadPointer), "misaligned mem info");
-        for nr in [0, 21, 99, u64::MAX] {
+        // VCPU_START: vCPU 0 and vCPUs past the count, an entry outside the window, a stack
+        // not 16-byte aligned or whose top 16 bytes are not the payload's; WAKE past the count.
+        let (entry, top) = (WINDOW + 0x10, STACK + 0x1000);
+        for v in [0, 4, 99] {
+            assert_eq!(call(&mut f, Call::VcpuStart, [v, entry, top, 0]), Err(Error::BadArgument), "vcpu {v}");
+        }
+        for (e, t) in [(0, top), (STACK, top), (WINDOW + 0x1000, top), (entry, top - 8), (entry, STACK + 8), (entry, 0), (entry, 8), (entry, FREE + 0x3000)] {
+            assert_eq!(call(&mut f, Call::VcpuStart, [1, e, t, 0]), Err(Error::BadPointer), "entry {e:#x} stack {t:#x}");
+        }
+        assert_eq!(call(&mut f, Call::Wake, [4, 0, 0, 0]), Err(Error::BadArgument));
+        assert!(f.started.is_empty() && f.woken.is_empty());
+        for nr in [0, 25, 99, u64::MAX] {
             assert_eq!(dispatch(nr, [0; 4], &mut f), Err(Error::NoSuchCall), "call {nr}");
         }
         assert!(f.console.is_empty(), "nothing written by a refused call");

@@ -8,6 +8,7 @@ mod journal_check;
 mod lab;
 mod lab_ctl;
 mod qemu;
+mod smp_check;
 mod testrun;
 mod ticker_check;
 mod util;

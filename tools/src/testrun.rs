@@ -161,6 +161,12 @@ fn qemu_tier(t: &mut Tally) {
     } else {
         println!("  (no /dev/kvm: the KVM fallback is not exercised)");
     }
+    // smp-ticker: every vCPU the shim offers (one under QEMU: the native platform brings up
+    // only the first) stepping its region, the shared record under the lock consistent.
+    qemu_boot(t, "qemu-smp-ticker", &shim, Some(&util::payload_elf("smp-ticker")), "ticks=3", |r| {
+        let rep = crate::smp_check::check(r.output.lines());
+        (rep.ok() && rep.smp_lines == 3 && r.payload_code == Some(0)).then(|| rep.summary()).ok_or(format!("{}; exit {:?}", rep.summary(), r.payload_code))
+    });
     // The C kit: ctick (the ticker in C, built by `xshim build` from payload/c) checks the kit
     // and the entry state, then ticks with the Rust ticker's checksums.
     let tcg = qemu::Accel { kvm: false, why: "C payloads use SSE".into() };

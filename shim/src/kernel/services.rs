@@ -24,6 +24,9 @@ static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 static RESUME_NOTIFY: AtomicBool = AtomicBool::new(false);
 static RESUMED: AtomicBool = AtomicBool::new(false);
 static GENERATION: AtomicU64 = AtomicU64::new(0);
+/// vCPU 0 was woken (WAKE) since its last WAIT returned: its next WAIT returns at once.
+/// (One vCPU so far: the platforms bring up only the first.)
+static WOKEN: AtomicBool = AtomicBool::new(false);
 /// A NET_SEND answered `Again` since WAIT last reported a free slot (`Wake::NET_TX`).
 static NET_TX_WANTED: AtomicBool = AtomicBool::new(false);
 
@@ -183,6 +186,19 @@ impl Services for ShimServices<'_> {
         // SAFETY: as console_read; no other reference to the payload's buffer exists.
         nics::recv(dev, unsafe { buf.as_bytes_mut() })
     }
+    fn vcpu_count(&self) -> u64 {
+        1
+    }
+    fn current_vcpu(&self) -> u64 {
+        0
+    }
+    fn vcpu_start(&mut self, _vcpu: u64, _entry: u64, _stack_top: u64, _arg: u64) -> Result<u64, Error> {
+        // The dispatcher refuses every vCPU number past the count (1) before this.
+        Err(Error::BadArgument)
+    }
+    fn wake(&mut self, _vcpu: u64) {
+        WOKEN.store(true, Ordering::SeqCst);
+    }
 }
 
 /// How long a disk call may wait for its backend (time suspended does not count: the clock
@@ -222,6 +238,9 @@ fn block_call(events: &crate::hw::EventsOff, dev: u64, op: u8, offset: u64, buf:
 fn wait(events: &crate::hw::EventsOff, deadline: u64) -> Wake {
     let platform = super::platform();
     loop {
+        if WOKEN.swap(false, Ordering::SeqCst) {
+            return Wake::WOKEN;
+        }
         if RESUME_NOTIFY.load(Ordering::SeqCst) && RESUMED.swap(false, Ordering::SeqCst) {
             return Wake::RESUMED;
         }

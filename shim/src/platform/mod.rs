@@ -73,8 +73,8 @@ impl Platform {
     /// What the payload is told it has.
     pub fn features(self) -> Features {
         match self {
-            Platform::Native => Features::CONSOLE_INPUT | Features::WALLCLOCK | Features::MEMORY,
-            Platform::Pvh | Platform::Pv => Features::XEN | Features::SAVE_RESTORE | Features::CONSOLE_INPUT | Features::WALLCLOCK | Features::BLOCK | Features::NET | Features::MEMORY,
+            Platform::Native => Features::CONSOLE_INPUT | Features::WALLCLOCK | Features::MEMORY | Features::VCPUS,
+            Platform::Pvh | Platform::Pv => Features::XEN | Features::SAVE_RESTORE | Features::CONSOLE_INPUT | Features::WALLCLOCK | Features::BLOCK | Features::NET | Features::MEMORY | Features::VCPUS,
         }
     }
 
