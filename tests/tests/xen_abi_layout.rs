@@ -18,7 +18,7 @@ fn xen_abi_matches_the_c_headers() {
     let mut c = String::from(
         "#include <stdio.h>\n#include <stddef.h>\n#include <stdint.h>\n#include <xen/xen.h>\n#include <xen/event_channel.h>\n\
          #include <xen/sched.h>\n#include <xen/memory.h>\n#include <xen/vcpu.h>\n#include <xen/grant_table.h>\n#include <xen/hvm/hvm_op.h>\n\
-         #include <xen/hvm/params.h>\n#include <xen/arch-x86/hvm/start_info.h>\n#include <xen/io/console.h>\n#include <xen/io/xs_wire.h>\n#include <xen/callback.h>\n\
+         #include <xen/hvm/params.h>\n#include <xen/hvm/hvm_vcpu.h>\n#include <xen/arch-x86/hvm/start_info.h>\n#include <xen/io/console.h>\n#include <xen/io/xs_wire.h>\n#include <xen/callback.h>\n\
          #include <xen/io/blkif.h>\n#include <xen/io/netif.h>\n#include <xen/io/xenbus.h>\n\
          int main(void) {\n",
     );

@@ -6,6 +6,7 @@ pub mod console;
 pub mod event_channel;
 pub mod grant_table;
 pub mod hvm_params;
+pub mod hvm_vcpu;
 pub mod memory;
 pub mod netif;
 pub mod sched;
@@ -87,6 +88,16 @@ pub fn layout_table() -> alloc::vec::Vec<(&'static str, &'static str, usize)> {
     off!("struct xen_hvm_param", hvm_params::XenHvmParam, value);
     size!("struct vcpu_set_singleshot_timer", vcpu::VcpuSetSingleshotTimer);
     off!("struct vcpu_set_singleshot_timer", vcpu::VcpuSetSingleshotTimer, flags);
+    size!("struct vcpu_hvm_context", hvm_vcpu::VcpuHvmContext);
+    off!("struct vcpu_hvm_context", hvm_vcpu::VcpuHvmContext, cpu_regs);
+    size!("struct vcpu_hvm_x86_64", hvm_vcpu::VcpuHvmX86_64);
+    off!("struct vcpu_hvm_x86_64", hvm_vcpu::VcpuHvmX86_64, rsp);
+    off!("struct vcpu_hvm_x86_64", hvm_vcpu::VcpuHvmX86_64, rdi);
+    off!("struct vcpu_hvm_x86_64", hvm_vcpu::VcpuHvmX86_64, rip);
+    off!("struct vcpu_hvm_x86_64", hvm_vcpu::VcpuHvmX86_64, rflags);
+    off!("struct vcpu_hvm_x86_64", hvm_vcpu::VcpuHvmX86_64, cr0);
+    off!("struct vcpu_hvm_x86_64", hvm_vcpu::VcpuHvmX86_64, cr3);
+    off!("struct vcpu_hvm_x86_64", hvm_vcpu::VcpuHvmX86_64, efer);
     size!("struct vcpu_register_vcpu_info", vcpu::VcpuRegisterVcpuInfo);
     off!("struct vcpu_register_vcpu_info", vcpu::VcpuRegisterVcpuInfo, offset);
     size!("struct xencons_interface", console::XenconsInterface);
@@ -102,6 +113,29 @@ pub fn layout_table() -> alloc::vec::Vec<(&'static str, &'static str, usize)> {
     size!("struct xsd_sockmsg", xs_wire::XsdSockmsg);
     size!("struct grant_entry_v1", grant_table::GrantEntryV1);
     off!("struct grant_entry_v1", grant_table::GrantEntryV1, frame);
+    size!("struct cpu_user_regs", xen::CpuUserRegs);
+    off!("struct cpu_user_regs", xen::CpuUserRegs, rdi);
+    off!("struct cpu_user_regs", xen::CpuUserRegs, rip);
+    off!("struct cpu_user_regs", xen::CpuUserRegs, cs);
+    off!("struct cpu_user_regs", xen::CpuUserRegs, saved_upcall_mask);
+    off!("struct cpu_user_regs", xen::CpuUserRegs, rflags);
+    off!("struct cpu_user_regs", xen::CpuUserRegs, rsp);
+    off!("struct cpu_user_regs", xen::CpuUserRegs, ss);
+    off!("struct cpu_user_regs", xen::CpuUserRegs, gs);
+    size!("struct vcpu_guest_context", xen::VcpuGuestContext);
+    off!("struct vcpu_guest_context", xen::VcpuGuestContext, flags);
+    off!("struct vcpu_guest_context", xen::VcpuGuestContext, user_regs);
+    off!("struct vcpu_guest_context", xen::VcpuGuestContext, trap_ctxt);
+    off!("struct vcpu_guest_context", xen::VcpuGuestContext, gdt_frames);
+    off!("struct vcpu_guest_context", xen::VcpuGuestContext, gdt_ents);
+    off!("struct vcpu_guest_context", xen::VcpuGuestContext, kernel_ss);
+    off!("struct vcpu_guest_context", xen::VcpuGuestContext, kernel_sp);
+    off!("struct vcpu_guest_context", xen::VcpuGuestContext, ctrlreg);
+    off!("struct vcpu_guest_context", xen::VcpuGuestContext, event_callback_eip);
+    off!("struct vcpu_guest_context", xen::VcpuGuestContext, failsafe_callback_eip);
+    off!("struct vcpu_guest_context", xen::VcpuGuestContext, syscall_callback_eip);
+    off!("struct vcpu_guest_context", xen::VcpuGuestContext, vm_assist);
+    off!("struct vcpu_guest_context", xen::VcpuGuestContext, gs_base_user);
     size!("struct trap_info", xen::TrapInfo);
     off!("struct trap_info", xen::TrapInfo, flags);
     off!("struct trap_info", xen::TrapInfo, cs);
@@ -278,6 +312,14 @@ pub fn constant_table() -> alloc::vec::Vec<(&'static str, u64)> {
         ("HVM_PARAM_CONSOLE_EVTCHN", hvm_params::HVM_PARAM_CONSOLE_EVTCHN as u64),
         ("VCPUOP_set_singleshot_timer", vcpu::VCPUOP_SET_SINGLESHOT_TIMER as u64),
         ("VCPUOP_register_vcpu_info", vcpu::VCPUOP_REGISTER_VCPU_INFO as u64),
+        ("VCPUOP_initialise", vcpu::VCPUOP_INITIALISE as u64),
+        ("VCPUOP_up", vcpu::VCPUOP_UP as u64),
+        ("VCPUOP_down", vcpu::VCPUOP_DOWN as u64),
+        ("VCPUOP_is_up", vcpu::VCPUOP_IS_UP as u64),
+        ("VCPU_HVM_MODE_64B", hvm_vcpu::VCPU_HVM_MODE_64B as u64),
+        ("VGCF_in_kernel", xen::VGCF_IN_KERNEL),
+        ("VGCF_online", xen::VGCF_ONLINE),
+        ("VCPU_HVM_MODE_32B", hvm_vcpu::VCPU_HVM_MODE_32B as u64),
         ("XEN_HVM_START_MAGIC_VALUE", start_info::XEN_HVM_START_MAGIC_VALUE as u64),
         ("XS_READ", xs_wire::XsType::Read as u64),
         ("XS_WRITE", xs_wire::XsType::Write as u64),

@@ -1,5 +1,15 @@
-//! xen/include/public/vcpu.h: the one-shot timer.
+//! xen/include/public/vcpu.h: bringing vCPUs up, vcpu_info, the one-shot timer.
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// Sets a vCPU's initial state (PVH: a `vcpu_hvm_context`; PV: a `vcpu_guest_context`);
+/// once per vCPU while it is down.
+pub const VCPUOP_INITIALISE: u32 = 0;
+/// Makes an initialised vCPU runnable.
+pub const VCPUOP_UP: u32 = 1;
+/// Stops a vCPU (itself, for the shim).
+pub const VCPUOP_DOWN: u32 = 2;
+/// 1 if the vCPU is up.
+pub const VCPUOP_IS_UP: u32 = 3;
 
 pub const VCPUOP_STOP_PERIODIC_TIMER: u32 = 7;
 pub const VCPUOP_SET_SINGLESHOT_TIMER: u32 = 8;

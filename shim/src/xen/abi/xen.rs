@@ -163,6 +163,81 @@ pub struct TrapInfo {
     pub pad: u32,
     pub address: u64,
 }
+
+/// arch-x86/xen-x86_64.h `struct cpu_user_regs` (64-bit): a PV vCPU's registers.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct CpuUserRegs {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub rbp: u64,
+    pub rbx: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rax: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    pub error_code: u32,
+    pub entry_vector: u32,
+    pub rip: u64,
+    pub cs: u16,
+    pub pad0: u16,
+    pub saved_upcall_mask: u8,
+    pub pad1: [u8; 3],
+    /// rflags.IF == !saved_upcall_mask.
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u16,
+    pub pad2: [u16; 3],
+    pub es: u16,
+    pub pad3: [u16; 3],
+    pub ds: u16,
+    pub pad4: [u16; 3],
+    pub fs: u16,
+    pub pad5: [u16; 3],
+    pub gs: u16,
+    pub pad6: [u16; 3],
+}
+const _: () = assert!(core::mem::size_of::<CpuUserRegs>() == 200);
+
+/// `VGCF_in_kernel`: the vCPU starts in guest kernel mode.
+pub const VGCF_IN_KERNEL: u64 = 1 << 2;
+/// `VGCF_online`.
+pub const VGCF_ONLINE: u64 = 1 << 5;
+
+/// arch-x86/xen.h `struct vcpu_guest_context` (64-bit, as a guest sees it): the state
+/// VCPUOP_initialise starts a PV vCPU in. The user page table goes in `ctrlreg[1]`, the
+/// kernel's in `ctrlreg[3]` (both as `mfn << 12`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct VcpuGuestContext {
+    pub fpu_ctxt: [u8; 512],
+    pub flags: u64,
+    pub user_regs: CpuUserRegs,
+    pub trap_ctxt: [TrapInfo; 256],
+    pub ldt_base: u64,
+    pub ldt_ents: u64,
+    pub gdt_frames: [u64; 16],
+    pub gdt_ents: u64,
+    pub kernel_ss: u64,
+    pub kernel_sp: u64,
+    pub ctrlreg: [u64; 8],
+    pub debugreg: [u64; 8],
+    pub event_callback_eip: u64,
+    pub failsafe_callback_eip: u64,
+    pub syscall_callback_eip: u64,
+    pub vm_assist: u64,
+    pub fs_base: u64,
+    pub gs_base_kernel: u64,
+    pub gs_base_user: u64,
+}
+const _: () = assert!(core::mem::size_of::<VcpuGuestContext>() == 5168);
 const _: () = assert!(core::mem::size_of::<TrapInfo>() == 16);
 /// arch-x86/xen-x86_64.h: the ring-3 kernel code selector of a 64-bit PV guest.
 pub const FLAT_KERNEL_CS64: u16 = 0xe033;
