@@ -346,8 +346,11 @@ pub trait Backing {
 /// What a page fault on `addr` came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultOutcome {
-    /// Not demand memory, or already backed: a genuine fault, for the crash report.
+    /// Not demand memory: a genuine fault, for the crash report.
     NotDemand,
+    /// Demand memory already backed: genuine with one vCPU; with several, another vCPU may
+    /// have backed it between this fault and its handler taking the shim lock.
+    AlreadyBacked(Unit),
     /// The unit was backed; the faulting access can be retried.
     Populated(Unit),
     /// Populating failed.
@@ -359,7 +362,7 @@ pub enum FaultOutcome {
 pub fn on_fault(map: &DemandMap, addr: u64, backing: &mut impl Backing) -> FaultOutcome {
     let Some(unit) = map.unit_at(addr) else { return FaultOutcome::NotDemand };
     if map.state(unit) == UnitState::Backed {
-        return FaultOutcome::NotDemand;
+        return FaultOutcome::AlreadyBacked(unit);
     }
     if let Err(e) = back_unit(map, unit, backing) {
         return FaultOutcome::Failed(unit, e);
@@ -381,6 +384,19 @@ pub fn back_unit(map: &DemandMap, unit: Unit, backing: &mut impl Backing) -> Res
     }
     map.set_state(unit, UnitState::Backed);
     Ok(())
+}
+
+/// True if `[start, end)` touches demand memory that is backed.
+pub fn touches_backed(map: &DemandMap, start: u64, end: u64) -> bool {
+    let mut addr = start & !(map.unit_bytes() - 1);
+    while addr < end {
+        match map.unit_at(addr) {
+            Some(u) if map.state(u) == UnitState::Backed => return true,
+            Some(u) => addr = u.end,
+            None => addr += PAGE_SIZE,
+        }
+    }
+    false
 }
 
 /// Backs every unit of `[start, end)` that is demand memory and not backed yet: what the
@@ -619,7 +635,9 @@ mod tests {
         let f = on_fault(&m, 9 * MIB + 0x5123, &mut b);
         assert_eq!(f, FaultOutcome::Populated(Unit { start: 8 * MIB, end: 10 * MIB }));
         assert_eq!(b.populated, vec![(r(9 * MIB + 0x3000, 10 * MIB), false)], "only the demand part of the edge unit");
-        assert_eq!(on_fault(&m, 9 * MIB + 0x3000, &mut b), FaultOutcome::NotDemand, "a second fault on a backed unit is genuine");
+        assert_eq!(on_fault(&m, 9 * MIB + 0x3000, &mut b), FaultOutcome::AlreadyBacked(Unit { start: 8 * MIB, end: 10 * MIB }), "a second fault on a backed unit: said so, nothing populated again");
+        assert_eq!(b.populated.len(), 1);
+        assert!(touches_backed(&m, 9 * MIB + 0x4000, 9 * MIB + 0x4008) && !touches_backed(&m, 12 * MIB, 12 * MIB + 8) && !touches_backed(&m, 4 * MIB, 4 * MIB + 8));
         on_fault(&m, 12 * MIB + 5, &mut b);
         assert_eq!(b.populated[1], (r(12 * MIB, 14 * MIB), true), "a whole unit");
         assert_eq!(m.populated_bytes(), MIB - 0x3000 + 2 * MIB);

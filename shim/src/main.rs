@@ -165,7 +165,7 @@ mod entry {
             Platform::Pvh => console::init_xen_debug_port(),
             _ => console::init_serial(),
         }
-        tables::init_descriptor_tables();
+        tables::init_descriptor_tables(0, tables::boot_vcpu_stacks());
         init_heap();
         let (events, _) = mode.events_disable();
 
@@ -194,6 +194,15 @@ mod entry {
             keep: Vec::new(),
         };
         kernel::load_and_enter(&boot.modules, ram, payload_cmdline, shim_end(), kernel::SelfTest::from_options(&shim_opts))
+    }
+
+    /// Rust entry of a secondary vCPU (PVH), from entry.S's secondary_start64 on its own
+    /// entry stack, interrupts off, on vCPU 0's page tables.
+    #[no_mangle]
+    extern "C" fn secondary_main(vcpu: u64) -> ! {
+        let v = vcpu as usize;
+        tables::init_descriptor_tables(v, crate::hw::smp::secondary_stacks(v));
+        kernel::vcpus::secondary_loop(v)
     }
 
     #[panic_handler]

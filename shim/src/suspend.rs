@@ -43,6 +43,9 @@ impl core::fmt::Display for SuspendError {
 pub trait SuspendSteps {
     /// Mask event delivery; the payload is frozen where it was (its registers are on our stack).
     fn quiesce(&mut self) -> StepResult;
+    /// Stop every other vCPU where it is (the seed's stop_machine): the sequence runs on
+    /// vCPU 0 with nothing else running.
+    fn vcpus_stop(&mut self) -> StepResult;
     /// Wait until the backend has consumed every console byte the payload wrote.
     fn console_flush(&mut self) -> StepResult;
     /// Take what the console backend left unread back out of the ring (`ring::take_back_unread`).
@@ -81,6 +84,8 @@ pub trait SuspendSteps {
     /// New domain: give back again the memory given back since the last new domain (a live
     /// migration's receiver keeps pages that were sent before they were given back).
     fn memory_resume(&mut self, outcome: Outcome) -> StepResult;
+    /// New domain: bind every vCPU's timer and IPI again. Then let the others go on.
+    fn vcpus_resume(&mut self, outcome: Outcome) -> StepResult;
     /// Let events reach the payload again.
     fn payload_resume(&mut self, outcome: Outcome) -> StepResult;
 }
@@ -90,6 +95,7 @@ pub trait SuspendSteps {
 pub fn suspend_and_resume(s: &mut impl SuspendSteps) -> Result<Outcome, SuspendError> {
     let at = |step: &'static str| move |error| SuspendError { step, error };
     s.quiesce().map_err(at("quiesce"))?;
+    s.vcpus_stop().map_err(at("vcpus_stop"))?;
     s.console_flush().map_err(at("console_flush"))?;
     s.devices_suspend().map_err(at("devices_suspend"))?;
     s.xenstore_suspend().map_err(at("xenstore_suspend"))?;
@@ -116,6 +122,7 @@ pub fn suspend_and_resume(s: &mut impl SuspendSteps) -> Result<Outcome, SuspendE
     s.xenstore_resume(outcome).map_err(at("xenstore_resume"))?;
     s.devices_resume(outcome).map_err(at("devices_resume"))?;
     s.memory_resume(outcome).map_err(at("memory_resume"))?;
+    s.vcpus_resume(outcome).map_err(at("vcpus_resume"))?;
     s.payload_resume(outcome).map_err(at("payload_resume"))?;
     Ok(outcome)
 }
@@ -145,6 +152,16 @@ impl<'a, H: Hypercalls, E: GuestEnv> StepsCommon<'a, H, E> {
         // Keeping them masked stops Xen from delivering anything while we suspend.
         self.env.set_events_masked(true);
         Ok(())
+    }
+    fn vcpus_stop(&mut self) -> StepResult {
+        let n = self.env.vcpus_stop()?;
+        if n > 0 {
+            log::debug!("{n} other vCPU(s) stopped");
+        }
+        Ok(())
+    }
+    fn vcpus_resume(&mut self, outcome: Outcome) -> StepResult {
+        self.env.vcpus_resume(outcome == Outcome::NewDomain)
     }
     fn console_flush(&mut self) -> StepResult {
         // Briefly: a backend that reads its ring at all reads it within milliseconds. What
@@ -229,6 +246,12 @@ pub struct PvhSteps<'a, H, E>(pub StepsCommon<'a, H, E>);
 impl<H: Hypercalls, E: GuestEnv> SuspendSteps for PvhSteps<'_, H, E> {
     fn quiesce(&mut self) -> StepResult {
         self.0.quiesce()
+    }
+    fn vcpus_stop(&mut self) -> StepResult {
+        self.0.vcpus_stop()
+    }
+    fn vcpus_resume(&mut self, outcome: Outcome) -> StepResult {
+        self.0.vcpus_resume(outcome)
     }
     fn console_flush(&mut self) -> StepResult {
         self.0.console_flush()
@@ -333,6 +356,12 @@ impl<'a, H, E, M> PvSteps<'a, H, E, M> {
 impl<H: Hypercalls, E: GuestEnv, M: PvMemory> SuspendSteps for PvSteps<'_, H, E, M> {
     fn quiesce(&mut self) -> StepResult {
         self.common.quiesce()
+    }
+    fn vcpus_stop(&mut self) -> StepResult {
+        self.common.vcpus_stop()
+    }
+    fn vcpus_resume(&mut self, outcome: Outcome) -> StepResult {
+        self.common.vcpus_resume(outcome)
     }
     fn console_flush(&mut self) -> StepResult {
         self.common.console_flush()
@@ -459,6 +488,14 @@ mod tests {
             self.calls.push("quiesce".into());
             Ok(())
         }
+        fn vcpus_stop(&mut self) -> StepResult {
+            self.calls.push("vcpus_stop".into());
+            Ok(())
+        }
+        fn vcpus_resume(&mut self, o: Outcome) -> StepResult {
+            self.calls.push(format!("vcpus_resume({o:?})"));
+            Ok(())
+        }
         fn console_flush(&mut self) -> StepResult {
             self.calls.push("console_flush".into());
             Ok(())
@@ -533,7 +570,7 @@ mod tests {
         }
     }
 
-    const BEFORE: [&str; 9] = ["quiesce", "console_flush", "devices_suspend", "xenstore_suspend", "gnttab_suspend", "time_suspend", "arch_pre_suspend", "console_take_back", "HYPERCALL"];
+    const BEFORE: [&str; 10] = ["quiesce", "vcpus_stop", "console_flush", "devices_suspend", "xenstore_suspend", "gnttab_suspend", "time_suspend", "arch_pre_suspend", "console_take_back", "HYPERCALL"];
 
     #[test]
     fn new_domain_rebinds_everything_in_order() {
@@ -549,6 +586,7 @@ mod tests {
             "xenstore_resume(NewDomain)",
             "devices_resume(NewDomain)",
             "memory_resume(NewDomain)",
+            "vcpus_resume(NewDomain)",
             "payload_resume(NewDomain)",
         ];
         let expect: Vec<&str> = BEFORE.iter().chain(after.iter()).copied().collect();
@@ -578,6 +616,8 @@ mod tests {
         console: Option<RingPage>,
         store: Option<RingPage>,
         rebased_to: Option<u64>,
+        /// vcpus_stop fails naming this vCPU.
+        stuck_vcpu: Option<usize>,
     }
 
     impl GuestEnv for FakeEnv {
@@ -632,6 +672,14 @@ mod tests {
         }
         fn devices_resume(&mut self, new_domain: bool) {
             self.log.push(format!("devices_resume(new_domain={new_domain})"));
+        }
+        fn vcpus_stop(&mut self) -> Result<usize, PlatformError> {
+            self.log.push("vcpus_stop".into());
+            self.stuck_vcpu.map_or(Ok(3), |v| Err(PlatformError::VcpuDidNotStop(v)))
+        }
+        fn vcpus_resume(&mut self, new_domain: bool) -> Result<(), PlatformError> {
+            self.log.push(format!("vcpus_resume(new_domain={new_domain})"));
+            Ok(())
         }
     }
 
@@ -703,6 +751,8 @@ mod tests {
         }
         impl SuspendSteps for Toolstack<'_, '_> {
             fn quiesce(&mut self) -> StepResult { self.steps.quiesce() }
+            fn vcpus_stop(&mut self) -> StepResult { self.steps.vcpus_stop() }
+            fn vcpus_resume(&mut self, o: Outcome) -> StepResult { self.steps.vcpus_resume(o) }
             fn console_flush(&mut self) -> StepResult { self.steps.console_flush() }
             fn console_take_back(&mut self) -> StepResult { self.steps.console_take_back() }
             fn console_give_back(&mut self) -> StepResult { self.steps.console_give_back() }
@@ -758,8 +808,8 @@ mod tests {
             &format!("update_va_mapping(va {SHARED_INFO_VA:#x}, mfn {:#x}, flags 0x67)", (SHARED_INFO_VA >> 12) + 0x10_0000),
         ]);
         assert!(hc.calls.contains(&format!("sched_shutdown(Suspend, {:#x})", (START_INFO_VA >> 12) + 0x10_0000)), "record = start_info's mfn: {:?}", hc.calls);
-        let order: Vec<&str> = env.log.iter().map(|s| s.as_str()).take(5).collect();
-        assert_eq!(order, ["events_masked=true", "console_flush", "devices_suspend", "xenstore_quiesce", "shared_info_mapped=false"]);
+        let order: Vec<&str> = env.log.iter().map(|s| s.as_str()).take(6).collect();
+        assert_eq!(order, ["events_masked=true", "vcpus_stop", "console_flush", "devices_suspend", "xenstore_quiesce", "shared_info_mapped=false"]);
         println!("checked: PV pre-suspend: grant frame and shared_info unmapped, start_info pfns, record = start_info mfn");
     }
 
@@ -841,6 +891,25 @@ mod tests {
         assert!(after[0].starts_with("hvm_set_param("), "register_vcpu_info may be called once per domain: not again");
         assert_eq!(ports, old_ports());
         println!("checked: PVH cancelled: {}", after.join("; "));
+    }
+
+    #[test]
+    fn the_other_vcpus_stop_before_anything_and_go_on_after_everything() {
+        for (rc, new_domain) in [(0, true), (1, false)] {
+            let (mut hc, mut env, mut ports) = (pvh_hc(rc), FakeEnv::default(), old_ports());
+            run_pvh(&mut hc, &mut env, &mut ports);
+            assert_eq!(env.log.iter().position(|l| l == "vcpus_stop"), Some(1), "right after quiesce: {:?}", env.log);
+            let resumed = format!("vcpus_resume(new_domain={new_domain})");
+            let at = env.log.iter().position(|l| *l == resumed).expect("the others go on");
+            assert!(env.log[..at].iter().any(|l| l.starts_with("devices_resume")) && env.log[..at].iter().any(|l| l == "memory_resume") == new_domain, "{:?}", env.log);
+        }
+        // One that does not stop ends the suspend before the hypercall, named.
+        let (mut hc, mut env, mut ports) = (pvh_hc(0), FakeEnv { stuck_vcpu: Some(2), ..Default::default() }, old_ports());
+        let mut steps = PvhSteps(StepsCommon::new(&mut hc, &mut env, pages(), &mut ports, 0));
+        let e = suspend_and_resume(&mut steps).unwrap_err();
+        assert_eq!(format!("{e}"), "suspend step vcpus_stop: vCPU 2 did not stop for the suspend");
+        assert!(hc.named("sched_shutdown").is_empty(), "no suspend hypercall");
+        println!("checked: {e}");
     }
 
     #[test]

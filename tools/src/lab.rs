@@ -94,8 +94,8 @@ impl Mode {
 /// it given back two ticks after, again and again.
 pub const MEMORY_TICKER_ARGS: &str = "grow=32 grow_step=4096 discard=2";
 
-fn xl_common(memory: u32) -> String {
-    format!("memory={memory}\nvcpus=1\non_crash=\"preserve\"\non_poweroff=\"destroy\"\non_reboot=\"destroy\"")
+fn xl_common(memory: u32, vcpus: u32) -> String {
+    format!("memory={memory}\nvcpus={vcpus}\non_crash=\"preserve\"\non_poweroff=\"destroy\"\non_reboot=\"destroy\"")
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +108,8 @@ pub struct LabOpts {
     pub image: Option<PathBuf>,
     pub cycles: u32,
     pub memory: u32,
+    /// The guest's vCPUs (xl `vcpus=`).
+    pub vcpus: u32,
     pub payload_args: String,
     /// A regex the guest's console must match once the payload runs (default: per payload,
     /// e.g. two TICK lines for the ticker).
@@ -133,7 +135,7 @@ impl LabOpts {
 
 impl Default for LabOpts {
     fn default() -> Self {
-        LabOpts { scenario: Scenario::Boot, mode: Mode::Pvh, payload: "ticker".into(), image: None, cycles: 1, memory: 128, payload_args: String::new(), ready: None, progress: None, show_console: false, disk: None, net: false }
+        LabOpts { scenario: Scenario::Boot, mode: Mode::Pvh, payload: "ticker".into(), image: None, cycles: 1, memory: 128, vcpus: 1, payload_args: String::new(), ready: None, progress: None, show_console: false, disk: None, net: false }
     }
 }
 
@@ -221,6 +223,8 @@ fn readiness(payload: &str, linux: bool) -> (&'static str, String) {
         "abi-check" => ("TICK", "wait_grep \"$GUEST\" 'abi-check: (PASS|FAIL)' 240".into()),
         "journal" => ("-", "wait_grep \"$GUEST\" 'JOURNAL (verified|-ERROR)' 180".into()),
         "pong" => ("PONG", "wait_count \"$GUEST\" PONG 1 180".into()),
+        // vCPU 0's shared record, once a tick.
+        "smp-ticker" => ("SMP", "wait_count \"$GUEST\" SMP 2 180".into()),
         _ => ("TICK", "wait_count \"$GUEST\" TICK 2 180".into()),
     }
 }
@@ -255,14 +259,14 @@ fn scenario_function(s: Scenario) -> &'static str {
 }
 
 /// An xl config (written by test.sh into DIR/NAME.cfg); `boot` names files relative to DIR.
-fn xl_cfg(dir: &str, name: &str, ty: &str, kernel: &str, boot: &str, memory: u32) -> String {
+fn xl_cfg(dir: &str, name: &str, ty: &str, kernel: &str, boot: &str, memory: u32, vcpus: u32) -> String {
     let boot = boot.replace("@/", &format!("{dir}/"));
-    format!("cat > {dir}/{name}.cfg <<'CFG'\nname=\"{name}\"\ntype=\"{ty}\"\nkernel=\"{dir}/{kernel}\"\n{boot}\n{}\nCFG\n", xl_common(memory))
+    format!("cat > {dir}/{name}.cfg <<'CFG'\nname=\"{name}\"\ntype=\"{ty}\"\nkernel=\"{dir}/{kernel}\"\n{boot}\n{}\nCFG\n", xl_common(memory, vcpus))
 }
 
 /// libvirt domain XML for the guest (written by test.sh into DIR/NAME.xml): the same kernel,
 /// boot module, command line and lifecycle actions as `xl_cfg`.
-fn libvirt_xml(dir: &str, name: &str, mode: Mode, initrd: bool, cmdline: &str, memory: u32) -> String {
+fn libvirt_xml(dir: &str, name: &str, mode: Mode, initrd: bool, cmdline: &str, memory: u32, vcpus: u32) -> String {
     // libvirt's names for the guest types: "linux" on machine "xenpv" is classic PV;
     // "xenpvh" is PVH.
     let os_type = match mode {
@@ -272,7 +276,7 @@ fn libvirt_xml(dir: &str, name: &str, mode: Mode, initrd: bool, cmdline: &str, m
     let initrd = if initrd { format!("\n    <initrd>{dir}/payload</initrd>") } else { String::new() };
     let cmdline = cmdline.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
     format!(
-        "cat > {dir}/{name}.xml <<'XML'\n<domain type='xen'>\n  <name>{name}</name>\n  <memory unit='MiB'>{memory}</memory>\n  <vcpu>1</vcpu>\n  <os>\n    {os_type}\n    <kernel>{dir}/kernel</kernel>{initrd}\n    <cmdline>{cmdline}</cmdline>\n  </os>\n  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n  <on_crash>preserve</on_crash>\n  <devices>\n    <console type='pty'><target type='xen' port='0'/></console>\n  </devices>\n</domain>\nXML\n"
+        "cat > {dir}/{name}.xml <<'XML'\n<domain type='xen'>\n  <name>{name}</name>\n  <memory unit='MiB'>{memory}</memory>\n  <vcpu>{vcpus}</vcpu>\n  <os>\n    {os_type}\n    <kernel>{dir}/kernel</kernel>{initrd}\n    <cmdline>{cmdline}</cmdline>\n  </os>\n  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n  <on_crash>preserve</on_crash>\n  <devices>\n    <console type='pty'><target type='xen' port='0'/></console>\n  </devices>\n</domain>\nXML\n"
     )
 }
 
@@ -319,11 +323,11 @@ fn script(o: &LabOpts, dir: &str, sid: &str) -> String {
     }
     if o.scenario == Scenario::Compare {
         let ticker = "ramdisk=\"@/payload\"\ncmdline=\"xshim.log=debug\"";
-        s.push_str(&xl_cfg(dir, &format!("{sid}-xa"), ty, "kernel", ticker, o.memory));
-        s.push_str(&xl_cfg(dir, &format!("{sid}-xb"), "pv", "vmlinuz", "ramdisk=\"@/guest.cpio.gz\"\nextra=\"console=hvc0 quiet\"", o.memory));
+        s.push_str(&xl_cfg(dir, &format!("{sid}-xa"), ty, "kernel", ticker, o.memory, o.vcpus));
+        s.push_str(&xl_cfg(dir, &format!("{sid}-xb"), "pv", "vmlinuz", "ramdisk=\"@/guest.cpio.gz\"\nextra=\"console=hvc0 quiet\"", o.memory, o.vcpus));
         let mut guests = format!("{sid}-xa:xshim:TICK:2");
         if o.image.is_some() {
-            s.push_str(&xl_cfg(dir, &format!("{sid}-xc"), ty, "kernel-before", ticker, o.memory));
+            s.push_str(&xl_cfg(dir, &format!("{sid}-xc"), ty, "kernel-before", ticker, o.memory, o.vcpus));
             let _ = write!(guests, " {sid}-xc:before:TICK:2");
         }
         let _ = writeln!(s, "GUESTS='{guests} {sid}-xb:linux:COUNTER:3'");
@@ -333,17 +337,17 @@ fn script(o: &LabOpts, dir: &str, sid: &str) -> String {
             format!("\ndisk=['format=raw,vdev=xvda,access=rw,target=/tmp/xlab-{sid}/{name}.img']")
         };
         let _ = writeln!(s, "truncate -s 64M /tmp/xlab-{sid}/xa.img /tmp/xlab-{sid}/xb.img");
-        s.push_str(&xl_cfg(dir, &format!("{sid}-xa"), ty, "kernel", &format!("ramdisk=\"@/payload\"\ncmdline=\"xshim.log=info bench=1\"{}", disk("xa")), o.memory));
-        s.push_str(&xl_cfg(dir, &format!("{sid}-xb"), "pv", "vmlinuz", &format!("ramdisk=\"@/guest.cpio.gz\"\nextra=\"console=hvc0 quiet xlab.bench=disk\"{}", disk("xb")), o.memory));
+        s.push_str(&xl_cfg(dir, &format!("{sid}-xa"), ty, "kernel", &format!("ramdisk=\"@/payload\"\ncmdline=\"xshim.log=info bench=1\"{}", disk("xa")), o.memory, o.vcpus));
+        s.push_str(&xl_cfg(dir, &format!("{sid}-xb"), "pv", "vmlinuz", &format!("ramdisk=\"@/guest.cpio.gz\"\nextra=\"console=hvc0 quiet xlab.bench=disk\"{}", disk("xb")), o.memory, o.vcpus));
         let _ = writeln!(s, "GUESTS='{sid}-xa:xshim {sid}-xb:linux'");
     } else if linux {
         let ip = if o.net { format!(" xlab.ip={}", net_address(sid.trim_start_matches('s').parse().unwrap_or(0)).1) } else { String::new() };
-        s.push_str(&xl_cfg(dir, &guest, ty, "kernel", &format!("ramdisk=\"@/guest.cpio.gz\"\nextra=\"console=hvc0 quiet{ip}\"{disk_line}"), o.memory));
+        s.push_str(&xl_cfg(dir, &guest, ty, "kernel", &format!("ramdisk=\"@/guest.cpio.gz\"\nextra=\"console=hvc0 quiet{ip}\"{disk_line}"), o.memory, o.vcpus));
     } else {
         let ramdisk = if o.image.is_none() { "ramdisk=\"@/payload\"\n" } else { "" };
-        s.push_str(&xl_cfg(dir, &guest, ty, "kernel", &format!("{ramdisk}cmdline=\"xshim.log=debug {payload_args}\"{disk_line}"), o.memory));
+        s.push_str(&xl_cfg(dir, &guest, ty, "kernel", &format!("{ramdisk}cmdline=\"xshim.log=debug {payload_args}\"{disk_line}"), o.memory, o.vcpus));
         if o.scenario == Scenario::Libvirt {
-            s.push_str(&libvirt_xml(dir, &guest, o.mode, o.image.is_none(), &format!("xshim.log=debug {payload_args}"), o.memory));
+            s.push_str(&libvirt_xml(dir, &guest, o.mode, o.image.is_none(), &format!("xshim.log=debug {payload_args}"), o.memory, o.vcpus));
         }
     }
     if o.scenario == Scenario::DowntimeBench {
@@ -931,7 +935,7 @@ fn host_checks(o: &LabOpts, res: &mut LabResult) {
         return; // its figures are the point (bench_disk), and each guest's BENCH done line
     }
     // The ticker, unless the run names its own progress pattern (another payload).
-    let is_ticker = o.progress.is_none() && ((o.payload == "ticker" && o.image.is_none()) || console.contains("TICKER start"));
+    let is_ticker = o.progress.is_none() && o.payload != "smp-ticker" && ((o.payload == "ticker" && o.image.is_none()) || console.contains("TICKER start"));
     if is_ticker && (o.scenario != Scenario::Boot || console.contains("TICK ")) {
         let r = ticker_check::check(console.lines());
         add("ticker-continuity", r.ok(), r.summary());
@@ -991,6 +995,20 @@ fn host_checks(o: &LabOpts, res: &mut LabResult) {
             let table = console.lines().find(|l| l.starts_with("BIGTABLE")).unwrap_or("no BIGTABLE line").trim().to_string();
             add("bigtable", table.starts_with("BIGTABLE ok"), table);
         }
+    }
+    if o.payload == "smp-ticker" {
+        // Every vCPU asked for runs, and each one's work is continuous across every save,
+        // restore and migration (the checker replays each vCPU's steps), with nothing lost
+        // under the payload's lock.
+        let started = console.lines().find(|l| l.starts_with("SMPTICKER start")).map(|l| l.trim().to_string());
+        let want = format!("vcpus={}", o.vcpus);
+        let all = started.as_deref().is_some_and(|l| l.split_whitespace().any(|w| w == want));
+        add("smp-all-vcpus", all, started.unwrap_or_else(|| "no SMPTICKER start line".into()));
+        let r = crate::smp_check::check(console.lines());
+        let each = (0..o.vcpus as u64).all(|v| r.vticks.get(&v).is_some_and(|&n| n > 0));
+        add("smp-continuity", r.ok() && each, r.summary());
+        let errors: Vec<&str> = console.lines().filter(|l| l.contains("SMPTICKER-ERROR")).collect();
+        add("smp-no-error", errors.is_empty(), if errors.is_empty() { "no SMPTICKER-ERROR".into() } else { errors.join(" | ") });
     }
     if o.payload == "abi-check" {
         let pass = console.contains("abi-check: PASS");

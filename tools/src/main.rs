@@ -159,6 +159,9 @@ enum LabCmd {
         /// Guest memory in MiB.
         #[arg(long, default_value_t = 128)]
         memory: u32,
+        /// The guest's vCPUs (xl `vcpus=`; the shim brings up to 8 of them up, PVH).
+        #[arg(long, default_value_t = 1)]
+        vcpus: u32,
         /// Extra payload command-line words (e.g. spin=1).
         #[arg(long, default_value = "")]
         args: String,
@@ -298,7 +301,7 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(e),
         },
-        Cmd::Lab { cmd: LabCmd::Run { scenario, mode, payload, image, cycles, memory, args, ready, progress, disk, net } } => {
+        Cmd::Lab { cmd: LabCmd::Run { scenario, mode, payload, image, cycles, memory, vcpus, args, ready, progress, disk, net } } => {
             let disk = disk.or((payload == "journal").then_some(64));
             // `net` is pong's scenario: the default payload (the ticker) would not answer.
             let payload = if scenario.contains(&lab::Scenario::Net) && payload == "ticker" { "pong".to_string() } else { payload };
@@ -317,7 +320,7 @@ fn main() -> ExitCode {
                 .iter()
                 .map(|&s| {
                     let mode = mode.unwrap_or(if s == lab::Scenario::LinuxBaseline { lab::Mode::Pv } else { lab::Mode::Pvh });
-                    lab::LabOpts { scenario: s, mode, payload: payload.clone(), image: image.clone(), cycles, memory, payload_args: args.clone(), ready: ready.clone(), progress: progress.clone(), show_console: true, disk, net }
+                    lab::LabOpts { scenario: s, mode, payload: payload.clone(), image: image.clone(), cycles, memory, vcpus, payload_args: args.clone(), ready: ready.clone(), progress: progress.clone(), show_console: true, disk, net }
                 })
                 .collect();
             match lab::run_session(&list, true) {

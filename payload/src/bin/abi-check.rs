@@ -201,7 +201,29 @@ mod payload {
         let r = s.raw(call::MEM_DISCARD, 0x10_0000, 4096, 0, 0);
         t.check(r == Error::BadPointer as i64, format_args!("mem_discard of the shim (1 MiB) -> BadPointer ({r})"));
 
-        for nr in [0u64, 21, 999, u64::MAX] {
+        // vCPUs: the count, which one this is, and what VCPU_START and WAKE refuse; WAKE of
+        // oneself makes the next WAIT return at once.
+        let n = s.vcpu_count();
+        t.check((1..=abi::MAX_VCPUS).contains(&n), format_args!("vcpu_count -> {n}"));
+        let me = s.current_vcpu();
+        t.check(me == 0, format_args!("current_vcpu on the entry vCPU -> {me}"));
+        let r = s.raw(call::VCPU_START, 0, 0x80_0000, 0x80_1000, 0);
+        t.check(r == Error::BadArgument as i64, format_args!("vcpu_start(0) -> BadArgument ({r})"));
+        let r = s.raw(call::VCPU_START, n, 0x80_0000, 0x80_1000, 0);
+        t.check(r == Error::BadArgument as i64, format_args!("vcpu_start({n}: past the count) -> BadArgument ({r})"));
+        let r = s.raw(call::WAKE, n, 0, 0, 0);
+        t.check(r == Error::BadArgument as i64, format_args!("wake({n}: past the count) -> BadArgument ({r})"));
+        let r = s.raw(call::WAKE, 0, 0, 0, 0);
+        let w = s.wait(u64::MAX);
+        t.check(r == 0 && w.contains(abi::Wake::WOKEN), format_args!("wake(self) then wait(forever) -> {w:?}"));
+        if n > 1 {
+            let r = s.raw(call::VCPU_START, 1, 0x10_0000, 0x80_1000, 0);
+            t.check(r == Error::BadPointer as i64, format_args!("vcpu_start(1, entry in the shim) -> BadPointer ({r})"));
+            let r = s.raw(call::VCPU_START, 1, 0x80_0000, 0x10_1000, 0);
+            t.check(r == Error::BadPointer as i64, format_args!("vcpu_start(1, stack in the shim) -> BadPointer ({r})"));
+        }
+
+        for nr in [0u64, 25, 999, u64::MAX] {
             let r = s.raw(nr, 0, 0, 0, 0);
             t.check(r == Error::NoSuchCall as i64, format_args!("call {nr:#x} -> NoSuchCall ({r})"));
         }

@@ -150,14 +150,19 @@ payload_call_gate:
     ret
 
 /* The shim side of `syscall` (LSTAR): interrupts off (SFMASK), still on the payload's stack.
- * Switch to the entry stack, call payload_call(nr, a0, a1, a2, a3) and go back with sysretq;
- * the caller-saved registers that carried arguments are cleared on the way out. */
+ * Switch to this vCPU's entry stack (found through the kernel GS base, tables.rs's
+ * SyscallBlock: the payload's %rsp at 0, the stack top at 8; GS is swapped back at once, so
+ * the shim never runs with the payload's GS base swapped out), call payload_call(nr, a0, a1,
+ * a2, a3) and go back with sysretq; the caller-saved registers that carried arguments are
+ * cleared on the way out. */
     .section .text, "ax"
     .globl syscall_entry
 syscall_entry:
-    mov     %rsp, payload_call_rsp(%rip)
-    lea     kernel_entry_stack_top(%rip), %rsp
-    push    payload_call_rsp(%rip)
+    swapgs
+    mov     %rsp, %gs:0
+    mov     %gs:8, %rsp
+    push    %gs:0
+    swapgs
     push    %rcx                            /* the payload's return address */
     push    %r11                            /* its rflags */
     push    %rbp                            /* keeps %rsp 16-byte aligned for the call */
@@ -169,6 +174,15 @@ syscall_entry:
     pop     %rsp
     CLEAR_ARG_REGS
     sysretq
+
+/* A secondary vCPU (PVH), started by VCPUOP_initialise in 64-bit mode on the shim's page
+ * tables: %rsp = the top of its entry stack, %rdi = its number. */
+    .globl secondary_start64
+secondary_start64:
+    cld
+    xor     %ebp, %ebp
+    call    secondary_main
+    ud2
 
 /* Both trap paths: save the general registers in `TrapFrame` order, call
  * trap_dispatch(&mut TrapFrame), restore them and drop the vector and error code. */
@@ -314,9 +328,6 @@ boot_gdt_ptr:
     .long   0
 
     .section .bss.kernel_entry_stack, "aw", @nobits
-    .balign 16
-payload_call_rsp:
-    .skip   8
     .balign 16
     /* The stack the shim runs on when the payload enters it: its calls (syscall_entry) and
      * its exceptions (the TSS's ring-0 stack). Never both at once: a call runs in ring 0. */

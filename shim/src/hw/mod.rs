@@ -5,6 +5,7 @@ pub mod cpu;
 pub mod debugcon;
 pub mod native;
 pub mod paging;
+pub mod smp;
 pub mod tables;
 pub mod xen;
 

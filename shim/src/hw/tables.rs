@@ -7,6 +7,7 @@ use x86_64::structures::idt::InterruptDescriptorTable;
 use x86_64::structures::tss::TaskStateSegment;
 use x86_64::VirtAddr;
 use xshim_shim::layout;
+use super::smp::MAX_VCPUS;
 
 global_asm!(include_str!("entry.S"), options(att_syntax));
 
@@ -75,7 +76,6 @@ pub struct TrapFrame {
 struct Stack<const N: usize>([u8; N]);
 
 static mut FAULT_STACK: Stack<{ layout::FAULT_STACK_SIZE }> = Stack([0; layout::FAULT_STACK_SIZE]);
-static TSS: spin::Once<TaskStateSegment> = spin::Once::new();
 /// The GDT's selectors, in the order `syscall`/`sysret` require: kernel code, kernel data,
 /// then user data and user code (entry.S's `enter_payload_user` uses 0x18 and 0x20, RPL 3).
 struct Selectors {
@@ -85,8 +85,23 @@ struct Selectors {
     user_code: SegmentSelector,
     tss: SegmentSelector,
 }
-static GDT: spin::Once<(GlobalDescriptorTable, Selectors)> = spin::Once::new();
+/// Each vCPU's TSS (its ring-0 and IST stacks) and GDT (which holds that TSS); the IDT is
+/// shared.
+struct VcpuTables {
+    tss: spin::Once<TaskStateSegment>,
+    gdt: spin::Once<(GlobalDescriptorTable, Selectors)>,
+}
+static VCPU_TABLES: [VcpuTables; MAX_VCPUS] = [const { VcpuTables { tss: spin::Once::new(), gdt: spin::Once::new() } }; MAX_VCPUS];
 static IDT: spin::Once<InterruptDescriptorTable> = spin::Once::new();
+
+/// What `syscall_entry` finds through the kernel GS base (swapgs): a scratch word for the
+/// payload's %rsp and the top of this vCPU's entry stack. entry.S uses the offsets 0 and 8.
+#[repr(C)]
+struct SyscallBlock {
+    user_rsp: u64,
+    entry_stack_top: u64,
+}
+static mut SYSCALL_BLOCKS: [SyscallBlock; MAX_VCPUS] = [const { SyscallBlock { user_rsp: 0, entry_stack_top: 0 } }; MAX_VCPUS];
 
 /// IST slots. Double faults, NMIs and machine checks run on a stack of their own. Interrupts
 /// (Xen's upcall, the LAPIC timer) do not: from the payload they arrive on the TSS's ring-0
@@ -99,16 +114,31 @@ fn stack_top<const N: usize>(stack: *mut Stack<N>) -> VirtAddr {
     VirtAddr::new(stack as u64 + N as u64)
 }
 
+/// The stacks a vCPU's descriptor tables name: where traps from the payload and its calls
+/// land (`entry_top`), and the IST stack of double faults, NMIs and machine checks.
+#[derive(Debug, Clone, Copy)]
+pub struct VcpuStacks {
+    pub entry_top: u64,
+    pub fault_top: u64,
+}
+
+/// vCPU 0's stacks: entry.S's entry stack and a static fault stack.
+pub fn boot_vcpu_stacks() -> VcpuStacks {
+    VcpuStacks { entry_top: entry_stack_top(), fault_top: stack_top(&raw mut FAULT_STACK).as_u64() }
+}
+
 /// Loads the shim's GDT (with user segments, and a TSS for the IST stacks and the stack a
-/// trap from the payload's ring 3 lands on) and IDT, and points `syscall` at the call gate.
-pub fn init_descriptor_tables() {
-    let tss = TSS.call_once(|| {
+/// trap from the payload's ring 3 lands on) and IDT on this vCPU, and points `syscall` at the
+/// call gate with this vCPU's entry stack. Once per vCPU (`vcpu` < MAX_VCPUS).
+pub fn init_descriptor_tables(vcpu: usize, stacks: VcpuStacks) {
+    let tables = &VCPU_TABLES[vcpu];
+    let tss = tables.tss.call_once(|| {
         let mut tss = TaskStateSegment::new();
-        tss.interrupt_stack_table[IST_FAULT as usize] = stack_top(&raw mut FAULT_STACK);
-        tss.privilege_stack_table[0] = VirtAddr::new(entry_stack_top());
+        tss.interrupt_stack_table[IST_FAULT as usize] = VirtAddr::new(stacks.fault_top);
+        tss.privilege_stack_table[0] = VirtAddr::new(stacks.entry_top);
         tss
     });
-    let (gdt, sel) = GDT.call_once(|| {
+    let (gdt, sel) = tables.gdt.call_once(|| {
         let mut gdt = GlobalDescriptorTable::new();
         let kernel_code = gdt.append(Descriptor::kernel_code_segment());
         let kernel_data = gdt.append(Descriptor::kernel_data_segment());
@@ -128,50 +158,60 @@ pub fn init_descriptor_tables() {
         SS::set_reg(sel.kernel_data);
         x86_64::instructions::tables::load_tss(sel.tss);
     }
+    // SAFETY: this vCPU's own block, written before its `syscall` can be used (SCE is set
+    // below), and read only by entry.S on this vCPU.
+    let block = unsafe {
+        let b = &raw mut SYSCALL_BLOCKS[vcpu];
+        (*b).entry_stack_top = stacks.entry_top;
+        b as u64
+    };
+    x86_64::registers::model_specific::KernelGsBase::write(VirtAddr::new(block));
     init_syscall(sel);
-    let idt = IDT.call_once(|| {
-        let mut idt = InterruptDescriptorTable::new();
-        // SAFETY: trap_stub_table is a static table of (vector, stub address) pairs emitted by
-        // entry.S; every stub ends in iretq with the frame the CPU pushed for that vector.
-        let table = unsafe { &trap_stub_table };
-        for &[vector, addr] in table {
-            let addr = VirtAddr::new(addr);
-            // SAFETY: each address is the matching stub for `vector` (error code or not), and
-            // the IST indices name stacks installed in the TSS above.
-            unsafe {
-                let opts = match vector {
-                    0 => idt.divide_error.set_handler_addr(addr),
-                    1 => idt.debug.set_handler_addr(addr),
-                    2 => idt.non_maskable_interrupt.set_handler_addr(addr).set_stack_index(IST_FAULT),
-                    3 => idt.breakpoint.set_handler_addr(addr),
-                    4 => idt.overflow.set_handler_addr(addr),
-                    5 => idt.bound_range_exceeded.set_handler_addr(addr),
-                    6 => idt.invalid_opcode.set_handler_addr(addr),
-                    7 => idt.device_not_available.set_handler_addr(addr),
-                    8 => idt.double_fault.set_handler_addr(addr).set_stack_index(IST_FAULT),
-                    10 => idt.invalid_tss.set_handler_addr(addr),
-                    11 => idt.segment_not_present.set_handler_addr(addr),
-                    12 => idt.stack_segment_fault.set_handler_addr(addr),
-                    13 => idt.general_protection_fault.set_handler_addr(addr),
-                    14 => idt.page_fault.set_handler_addr(addr),
-                    16 => idt.x87_floating_point.set_handler_addr(addr),
-                    17 => idt.alignment_check.set_handler_addr(addr),
-                    18 => idt.machine_check.set_handler_addr(addr).set_stack_index(IST_FAULT),
-                    19 => idt.simd_floating_point.set_handler_addr(addr),
-                    20 => idt.virtualization.set_handler_addr(addr),
-                    21 => idt.cp_protection_exception.set_handler_addr(addr),
-                    28 => idt.hv_injection_exception.set_handler_addr(addr),
-                    29 => idt.vmm_communication_exception.set_handler_addr(addr),
-                    30 => idt.security_exception.set_handler_addr(addr),
-                    9 | 15 | 22..=27 | 31 => continue,
-                    v => idt[v as u8].set_handler_addr(addr),
-                };
-                let _ = opts;
-            }
-        }
-        idt
-    });
+    let idt = IDT.call_once(build_idt);
     idt.load();
+}
+
+fn build_idt() -> InterruptDescriptorTable {
+    let mut idt = InterruptDescriptorTable::new();
+    // SAFETY: trap_stub_table is a static table of (vector, stub address) pairs emitted by
+    // entry.S; every stub ends in iretq with the frame the CPU pushed for that vector.
+    let table = unsafe { &trap_stub_table };
+    for &[vector, addr] in table {
+        let addr = VirtAddr::new(addr);
+        // SAFETY: each address is the matching stub for `vector` (error code or not), and
+        // the IST indices name stacks installed in the TSS above.
+        unsafe {
+            let opts = match vector {
+                0 => idt.divide_error.set_handler_addr(addr),
+                1 => idt.debug.set_handler_addr(addr),
+                2 => idt.non_maskable_interrupt.set_handler_addr(addr).set_stack_index(IST_FAULT),
+                3 => idt.breakpoint.set_handler_addr(addr),
+                4 => idt.overflow.set_handler_addr(addr),
+                5 => idt.bound_range_exceeded.set_handler_addr(addr),
+                6 => idt.invalid_opcode.set_handler_addr(addr),
+                7 => idt.device_not_available.set_handler_addr(addr),
+                8 => idt.double_fault.set_handler_addr(addr).set_stack_index(IST_FAULT),
+                10 => idt.invalid_tss.set_handler_addr(addr),
+                11 => idt.segment_not_present.set_handler_addr(addr),
+                12 => idt.stack_segment_fault.set_handler_addr(addr),
+                13 => idt.general_protection_fault.set_handler_addr(addr),
+                14 => idt.page_fault.set_handler_addr(addr),
+                16 => idt.x87_floating_point.set_handler_addr(addr),
+                17 => idt.alignment_check.set_handler_addr(addr),
+                18 => idt.machine_check.set_handler_addr(addr).set_stack_index(IST_FAULT),
+                19 => idt.simd_floating_point.set_handler_addr(addr),
+                20 => idt.virtualization.set_handler_addr(addr),
+                21 => idt.cp_protection_exception.set_handler_addr(addr),
+                28 => idt.hv_injection_exception.set_handler_addr(addr),
+                29 => idt.vmm_communication_exception.set_handler_addr(addr),
+                30 => idt.security_exception.set_handler_addr(addr),
+                9 | 15 | 22..=27 | 31 => continue,
+                v => idt[v as u8].set_handler_addr(addr),
+            };
+            let _ = opts;
+        }
+    }
+    idt
 }
 
 /// `syscall` enters entry.S's `syscall_entry` in ring 0 with interrupts, single-step,

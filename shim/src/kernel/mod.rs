@@ -5,6 +5,7 @@ pub mod fatal;
 pub mod payload_load;
 pub mod services;
 pub mod traps;
+pub mod vcpus;
 
 use crate::platform::Platform;
 use alloc::string::String;
@@ -178,6 +179,12 @@ pub fn load_and_enter(modules: &[Module], ram: RamLayout, payload_cmdline: Strin
             got
         }
     };
+    // Secondary vCPUs' stacks, off the top of the payload's free memory too.
+    let vcpus_wanted = p.vcpus_available();
+    let vcpu_stacks = (vcpus_wanted > 1).then(|| xshim_shim::start_info::carve_from_top(&mut regions, (vcpus_wanted as u64 - 1) * crate::hw::smp::SECONDARY_STACKS)).flatten();
+    if vcpus_wanted > 1 && vcpu_stacks.is_none() {
+        log::warn!("vCPUs: no free memory for {} secondary vCPUs' stacks: the payload gets one vCPU", vcpus_wanted - 1);
+    }
     let free: u64 = regions.iter().map(|r| r.len).sum();
     // Demand population: all RAM but the shim, the loaded payload and what the platform
     // needs goes back to Xen; the payload's part comes back on first touch.
@@ -187,6 +194,7 @@ pub fn load_and_enter(modules: &[Module], ram: RamLayout, payload_cmdline: Strin
         keep.push(Range::new(layout::SHIM_BASE, shim_end));
         keep.extend(plan.segments.iter().map(|s| Range::new(s.addr, s.addr + s.mem_len)));
         keep.extend(device_ram);
+        keep.extend(vcpu_stacks);
         let payload: Vec<Range> = core::iter::once(&window).chain(regions.iter()).map(to_range).collect();
         demand::plan(&ram.ram, &keep, &payload)
     });
@@ -220,6 +228,13 @@ pub fn load_and_enter(modules: &[Module], ram: RamLayout, payload_cmdline: Strin
     let protection = p.protect(&space, image).unwrap_or_else(|e| fatal::fatal("memory protection", e));
     if let Some(t) = selftest {
         t.run();
+    }
+    if let Some(r) = vcpu_stacks {
+        // On the final page tables (the secondaries start with vCPU 0's CR3 and CR4).
+        crate::hw::smp::set_secondary_stacks(r.start, vcpus_wanted);
+        let n = p.start_secondaries(vcpus_wanted);
+        vcpus::set_count(n);
+        log::info!("vCPUs: {n} of {vcpus_wanted} running (stacks at {:#x})", r.start);
     }
     log::info!(
         "payload: {} segment(s), {} KiB, entry {:#x}; {} MiB free memory; {protection}; entering after {} us",

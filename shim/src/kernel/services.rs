@@ -24,9 +24,6 @@ static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 static RESUME_NOTIFY: AtomicBool = AtomicBool::new(false);
 static RESUMED: AtomicBool = AtomicBool::new(false);
 static GENERATION: AtomicU64 = AtomicU64::new(0);
-/// vCPU 0 was woken (WAKE) since its last WAIT returned: its next WAIT returns at once.
-/// (One vCPU so far: the platforms bring up only the first.)
-static WOKEN: AtomicBool = AtomicBool::new(false);
 /// A NET_SEND answered `Again` since WAIT last reported a free slot (`Wake::NET_TX`).
 static NET_TX_WANTED: AtomicBool = AtomicBool::new(false);
 
@@ -79,7 +76,9 @@ pub fn note_resumed() {
 extern "sysv64" fn payload_call(nr: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> i64 {
     let platform = super::platform();
     let (events, were_on) = platform.events_disable();
+    let lock = super::vcpus::lock();
     let r = encode(dispatch(nr, [a0, a1, a2, a3], &mut ShimServices { info: INFO.get().expect("services initialised before the payload runs"), events: &events }));
+    drop(lock);
     if were_on {
         platform.events_enable(events);
     }
@@ -187,17 +186,18 @@ impl Services for ShimServices<'_> {
         nics::recv(dev, unsafe { buf.as_bytes_mut() })
     }
     fn vcpu_count(&self) -> u64 {
-        1
+        super::vcpus::count() as u64
     }
     fn current_vcpu(&self) -> u64 {
-        0
+        super::vcpus::current() as u64
     }
-    fn vcpu_start(&mut self, _vcpu: u64, _entry: u64, _stack_top: u64, _arg: u64) -> Result<u64, Error> {
-        // The dispatcher refuses every vCPU number past the count (1) before this.
-        Err(Error::BadArgument)
+    fn vcpu_start(&mut self, vcpu: u64, entry: u64, stack_top: u64, arg: u64) -> Result<u64, Error> {
+        let p = super::platform();
+        super::vcpus::start(vcpu as usize, entry, stack_top, arg, |v| p.kick(v)).map(|()| 0).map_err(|_| Error::BadArgument)
     }
-    fn wake(&mut self, _vcpu: u64) {
-        WOKEN.store(true, Ordering::SeqCst);
+    fn wake(&mut self, vcpu: u64) {
+        let p = super::platform();
+        super::vcpus::wake(vcpu as usize, |v| p.kick(v));
     }
 }
 
@@ -230,16 +230,27 @@ fn block_call(events: &crate::hw::EventsOff, dev: u64, op: u8, offset: u64, buf:
             poll_at = now + BLOCK_POLL_NS;
         }
         platform.arm_timer(poll_at);
-        platform.idle(events);
+        super::vcpus::unlocked(|| platform.idle(events));
     }
 }
 
-/// Sleeps until the deadline or an event, halting the vCPU in between (no busy loop).
+/// Sleeps until the deadline or an event, halting the vCPU in between (no busy loop), the
+/// shim lock given up meanwhile. The devices' and console's wake bits go to vCPU 0 (their
+/// ports are bound to it); a secondary wakes for its deadline and WAKE.
 fn wait(events: &crate::hw::EventsOff, deadline: u64) -> Wake {
     let platform = super::platform();
+    let me = super::vcpus::current();
     loop {
-        if WOKEN.swap(false, Ordering::SeqCst) {
+        if super::vcpus::take_woken(me) {
             return Wake::WOKEN;
+        }
+        if me != 0 {
+            if crate::clock::now_ns() >= deadline {
+                return Wake::DEADLINE;
+            }
+            platform.arm_timer(deadline);
+            super::vcpus::unlocked(|| platform.idle(events));
+            continue;
         }
         if RESUME_NOTIFY.load(Ordering::SeqCst) && RESUMED.swap(false, Ordering::SeqCst) {
             return Wake::RESUMED;
@@ -264,6 +275,6 @@ fn wait(events: &crate::hw::EventsOff, deadline: u64) -> Wake {
             continue;
         }
         platform.arm_timer(deadline);
-        platform.idle(events);
+        super::vcpus::unlocked(|| platform.idle(events));
     }
 }

@@ -5,6 +5,7 @@ use crate::hw::tables::{TrapFrame, EXCEPTION_NAMES};
 use crate::hw::EventsOff;
 use crate::platform::xen::Asked;
 use crate::platform::{self, Exit};
+use core::sync::atomic::{AtomicU64, Ordering};
 use xshim_shim::layout;
 use xshim_shim::suspend::Outcome;
 use xshim_shim::xen::control::{Request, SHUTDOWN_NODE};
@@ -16,7 +17,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     // turned event delivery off on the way in; it stays off until this handler returns.
     let events = unsafe { EventsOff::assume() };
     match frame.vector {
-        PAGE_FAULT if frame.error_code & PF_PRESENT == 0 && first_touch(frame) => {}
+        // Demand memory is the shim's state: under its lock (already held if the shim
+        // itself touched payload memory).
+        PAGE_FAULT if frame.error_code & PF_PRESENT == 0 && first_touch_locked(frame) => {}
         v if v < 32 => exception(frame),
         v if v == layout::VECTOR_XEN_CALLBACK as u64 => xen_upcall(&events),
         v if v == layout::VECTOR_LAPIC_TIMER as u64 => platform::native::on_timer(),
@@ -25,6 +28,11 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
 }
 
 const PAGE_FAULT: u64 = 14;
+
+fn first_touch_locked(frame: &TrapFrame) -> bool {
+    let _lock = super::vcpus::lock();
+    first_touch(frame)
+}
 const PF_PRESENT: u64 = 1;
 
 /// A not-present page fault on demand-populated payload memory (by the payload, or by the
@@ -40,14 +48,22 @@ fn first_touch(frame: &TrapFrame) -> bool {
         // No address reported (QEMU's emulated SVM under Xen PVH leaves CR2 at 0; 0 itself is
         // never demand memory): find what the instruction touched.
         match lost_address(frame) {
-            Ok(0) => FaultOutcome::NotDemand,
-            Ok(_) => FaultOutcome::Populated(Unit { start: 0, end: 0 }),
+            Ok(Lost::Populated) => FaultOutcome::Populated(Unit { start: 0, end: 0 }),
+            Ok(Lost::AlreadyBacked) => FaultOutcome::AlreadyBacked(Unit { start: 0, end: 0 }),
+            Ok(Lost::NotDemand) => FaultOutcome::NotDemand,
             Err((unit, e)) => FaultOutcome::Failed(unit, e),
         }
     };
+    let me = super::vcpus::current();
     match outcome {
         FaultOutcome::NotDemand => false,
-        FaultOutcome::Populated(_) => true,
+        // Another vCPU backed the unit between this fault and its taking the shim lock: the
+        // access is retried, once (the same instruction faulting again is a genuine fault).
+        FaultOutcome::AlreadyBacked(_) => super::vcpus::count() > 1 && RETRIED_AT[me].swap(frame.rip, Ordering::Relaxed) != frame.rip,
+        FaultOutcome::Populated(_) => {
+            RETRIED_AT[me].store(0, Ordering::Relaxed);
+            true
+        }
         FaultOutcome::Failed(unit, PopulateError::OutOfMemory) => {
             crate::console::emergency(format_args!(
                 "\nxshim: out of memory: the payload needs more than memory/target ({} MiB): touching {:#x}..{:#x} at rip {:#x} with {} MiB of its memory populated\n",
@@ -66,21 +82,31 @@ fn first_touch(frame: &TrapFrame) -> bool {
     }
 }
 
+/// Each vCPU's last fault retried because its unit was already backed (its rip; 0: none).
+static RETRIED_AT: [AtomicU64; crate::hw::smp::MAX_VCPUS] = [const { AtomicU64::new(0) }; crate::hw::smp::MAX_VCPUS];
+
+/// What a fault without an address came to.
+enum Lost {
+    Populated,
+    /// It touched demand memory that is backed already (and nothing that was not).
+    AlreadyBacked,
+    NotDemand,
+}
+
 /// Populates what the faulting instruction touches (its memory operands, decoded with the
-/// registers it faulted with; for an instruction fetch, the instruction itself). Returns how
-/// many units it populated: 0 means the fault was not a first touch.
-fn lost_address(f: &TrapFrame) -> Result<u64, (xshim_shim::demand::Unit, xshim_shim::demand::PopulateError)> {
+/// registers it faulted with; for an instruction fetch, the instruction itself).
+fn lost_address(f: &TrapFrame) -> Result<Lost, (xshim_shim::demand::Unit, xshim_shim::demand::PopulateError)> {
     use xshim_shim::fault_decode::{accesses, Access, Registers};
     const PF_FETCH: u64 = 16;
     const MAX_INSTRUCTION: u64 = 15;
-    let Some(map) = platform::memory::demand() else { return Ok(0) };
+    let Some(map) = platform::memory::demand() else { return Ok(Lost::NotDemand) };
     let targets = if f.error_code & PF_FETCH != 0 {
         alloc::vec![Access { addr: f.rip, len: MAX_INSTRUCTION }]
     } else {
         // The instruction's bytes, as far as they are backed (never fault in here): up to
         // the end of its page if the next one is not.
         if !map.is_backed(f.rip) {
-            return Ok(0);
+            return Ok(Lost::NotDemand);
         }
         let page_end = (f.rip | (layout::PAGE_SIZE - 1)) + 1;
         let len = if map.is_backed(f.rip + MAX_INSTRUCTION - 1) { MAX_INSTRUCTION } else { (page_end - f.rip).min(MAX_INSTRUCTION) };
@@ -94,13 +120,29 @@ fn lost_address(f: &TrapFrame) -> Result<u64, (xshim_shim::demand::Unit, xshim_s
         accesses(code, &regs)
     };
     let mut populated = 0;
+    let mut backed = false;
     for a in targets {
-        populated += platform::memory::populate_range(a.addr, a.addr.saturating_add(a.len))?;
+        let end = a.addr.saturating_add(a.len);
+        populated += platform::memory::populate_range(a.addr, end)?;
+        backed |= xshim_shim::demand::touches_backed(map, a.addr, end);
     }
-    Ok(populated)
+    Ok(match (populated, backed) {
+        (0, true) => Lost::AlreadyBacked,
+        (0, false) => Lost::NotDemand,
+        _ => Lost::Populated,
+    })
 }
 
 fn xen_upcall(events: &EventsOff) {
+    let me = super::vcpus::current();
+    if me != 0 {
+        // A secondary's own timer or IPI: its flags say what to do; a suspend's stop
+        // parks it here.
+        platform::xen::secondary_upcall(me);
+        super::vcpus::park_if_asked(me);
+        return;
+    }
+    let _lock = super::vcpus::lock();
     let p = super::platform();
     let t_request = crate::clock::now_ns();
     let suspend_via = match platform::xen::on_upcall(events) {

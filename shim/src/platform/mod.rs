@@ -96,6 +96,32 @@ impl Platform {
         }
     }
 
+    /// The vCPUs the guest has (Xen: `vcpus=`), before any but the first is brought up.
+    /// Under QEMU without Xen the shim runs one (no INIT/SIPI bring-up); as a PV guest too,
+    /// for now (a PV vCPU needs its own trap table, GDT frames and kernel stack from Xen's
+    /// `vcpu_guest_context`: not done).
+    pub fn vcpus_available(self) -> usize {
+        match self {
+            Platform::Pvh => xen::vcpus_available(),
+            Platform::Pv | Platform::Native => 1,
+        }
+    }
+
+    /// Brings up vCPUs 1 .. `n` (their stacks set aside); returns how many run in all.
+    pub fn start_secondaries(self, n: usize) -> usize {
+        match self {
+            Platform::Pvh if n > 1 => xen::start_secondaries(n),
+            _ => 1,
+        }
+    }
+
+    /// Sends vCPU `v` its IPI (it parks if asked, its sleep ends).
+    pub fn kick(self, v: usize) {
+        if self != Platform::Native {
+            xen::kick(v);
+        }
+    }
+
     /// Turns event delivery off (interrupts; PV: the vCPU's upcall mask). Returns the token
     /// that proves it, and whether delivery was on before.
     pub fn events_disable(self) -> (EventsOff, bool) {

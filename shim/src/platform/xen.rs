@@ -15,7 +15,8 @@ use crate::hw::xen::ring_page;
 use crate::hw::xen::shared_info;
 use crate::hw::xen::xenstore::Xenstore;
 use crate::hw::{cpu, EventsOff};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::hw::smp::{self, MAX_VCPUS};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use spin::Mutex;
 use xshim_shim::layout::timeouts::CONSOLE_EXIT_FLUSH_NS;
 use xshim_shim::suspend::{suspend_and_resume, Outcome, PvSteps, PvhSteps, StepsCommon, SuspendError};
@@ -221,6 +222,19 @@ impl GuestEnv for Env<'_> {
     fn memory_resume(&mut self) {
         super::memory::resume_in_new_domain();
     }
+    fn vcpus_stop(&mut self) -> Result<usize, PlatformError> {
+        crate::kernel::vcpus::stop_others(kick).map_err(PlatformError::VcpuDidNotStop)
+    }
+    fn vcpus_resume(&mut self, new_domain: bool) -> Result<(), PlatformError> {
+        let n = crate::kernel::vcpus::count();
+        if new_domain && n > 1 {
+            for v in 0..n {
+                bind_vcpu_ports(v)?;
+            }
+        }
+        crate::kernel::vcpus::release_others();
+        Ok(())
+    }
     fn devices_resume(&mut self, new_domain: bool) {
         log::debug!("devices: resuming ({})", if new_domain { "new domain" } else { "cancelled" });
         if new_domain {
@@ -298,19 +312,113 @@ pub fn pv_idle() {
     shared_info::set_upcall_mask(true);
 }
 
-/// The Xen time the vCPU's single-shot timer is armed for (0: not armed). WAIT arms the
+/// The Xen time each vCPU's single-shot timer is armed for (0: not armed). WAIT arms the
 /// same deadline again after every event that wakes it (a frame, a console byte), and each
 /// arming is a hypercall: skipped while that deadline is still armed. Cleared when the
 /// timer's port fires and after every suspend (a new domain has no timer).
-static TIMER_ARMED_AT: AtomicU64 = AtomicU64::new(0);
+static TIMER_ARMED_AT: [AtomicU64; MAX_VCPUS] = [const { AtomicU64::new(0) }; MAX_VCPUS];
 
 pub fn arm_timer(xen_time_ns: u64) {
-    if xen_time_ns != 0 && TIMER_ARMED_AT.load(Ordering::Relaxed) == xen_time_ns {
+    let armed = &TIMER_ARMED_AT[smp::current()];
+    if xen_time_ns != 0 && armed.load(Ordering::Relaxed) == xen_time_ns {
         return;
     }
     match XenHypercalls.set_singleshot_timer(xen_time_ns) {
-        Ok(()) => TIMER_ARMED_AT.store(xen_time_ns, Ordering::Relaxed),
+        Ok(()) => armed.store(xen_time_ns, Ordering::Relaxed),
         Err(e) => log::warn!("VCPUOP_set_singleshot_timer({xen_time_ns}) failed: {e}"),
+    }
+}
+
+/// Each vCPU's IPI port (WAKE, VCPU_START, the stop for a suspend) and each secondary's
+/// timer port (vCPU 0's is `XenPorts::timer`); 0: none (bound only with secondaries up).
+static IPI_PORT: [AtomicU32; MAX_VCPUS] = [const { AtomicU32::new(0) }; MAX_VCPUS];
+static SECONDARY_TIMER_PORT: [AtomicU32; MAX_VCPUS] = [const { AtomicU32::new(0) }; MAX_VCPUS];
+
+/// A port bound to vCPU `v` by the shim (its IPI, a secondary's timer).
+fn is_port_of(v: usize, port: EvtchnPort) -> bool {
+    let p = port.raw();
+    p != 0 && (IPI_PORT[v].load(Ordering::Relaxed) == p || SECONDARY_TIMER_PORT[v].load(Ordering::Relaxed) == p)
+}
+
+/// Everything not bound to a secondary is vCPU 0's (Xen binds new ports to vCPU 0).
+fn is_vcpu0_port(port: EvtchnPort) -> bool {
+    !(1..MAX_VCPUS).any(|v| is_port_of(v, port))
+}
+
+/// Binds vCPU `v`'s IPI and, for a secondary, its VIRQ_TIMER; unmasks them. At boot and
+/// in every new domain (ports do not survive a migration).
+fn bind_vcpu_ports(v: usize) -> Result<(), xshim_shim::xen::errno::XenError> {
+    use xshim_shim::xen::errno::XenResultExt;
+    let hc = &mut XenHypercalls;
+    let ipi = hypercall::evtchn_bind_ipi(v).op("EVTCHNOP_bind_ipi")?;
+    hc.evtchn_unmask(ipi).op("EVTCHNOP_unmask")?;
+    IPI_PORT[v].store(ipi.raw(), Ordering::Relaxed);
+    if v != 0 {
+        let timer = hc.evtchn_bind_virq(xshim_shim::xen::abi::event_channel::VIRQ_TIMER, v as u32).op("EVTCHNOP_bind_virq(VIRQ_TIMER)")?;
+        hc.evtchn_unmask(timer).op("EVTCHNOP_unmask")?;
+        SECONDARY_TIMER_PORT[v].store(timer.raw(), Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// Sends vCPU `v` its IPI: its upcall runs (and it parks if asked), its sleep ends.
+pub fn kick(v: usize) {
+    let port = IPI_PORT[v].load(Ordering::Relaxed);
+    if port != 0 {
+        if let Err(e) = XenHypercalls.evtchn_send(EvtchnPort::new(port)) {
+            log::warn!("EVTCHNOP_send to vCPU {v}'s IPI port {port} failed: {e}");
+        }
+    }
+}
+
+/// The vCPUs this domain has (`vcpus=` in xl; at most MAX_VCPUS), whether up or not.
+pub fn vcpus_available() -> usize {
+    (1..MAX_VCPUS).take_while(|&v| hypercall::vcpu_is_up(v).is_some()).count() + 1
+}
+
+/// How long vCPU 0 waits for a secondary it started to reach its loop.
+const SECONDARY_ONLINE_TIMEOUT_NS: u64 = 5_000_000_000;
+
+/// PVH: starts vCPUs 1 .. `n` on their stacks (`smp::set_secondary_stacks` done) in 64-bit
+/// mode on the shim's page tables, each with its own timer and IPI ports. Returns how many
+/// vCPUs run in all; one that cannot be started is reported and the count stops before it.
+pub fn start_secondaries(n: usize) -> usize {
+    use xshim_shim::xen::abi::hvm_vcpu::{VcpuHvmContext, VcpuHvmRegs, VcpuHvmX86_64, VCPU_HVM_MODE_64B};
+    if let Err(e) = bind_vcpu_ports(0) {
+        log::warn!("vCPU 0: no IPI port ({e}): the payload gets one vCPU");
+        return 1;
+    }
+    let (cr0, cr3, cr4, efer) = smp::control_registers();
+    let mut started = 1;
+    for v in 1..n {
+        if let Err(e) = bind_vcpu_ports(v) {
+            log::warn!("vCPU {v}: cannot bind its ports ({e}): the payload gets {started} vCPU(s)");
+            break;
+        }
+        let x86_64 = VcpuHvmX86_64 { rsp: smp::secondary_stacks(v).entry_top, rdi: v as u64, rip: smp::secondary_entry(), rflags: 2, cr0, cr3, cr4, efer, ..Default::default() };
+        let ctx = VcpuHvmContext { mode: VCPU_HVM_MODE_64B, pad: 0, cpu_regs: VcpuHvmRegs { x86_64, x86_32_tail: [0; 8] } };
+        // SAFETY: the vCPU starts at entry.S's secondary_start64 on its own stack (set aside
+        // for it, mapped, used by nothing else) with vCPU 0's page tables and modes.
+        if let Err(e) = unsafe { hypercall::vcpu_start_hvm(v, &ctx) } {
+            log::warn!("vCPU {v}: VCPUOP_initialise/up failed ({e}): the payload gets {started} vCPU(s)");
+            break;
+        }
+        started += 1;
+    }
+    let online = crate::kernel::vcpus::wait_online(started, SECONDARY_ONLINE_TIMEOUT_NS);
+    if online < started {
+        log::warn!("vCPU {online} did not come up: the payload gets {online} vCPU(s)");
+    }
+    online
+}
+
+/// A secondary's upcall: its timer or its IPI. Nothing else is bound to it.
+pub fn secondary_upcall(me: usize) {
+    let timer = SECONDARY_TIMER_PORT[me].load(Ordering::Relaxed);
+    let mut timer_fired = false;
+    shared_info::drain_pending(|p| is_port_of(me, p), |p| timer_fired |= p.raw() == timer);
+    if timer_fired {
+        TIMER_ARMED_AT[me].store(0, Ordering::Relaxed);
     }
 }
 
@@ -329,18 +437,18 @@ pub enum Asked {
 pub fn on_upcall(_events: &EventsOff) -> Option<Asked> {
     let mut guard = XEN.lock();
     let Some(st) = guard.as_mut() else {
-        shared_info::drain_pending(|_| {});
+        shared_info::drain_pending(is_vcpu0_port, |_| {});
         return None;
     };
     let (mut xenstore_event, mut suspend_event, mut timer_event) = (false, false, false);
     let (store_port, suspend_port, timer_port) = (st.xenstore.port, st.suspend_port, st.ports.timer);
-    shared_info::drain_pending(|port| {
+    shared_info::drain_pending(is_vcpu0_port, |port| {
         xenstore_event |= port == store_port;
         suspend_event |= Some(port) == suspend_port;
         timer_event |= port == timer_port;
     });
     if timer_event {
-        TIMER_ARMED_AT.store(0, Ordering::Relaxed);
+        TIMER_ARMED_AT[0].store(0, Ordering::Relaxed);
     }
     if suspend_event {
         // Watch events wait for the next upcall (the resume path polls xenstore anyway).
@@ -382,7 +490,9 @@ pub fn suspend(platform: Platform, events: &EventsOff, t_request: u64) -> Result
         Platform::Native => unreachable!("no suspend without Xen"),
     }?;
     *suspends += 1;
-    TIMER_ARMED_AT.store(0, Ordering::Relaxed);
+    for armed in &TIMER_ARMED_AT {
+        armed.store(0, Ordering::Relaxed);
+    }
     Ok((outcome, *suspends))
 }
 

@@ -46,6 +46,8 @@ pub enum PlatformError {
     PageTablePool,
     /// Xen did fewer extents of a memory reservation call than asked.
     ShortReservation { op: &'static str, done: usize, asked: usize },
+    /// A vCPU did not stop for the suspend within the time limit.
+    VcpuDidNotStop(usize),
 }
 
 impl fmt::Display for PlatformError {
@@ -62,6 +64,7 @@ impl fmt::Display for PlatformError {
             PlatformError::SharedInfoNotMapped => write!(f, "PV: publishing the p2m needs shared_info, which is not mapped"),
             PlatformError::PageTablePool => write!(f, "the payload's address space needs more page tables than the shim keeps"),
             PlatformError::ShortReservation { op, done, asked } => write!(f, "{op}: Xen did {done} of {asked} extents"),
+            PlatformError::VcpuDidNotStop(v) => write!(f, "vCPU {v} did not stop for the suspend"),
         }
     }
 }
@@ -125,6 +128,10 @@ pub trait GuestEnv {
     fn devices_resume(&mut self, new_domain: bool);
     /// In a new domain: give back again what was given back since the last one.
     fn memory_resume(&mut self);
+    /// Stops every other vCPU (parked with events off, wherever it was); how many.
+    fn vcpus_stop(&mut self) -> Result<usize, PlatformError>;
+    /// Lets them go on; in a new domain first binds every vCPU's timer and IPI again.
+    fn vcpus_resume(&mut self, new_domain: bool) -> Result<(), PlatformError>;
 }
 
 /// PV: the memory Xen describes to the guest.

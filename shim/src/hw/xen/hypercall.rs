@@ -104,6 +104,30 @@ pub fn sched_block() {
     let _ = benign(nr::SCHED_OP, sched::SCHEDOP_BLOCK as u64, 0, 0);
 }
 
+/// `VCPUOP_is_up`: Some(up) for a vCPU the domain has, None past its last one.
+pub fn vcpu_is_up(v: usize) -> Option<bool> {
+    let rc = benign(nr::VCPU_OP, vcpu::VCPUOP_IS_UP as u64, v as u64, 0);
+    (rc >= 0).then_some(rc > 0)
+}
+
+/// `VCPUOP_initialise` (PVH) then `VCPUOP_up`: vCPU `v`, down, starts in `ctx`.
+/// # Safety
+/// `ctx` must start the vCPU on code and a stack that are the shim's and stay valid: from
+/// the `VCPUOP_up` on it runs alongside the caller.
+pub unsafe fn vcpu_start_hvm(v: usize, ctx: &xshim_shim::xen::abi::hvm_vcpu::VcpuHvmContext) -> HcResult<()> {
+    // SAFETY: the caller vouches for the state; Xen only reads `ctx`.
+    unit(unsafe { hypercall4(nr::VCPU_OP, vcpu::VCPUOP_INITIALISE as u64, v as u64, ptr(ctx), 0) })?;
+    // SAFETY: as above: the vCPU starts running the state just given.
+    unit(unsafe { hypercall4(nr::VCPU_OP, vcpu::VCPUOP_UP as u64, v as u64, 0, 0) })
+}
+
+/// `EVTCHNOP_bind_ipi`: a port that any vCPU may send to, delivered to vCPU `v`.
+pub fn evtchn_bind_ipi(v: usize) -> HcResult<EvtchnPort> {
+    let mut b = ec::EvtchnBindIpi { vcpu: v as u32, port: 0 };
+    XenErrno::check(benign(nr::EVENT_CHANNEL_OP, ec::EVTCHNOP_BIND_IPI as u64, b.as_mut_bytes().as_mut_ptr() as u64, 0))?;
+    Ok(EvtchnPort::new(b.port))
+}
+
 /// The hypercalls, through the installed page.
 pub struct XenHypercalls;
 
@@ -147,7 +171,8 @@ impl Hypercalls for XenHypercalls {
     }
     fn set_singleshot_timer(&mut self, timeout_abs_ns: u64) -> HcResult<()> {
         let t = vcpu::VcpuSetSingleshotTimer { timeout_abs_ns, flags: 0, pad: 0 };
-        unit(benign(nr::VCPU_OP, vcpu::VCPUOP_SET_SINGLESHOT_TIMER as u64, 0, ptr(&t)))
+        // Xen takes it only from the vCPU it is for.
+        unit(benign(nr::VCPU_OP, vcpu::VCPUOP_SET_SINGLESHOT_TIMER as u64, crate::hw::smp::current() as u64, ptr(&t)))
     }
     fn gnttab_setup_table(&mut self, frames: &mut [u64]) -> HcResult<()> {
         let mut t = gt::GnttabSetupTable { dom: mem::DOMID_SELF, pad0: 0, nr_frames: frames.len() as u32, status: 0, pad1: [0; 6], frame_list: frames.as_mut_ptr() as u64 };

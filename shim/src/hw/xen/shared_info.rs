@@ -46,12 +46,17 @@ fn shared_info() -> Option<*mut SharedInfo> {
     SHARED_INFO_MAPPED.load(Ordering::Acquire).then(|| pages().shared_info() as *mut SharedInfo)
 }
 
+/// The running vCPU's vcpu_info: vCPU 0's in our registered area (else shared_info's slot
+/// 0), a secondary's in its shared_info slot (Xen's default for vCPUs below 32: nothing to
+/// register, nothing to register again in a new domain).
 fn vcpu_info() -> Option<*mut VcpuInfo> {
-    if VCPU_INFO_REGISTERED.load(Ordering::Acquire) {
+    let v = crate::hw::smp::current();
+    if v == 0 && VCPU_INFO_REGISTERED.load(Ordering::Acquire) {
         return Some(pages().vcpu_info() as *mut VcpuInfo);
     }
-    // SAFETY: a raw projection into the mapped shared_info page; no reference is formed.
-    shared_info().map(|si| unsafe { &raw mut (*si).vcpu_info[0] })
+    // SAFETY: a raw projection into the mapped shared_info page; no reference is formed;
+    // v < MAX_VCPUS (8) < the 32 slots.
+    shared_info().map(|si| unsafe { &raw mut (*si).vcpu_info[v] })
 }
 
 fn atomic_u64<'a>(word: *mut u64) -> &'a AtomicU64 {
@@ -65,7 +70,7 @@ fn atomic_u8<'a>(byte: *mut u8) -> &'a AtomicU8 {
     unsafe { AtomicU8::from_ptr(byte) }
 }
 
-/// A consistent-enough copy of vCPU0's time record (the caller checks its version).
+/// A consistent-enough copy of the running vCPU's time record (the caller checks its version).
 pub fn vcpu_time() -> Option<VcpuTimeInfo> {
     // SAFETY: a volatile read of the mapped vcpu_info's time record (plain data).
     vcpu_info().map(|vi| unsafe { core::ptr::read_volatile(&raw const (*vi).time) })
@@ -112,8 +117,10 @@ pub fn clear_pending(port: EvtchnPort) {
     }
 }
 
-/// Takes every pending, unmasked port (vCPU0), clearing its pending bit; calls `f` for each.
-pub fn drain_pending(mut f: impl FnMut(EvtchnPort)) {
+/// Takes every pending, unmasked port of the running vCPU (`mine`: the ports bound to it; a
+/// word its selector names may hold another vCPU's, which is left pending for that one),
+/// clearing its pending bit; calls `f` for each.
+pub fn drain_pending(mine: impl Fn(EvtchnPort) -> bool, mut f: impl FnMut(EvtchnPort)) {
     let (Some(si), Some(vi)) = (shared_info(), vcpu_info()) else { return };
     // SAFETY: raw field pointers into the mapped vcpu_info; no reference is formed.
     let (upcall_pending, pending_sel) = unsafe { (&raw mut (*vi).evtchn_upcall_pending, &raw mut (*vi).evtchn_pending_sel) };
@@ -130,14 +137,17 @@ pub fn drain_pending(mut f: impl FnMut(EvtchnPort)) {
             while ready != 0 {
                 let b = ready.trailing_zeros();
                 ready &= ready - 1;
-                atomic_u64(pending_w).fetch_and(!(1u64 << b), Ordering::SeqCst);
-                f(EvtchnPort::new(w as u32 * 64 + b));
+                let port = EvtchnPort::new(w as u32 * 64 + b);
+                if mine(port) {
+                    atomic_u64(pending_w).fetch_and(!(1u64 << b), Ordering::SeqCst);
+                    f(port);
+                }
             }
         }
     }
 }
 
-/// Masks or unmasks upcalls for vCPU0; returns whether they were masked before.
+/// Masks or unmasks upcalls for the running vCPU; returns whether they were masked before.
 pub fn set_upcall_mask(masked: bool) -> bool {
     match vcpu_info() {
         // SAFETY: raw projection into the mapped vcpu_info.
@@ -146,7 +156,7 @@ pub fn set_upcall_mask(masked: bool) -> bool {
     }
 }
 
-/// True if an event is waiting for vCPU0 (set by Xen also while delivery is off).
+/// True if an event is waiting for the running vCPU (set by Xen also while delivery is off).
 pub fn upcall_pending() -> bool {
     // SAFETY: raw projection into the mapped vcpu_info.
     vcpu_info().is_some_and(|vi| atomic_u8(unsafe { &raw mut (*vi).evtchn_upcall_pending }).load(Ordering::SeqCst) != 0)

@@ -6,6 +6,7 @@ pub const EVTCHNOP_BIND_VIRQ: u32 = 1;
 pub const EVTCHNOP_SEND: u32 = 4;
 pub const EVTCHNOP_UNMASK: u32 = 9;
 pub const EVTCHNOP_ALLOC_UNBOUND: u32 = 6;
+pub const EVTCHNOP_BIND_IPI: u32 = 7;
 
 pub const VIRQ_TIMER: u32 = 0;
 
@@ -18,6 +19,16 @@ pub struct EvtchnBindVirq {
     pub port: u32,
 }
 const _: () = assert!(core::mem::size_of::<EvtchnBindVirq>() == 12);
+
+/// `struct evtchn_bind_ipi`: a port whose sends (from any vCPU) arrive on `vcpu`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct EvtchnBindIpi {
+    pub vcpu: u32,
+    /// OUT
+    pub port: u32,
+}
+const _: () = assert!(core::mem::size_of::<EvtchnBindIpi>() == 8);
 
 /// evtchn_send, evtchn_unmask and evtchn_close are all just a port.
 #[repr(C)]

@@ -164,6 +164,8 @@ pub fn layout_table() -> alloc::vec::Vec<(&'static str, &'static str, usize)> {
     size!("struct evtchn_alloc_unbound", event_channel::EvtchnAllocUnbound);
     off!("struct evtchn_alloc_unbound", event_channel::EvtchnAllocUnbound, remote_dom);
     off!("struct evtchn_alloc_unbound", event_channel::EvtchnAllocUnbound, port);
+    size!("struct evtchn_bind_ipi", event_channel::EvtchnBindIpi);
+    off!("struct evtchn_bind_ipi", event_channel::EvtchnBindIpi, port);
     size!("struct blkif_request_segment", blkif::BlkifRequestSegment);
     off!("struct blkif_request_segment", blkif::BlkifRequestSegment, first_sect);
     off!("struct blkif_request_segment", blkif::BlkifRequestSegment, last_sect);
@@ -234,6 +236,7 @@ pub fn constant_table() -> alloc::vec::Vec<(&'static str, u64)> {
         ("GTF_writing", grant_table::GTF_WRITING as u64),
         ("GNTTAB_NR_RESERVED_ENTRIES", grant_table::GNTTAB_NR_RESERVED_ENTRIES as u64),
         ("EVTCHNOP_alloc_unbound", event_channel::EVTCHNOP_ALLOC_UNBOUND as u64),
+        ("EVTCHNOP_bind_ipi", event_channel::EVTCHNOP_BIND_IPI as u64),
         ("BLKIF_OP_READ", blkif::BLKIF_OP_READ as u64),
         ("BLKIF_OP_WRITE", blkif::BLKIF_OP_WRITE as u64),
         ("BLKIF_OP_WRITE_BARRIER", blkif::BLKIF_OP_WRITE_BARRIER as u64),
