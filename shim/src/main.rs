@@ -196,12 +196,15 @@ mod entry {
         kernel::load_and_enter(&boot.modules, ram, payload_cmdline, shim_end(), kernel::SelfTest::from_options(&shim_opts))
     }
 
-    /// Rust entry of a secondary vCPU (PVH), from entry.S's secondary_start64 on its own
-    /// entry stack, interrupts off, on vCPU 0's page tables.
+    /// Rust entry of a secondary vCPU, from entry.S's secondary_start64 on its own entry
+    /// stack on vCPU 0's page tables: interrupts off (PVH), or events masked in guest kernel
+    /// mode with the trap table and callbacks Xen took from its start state (PV).
     #[no_mangle]
     extern "C" fn secondary_main(vcpu: u64) -> ! {
         let v = vcpu as usize;
-        tables::init_descriptor_tables(v, crate::hw::smp::secondary_stacks(v));
+        if kernel::platform() == Platform::Pvh {
+            tables::init_descriptor_tables(v, crate::hw::smp::secondary_stacks(v));
+        }
         kernel::vcpus::secondary_loop(v)
     }
 

@@ -175,8 +175,8 @@ syscall_entry:
     CLEAR_ARG_REGS
     sysretq
 
-/* A secondary vCPU (PVH), started by VCPUOP_initialise in 64-bit mode on the shim's page
- * tables: %rsp = the top of its entry stack, %rdi = its number. */
+/* A secondary vCPU, started by VCPUOP_initialise on the shim's page tables (PVH: 64-bit
+ * mode; PV: guest kernel mode): %rsp = the top of its entry stack, %rdi = its number. */
     .globl secondary_start64
 secondary_start64:
     cld

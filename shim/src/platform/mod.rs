@@ -97,20 +97,18 @@ impl Platform {
     }
 
     /// The vCPUs the guest has (Xen: `vcpus=`), before any but the first is brought up.
-    /// Under QEMU without Xen the shim runs one (no INIT/SIPI bring-up); as a PV guest too,
-    /// for now (a PV vCPU needs its own trap table, GDT frames and kernel stack from Xen's
-    /// `vcpu_guest_context`: not done).
+    /// Under QEMU without Xen the shim runs one (no INIT/SIPI bring-up).
     pub fn vcpus_available(self) -> usize {
         match self {
-            Platform::Pvh => xen::vcpus_available(),
-            Platform::Pv | Platform::Native => 1,
+            Platform::Pvh | Platform::Pv => xen::vcpus_available(),
+            Platform::Native => 1,
         }
     }
 
     /// Brings up vCPUs 1 .. `n` (their stacks set aside); returns how many run in all.
     pub fn start_secondaries(self, n: usize) -> usize {
         match self {
-            Platform::Pvh if n > 1 => xen::start_secondaries(n),
+            Platform::Pvh | Platform::Pv if n > 1 => xen::start_secondaries(self, n),
             _ => 1,
         }
     }

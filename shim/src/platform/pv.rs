@@ -51,16 +51,22 @@ fn addr(f: unsafe extern "C" fn()) -> u64 {
     f as *const () as u64
 }
 
-/// Trap table (exceptions print a register dump and crash the domain, as under PVH), the
-/// event callback (the same dispatcher as PVH's callback vector) and the failsafe callback.
-fn install_traps_and_callbacks() -> Result<(), PlatformError> {
+/// The trap table's stubs: (vector, entry.S's stub).
+fn trap_handlers() -> [(u8, u64); 19] {
     use stubs::*;
-    let handlers = [
+    [
         (0, addr(pv_trap_stub_0)), (1, addr(pv_trap_stub_1)), (2, addr(pv_trap_stub_2)), (3, addr(pv_trap_stub_3)), (4, addr(pv_trap_stub_4)),
         (5, addr(pv_trap_stub_5)), (6, addr(pv_trap_stub_6)), (7, addr(pv_trap_stub_7)), (8, addr(pv_trap_stub_8)), (9, addr(pv_trap_stub_9)),
         (10, addr(pv_trap_stub_10)), (11, addr(pv_trap_stub_11)), (12, addr(pv_trap_stub_12)), (13, addr(pv_trap_stub_13)), (14, addr(pv_trap_stub_14)),
         (16, addr(pv_trap_stub_16)), (17, addr(pv_trap_stub_17)), (18, addr(pv_trap_stub_18)), (19, addr(pv_trap_stub_19)),
-    ];
+    ]
+}
+
+/// Trap table (exceptions print a register dump and crash the domain, as under PVH), the
+/// event callback (the same dispatcher as PVH's callback vector) and the failsafe callback.
+fn install_traps_and_callbacks() -> Result<(), PlatformError> {
+    use stubs::*;
+    let handlers = trap_handlers();
     // SAFETY: each address is entry.S's stub for that vector (Xen's PV exception frame), the
     // event stub handles Xen's callback frame, and the failsafe stub its failsafe frame.
     unsafe { xshim_shim::xen::pv::install_traps_and_callbacks(&mut XenHypercalls, &handlers, addr(pv_trap_stub_243), addr(pv_failsafe_callback)) }
@@ -114,4 +120,36 @@ pub fn protect(space: &xshim_shim::address_space::AddressSpace, image: (u64, u64
     // SAFETY: entry.S's pv_syscall_entry handles Xen's syscall frame and returns by iret.
     unsafe { XenHypercalls.register_callback(CALLBACKTYPE_SYSCALL, tables::pv_syscall_callback(), CALLBACKF_MASK_EVENTS) }.op("CALLBACKOP_register(syscall)")?;
     Ok(p)
+}
+
+/// The state a secondary vCPU starts in (VCPUOP_initialise): guest kernel mode at entry.S's
+/// `secondary_start64` on its entry stack (%rdi its number), vCPU 0's trap table, callbacks
+/// (events masked on entry, as vCPU 0 registered them) and page tables (kernel and user),
+/// Xen's default GDT (the shim runs on the flat selectors), and the entry stack as the one
+/// Xen switches to when the payload enters the shim.
+pub fn secondary_context(v: usize, entry: u64, stack_top: u64) -> Result<alloc::boxed::Box<xshim_shim::xen::abi::xen::VcpuGuestContext>, PlatformError> {
+    use xshim_shim::xen::abi::xen::{VcpuGuestContext, FLAT_KERNEL_CS64, FLAT_KERNEL_SS64, VGCF_IN_KERNEL};
+    use zerocopy::FromZeros;
+    const VGCF_FAILSAFE_DISABLES_EVENTS: u64 = 1 << 3;
+    const VGCF_SYSCALL_DISABLES_EVENTS: u64 = 1 << 4;
+    let (kernel, user) = pv_mm::top_level_tables()?;
+    let mut c = alloc::boxed::Box::new(VcpuGuestContext::new_zeroed());
+    c.flags = VGCF_IN_KERNEL | VGCF_FAILSAFE_DISABLES_EVENTS | VGCF_SYSCALL_DISABLES_EVENTS;
+    c.user_regs.rip = entry;
+    c.user_regs.rsp = stack_top;
+    c.user_regs.rdi = v as u64;
+    c.user_regs.cs = FLAT_KERNEL_CS64;
+    c.user_regs.ss = FLAT_KERNEL_SS64;
+    // Xen indexes the trap table by vector.
+    for t in xshim_shim::xen::pv::trap_table(&trap_handlers()).into_iter().filter(|t| t.address != 0) {
+        c.trap_ctxt[t.vector as usize] = t;
+    }
+    c.kernel_ss = FLAT_KERNEL_SS64 as u64;
+    c.kernel_sp = stack_top;
+    c.ctrlreg[3] = kernel.raw() << 12;
+    c.ctrlreg[1] = user.raw() << 12;
+    c.event_callback_eip = addr(stubs::pv_trap_stub_243);
+    c.failsafe_callback_eip = addr(stubs::pv_failsafe_callback);
+    c.syscall_callback_eip = crate::hw::tables::pv_syscall_callback();
+    Ok(c)
 }

@@ -357,6 +357,8 @@ fn bind_vcpu_ports(v: usize) -> Result<(), xshim_shim::xen::errno::XenError> {
         let timer = hc.evtchn_bind_virq(xshim_shim::xen::abi::event_channel::VIRQ_TIMER, v as u32).op("EVTCHNOP_bind_virq(VIRQ_TIMER)")?;
         hc.evtchn_unmask(timer).op("EVTCHNOP_unmask")?;
         SECONDARY_TIMER_PORT[v].store(timer.raw(), Ordering::Relaxed);
+        // Its single-shot timer is all it needs (a PV vCPU starts with a 100 Hz one).
+        hypercall::vcpu_stop_periodic_timer(v).op("VCPUOP_stop_periodic_timer")?;
     }
     Ok(())
 }
@@ -379,28 +381,24 @@ pub fn vcpus_available() -> usize {
 /// How long vCPU 0 waits for a secondary it started to reach its loop.
 const SECONDARY_ONLINE_TIMEOUT_NS: u64 = 5_000_000_000;
 
-/// PVH: starts vCPUs 1 .. `n` on their stacks (`smp::set_secondary_stacks` done) in 64-bit
-/// mode on the shim's page tables, each with its own timer and IPI ports. Returns how many
-/// vCPUs run in all; one that cannot be started is reported and the count stops before it.
-pub fn start_secondaries(n: usize) -> usize {
-    use xshim_shim::xen::abi::hvm_vcpu::{VcpuHvmContext, VcpuHvmRegs, VcpuHvmX86_64, VCPU_HVM_MODE_64B};
+/// Starts vCPUs 1 .. `n` on their stacks (`smp::set_secondary_stacks` done) on the shim's
+/// page tables (PVH: in 64-bit mode with vCPU 0's control registers; PV: in guest kernel
+/// mode with vCPU 0's trap table, callbacks and page tables), each with its own timer and
+/// IPI ports. Returns how many vCPUs run in all; one that cannot be started is reported and
+/// the count stops before it.
+pub fn start_secondaries(platform: Platform, n: usize) -> usize {
     if let Err(e) = bind_vcpu_ports(0) {
         log::warn!("vCPU 0: no IPI port ({e}): the payload gets one vCPU");
         return 1;
     }
-    let (cr0, cr3, cr4, efer) = smp::control_registers();
     let mut started = 1;
     for v in 1..n {
         if let Err(e) = bind_vcpu_ports(v) {
             log::warn!("vCPU {v}: cannot bind its ports ({e}): the payload gets {started} vCPU(s)");
             break;
         }
-        let x86_64 = VcpuHvmX86_64 { rsp: smp::secondary_stacks(v).entry_top, rdi: v as u64, rip: smp::secondary_entry(), rflags: 2, cr0, cr3, cr4, efer, ..Default::default() };
-        let ctx = VcpuHvmContext { mode: VCPU_HVM_MODE_64B, pad: 0, cpu_regs: VcpuHvmRegs { x86_64, x86_32_tail: [0; 8] } };
-        // SAFETY: the vCPU starts at entry.S's secondary_start64 on its own stack (set aside
-        // for it, mapped, used by nothing else) with vCPU 0's page tables and modes.
-        if let Err(e) = unsafe { hypercall::vcpu_start_hvm(v, &ctx) } {
-            log::warn!("vCPU {v}: VCPUOP_initialise/up failed ({e}): the payload gets {started} vCPU(s)");
+        if let Err(e) = start_secondary(platform, v) {
+            log::warn!("vCPU {v}: cannot start it ({e}): the payload gets {started} vCPU(s)");
             break;
         }
         started += 1;
@@ -410,6 +408,31 @@ pub fn start_secondaries(n: usize) -> usize {
         log::warn!("vCPU {online} did not come up: the payload gets {online} vCPU(s)");
     }
     online
+}
+
+/// VCPUOP_initialise and VCPUOP_up for secondary `v`: at entry.S's secondary_start64 on its
+/// own stack (set aside for it, mapped, used by nothing else).
+fn start_secondary(platform: Platform, v: usize) -> Result<(), PlatformError> {
+    use xshim_shim::xen::abi::hvm_vcpu::{VcpuHvmContext, VcpuHvmRegs, VcpuHvmX86_64, VCPU_HVM_MODE_64B};
+    use xshim_shim::xen::errno::XenResultExt;
+    let stack_top = smp::secondary_stacks(v).entry_top;
+    match platform {
+        Platform::Pvh => {
+            let (cr0, cr3, cr4, efer) = smp::control_registers();
+            let x86_64 = VcpuHvmX86_64 { rsp: stack_top, rdi: v as u64, rip: smp::secondary_entry(), rflags: 2, cr0, cr3, cr4, efer, ..Default::default() };
+            let ctx = VcpuHvmContext { mode: VCPU_HVM_MODE_64B, pad: 0, cpu_regs: VcpuHvmRegs { x86_64, x86_32_tail: [0; 8] } };
+            // SAFETY: the shim's entry and the vCPU's own stack, with vCPU 0's page tables
+            // and modes.
+            unsafe { hypercall::vcpu_start_hvm(v, &ctx) }.op("VCPUOP_initialise/up")?;
+        }
+        Platform::Pv => {
+            let ctx = super::pv::secondary_context(v, smp::secondary_entry(), stack_top)?;
+            // SAFETY: as above, with vCPU 0's pinned page tables, trap table and callbacks.
+            unsafe { hypercall::vcpu_start_pv(v, &ctx) }.op("VCPUOP_initialise/up")?;
+        }
+        Platform::Native => unreachable!("no secondaries without Xen"),
+    }
+    Ok(())
 }
 
 /// A secondary's upcall: its timer or its IPI. Nothing else is bound to it.

@@ -121,6 +121,21 @@ pub unsafe fn vcpu_start_hvm(v: usize, ctx: &xshim_shim::xen::abi::hvm_vcpu::Vcp
     unit(unsafe { hypercall4(nr::VCPU_OP, vcpu::VCPUOP_UP as u64, v as u64, 0, 0) })
 }
 
+/// `VCPUOP_initialise` (PV) then `VCPUOP_up`: vCPU `v`, down, starts in `ctx`.
+/// # Safety
+/// As `vcpu_start_hvm`; the page tables `ctx` names must be pinned and the shim's.
+pub unsafe fn vcpu_start_pv(v: usize, ctx: &xshim_shim::xen::abi::xen::VcpuGuestContext) -> HcResult<()> {
+    // SAFETY: the caller vouches for the state; Xen only reads `ctx`.
+    unit(unsafe { hypercall4(nr::VCPU_OP, vcpu::VCPUOP_INITIALISE as u64, v as u64, ptr(ctx), 0) })?;
+    // SAFETY: as above: the vCPU starts running the state just given.
+    unit(unsafe { hypercall4(nr::VCPU_OP, vcpu::VCPUOP_UP as u64, v as u64, 0, 0) })
+}
+
+/// `VCPUOP_stop_periodic_timer` for vCPU `v` (Xen takes it for any vCPU of the domain).
+pub fn vcpu_stop_periodic_timer(v: usize) -> HcResult<()> {
+    unit(benign(nr::VCPU_OP, vcpu::VCPUOP_STOP_PERIODIC_TIMER as u64, v as u64, 0))
+}
+
 /// `EVTCHNOP_bind_ipi`: a port that any vCPU may send to, delivered to vCPU `v`.
 pub fn evtchn_bind_ipi(v: usize) -> HcResult<EvtchnPort> {
     let mut b = ec::EvtchnBindIpi { vcpu: v as u32, port: 0 };

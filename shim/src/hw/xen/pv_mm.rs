@@ -344,6 +344,14 @@ fn protect_shim_image(space: &AddressSpace, (start, end): (u64, u64), nx: bool) 
     Ok(())
 }
 
+/// The kernel's and the payload's top-level page tables (both pinned), for another vCPU's
+/// `ctrlreg[3]` and `ctrlreg[1]`.
+pub fn top_level_tables() -> Result<(Mfn, Mfn), PlatformError> {
+    let kernel = mfn_of_va(&PvMem, PT_BASE.load(Ordering::Relaxed))?;
+    let (user_top, ..) = crate::hw::paging::pv_user_table_pages();
+    Ok((kernel, mfn_of_va(&PvMem, user_top as u64)?))
+}
+
 fn build_user_table(space: &AddressSpace, nx: bool) -> Result<(), PlatformError> {
     let (top, l3, l2s, pool, pool_len) = crate::hw::paging::pv_user_table_pages();
     let (top, l3) = (top as *mut u64, l3 as *mut u64);
