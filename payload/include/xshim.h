@@ -107,4 +107,18 @@ struct xshim_net_info {
     uint32_t reserved;
 };                        /* 16 bytes */
 
+/* A spin lock for data the vCPUs share (the payload cannot turn events off and needs not:
+ * the shim never runs payload code from an event): acquire on lock, release on unlock, so
+ * what one holder wrote the next holder sees. Initialise with XSHIM_SPINLOCK_INIT. */
+typedef struct { uint32_t locked; } xshim_spinlock_t;
+#define XSHIM_SPINLOCK_INIT { 0 }
+static inline void xshim_spin_lock(xshim_spinlock_t *l) {
+    while (__atomic_exchange_n(&l->locked, 1u, __ATOMIC_ACQUIRE))
+        while (__atomic_load_n(&l->locked, __ATOMIC_RELAXED))
+            __builtin_ia32_pause();
+}
+static inline void xshim_spin_unlock(xshim_spinlock_t *l) {
+    __atomic_store_n(&l->locked, 0u, __ATOMIC_RELEASE);
+}
+
 #endif

@@ -414,6 +414,8 @@ enum Sharing {
     /// scenarios in one run), and one PVH soak stopped that way at operation 129 while the
     /// host compiled; one at a time, no such fault in the same scenarios. PV guests do not
     /// use SVM and ran side by side without a fault.
+    /// Also a guest whose vCPUs all spin (`vcpus` > 2 with `spin=1`): beside another it
+    /// would starve the lab's two emulated CPUs.
     Alone,
     /// Only beside others like it: it stops the console backend that every guest uses for 12 s
     /// (Control). Each checks its own guest, so two of them may overlap.
@@ -428,6 +430,7 @@ enum Sharing {
 fn sharing(o: &LabOpts) -> Sharing {
     match o.scenario {
         _ if o.memory >= 512 => Sharing::Alone,
+        _ if o.vcpus > 2 && o.payload_args.contains("spin=1") => Sharing::Alone,
         // The Linux baseline is always PV, whatever the mode says.
         Scenario::LinuxBaseline => Sharing::Any,
         _ if o.mode == Mode::Pvh => Sharing::Alone,

@@ -455,6 +455,20 @@ fn lab_tier(t: &mut Tally, soak: bool, only: &[String]) {
             Err(e) => t.record(&format!("lab-c-bigtable-wrapped-{m}"), false, &format!("wrap: {e}")),
         }
     }
+    // More than one vCPU: every vCPU of the smp-ticker mutates its own region and a record
+    // shared under the payload's lock; all eight come up; two paced vCPUs, and four that
+    // spin (busy: a suspend stops them wherever they are), saved and restored, checkpointed
+    // and migrated, both modes. The checker replays each vCPU's steps.
+    for mode in [Mode::Pvh, Mode::Pv] {
+        let m = if mode == Mode::Pv { "pv" } else { "pvh" };
+        add(&format!("lab-smp8-boot-{m}"), LabOpts { mode, vcpus: 8, ..base(Scenario::Boot, "smp-ticker", 1) });
+        for (vcpus, args, tag) in [(2, "", ""), (4, "spin=1", "-busy")] {
+            let s = |scenario, cycles| LabOpts { mode, vcpus, payload_args: args.into(), ..base(scenario, "smp-ticker", cycles) };
+            add(&format!("lab-smp{vcpus}-saverestore-{m}-x5{tag}"), s(Scenario::Saverestore, 5));
+            add(&format!("lab-smp{vcpus}-checkpoint-{m}-x3{tag}"), s(Scenario::Checkpoint, 3));
+            add(&format!("lab-smp{vcpus}-migrate-{m}-x3{tag}"), s(Scenario::Migrate, 3));
+        }
+    }
     // Demand-populated memory: growth, discards, saves, migrations, and `xl mem-set` below
     // what the payload uses (the clean out-of-memory crash), both modes.
     for mode in [Mode::Pvh, Mode::Pv] {

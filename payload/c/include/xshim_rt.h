@@ -21,6 +21,10 @@ uint64_t xshim_monotonic_ns(void);
 uint64_t xshim_wait(uint64_t deadline_ns);
 /* Sleeps until `deadline_ns` has passed (WAIT in a loop: other wake-ups are absorbed). */
 void xshim_sleep_until(uint64_t deadline_ns);
+/* VCPU_START: vCPU `vcpu` runs `entry(arg)` on the stack [stack, stack + stack_bytes)
+ * (16-byte aligned top; the vCPU owns it from now on). `entry` must not return. */
+int64_t xshim_vcpu_start(uint64_t vcpu, void (*entry)(uint64_t arg), void *stack, size_t stack_bytes, uint64_t arg);
+
 /* The name main() gets as argv[0]; define your own `const char *xshim_program_name`. */
 extern const char *xshim_program_name;
 

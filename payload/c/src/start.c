@@ -34,6 +34,12 @@ void xshim_sleep_until(uint64_t deadline_ns)
         xshim_wait(deadline_ns);
 }
 
+int64_t xshim_vcpu_start(uint64_t vcpu, void (*entry)(uint64_t arg), void *stack, size_t stack_bytes, uint64_t arg)
+{
+    uint64_t top = ((uint64_t)(uintptr_t)stack + stack_bytes) & ~(uint64_t)15;
+    return xshim_call(XSHIM_VCPU_START, vcpu, (uint64_t)(uintptr_t)entry, top, arg);
+}
+
 static char cmdline[XSHIM_MAX_CMDLINE + 1];
 static char *argv[XSHIM_MAX_ARGS + 2];
 
