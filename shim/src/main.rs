@@ -21,6 +21,8 @@ mod hw;
 mod kernel;
 #[cfg(target_os = "none")]
 mod platform;
+#[cfg(target_os = "none")]
+mod vcpus;
 
 #[cfg(target_os = "none")]
 mod entry {
@@ -205,7 +207,7 @@ mod entry {
         if kernel::platform() == Platform::Pvh {
             tables::init_descriptor_tables(v, crate::hw::smp::secondary_stacks(v));
         }
-        kernel::vcpus::secondary_loop(v)
+        kernel::secondary_loop(v)
     }
 
     #[panic_handler]

@@ -154,14 +154,18 @@ impl<'a, H: Hypercalls, E: GuestEnv> StepsCommon<'a, H, E> {
         Ok(())
     }
     fn vcpus_stop(&mut self) -> StepResult {
+        let t0 = self.env.now_ns();
         let n = self.env.vcpus_stop()?;
         if n > 0 {
-            log::debug!("{n} other vCPU(s) stopped");
+            log::debug!("vCPUs: {n} other(s) stopped in {} us", self.env.now_ns().saturating_sub(t0) / 1000);
         }
         Ok(())
     }
     fn vcpus_resume(&mut self, outcome: Outcome) -> StepResult {
-        self.env.vcpus_resume(outcome == Outcome::NewDomain)
+        let t0 = self.env.now_ns();
+        self.env.vcpus_resume(outcome == Outcome::NewDomain)?;
+        log::debug!("vCPUs: the others go on after {} us ({:?})", self.env.now_ns().saturating_sub(t0) / 1000, outcome);
+        Ok(())
     }
     fn console_flush(&mut self) -> StepResult {
         // Briefly: a backend that reads its ring at all reads it within milliseconds. What

@@ -1263,6 +1263,37 @@ pub fn bench_downtime(mode: Mode, cycles: u32) -> Result<bool, String> {
         ok &= met.unwrap_or(false) || kind != "mg";
         println!("{:<14} {:>22} {:>22} {:>14}  {}", name, f(med(&x), worst(&x)), f(med(&l), worst(&l)), ratio.map(|r| format!("{r:.2}")).unwrap_or_else(|| "-".into()), match met { Some(true) => "<= 0.50 met", Some(false) => "<= 0.50 NOT met", None => "no figure" });
     }
+    // How much of xshim's gap is the guest's own doing: its suspend path (request taken ->
+    // suspend hypercall) and its resume path (hypercall back -> payload runs), from the shim's
+    // "suspend timing" lines, one per operation in the scenario's order (sr, ck, mg per cycle).
+    // The rest is the toolstack's and the network's, which no guest can shorten.
+    let paths = suspend_paths(&results[0].console_of(GUEST));
+    println!("
+xshim's gap split: its own suspend + resume paths (the shim's log), and the rest (toolstack, backends, network)");
+    println!("{:<14} {:>18} {:>18} {:>22}", "operation", "own paths median", "rest median", "rest / Linux's gap");
+    for (i, (kind, name)) in ops.iter().enumerate() {
+        let own: Vec<f64> = paths.iter().skip(i).step_by(ops.len()).copied().collect();
+        let gaps = figures(&results[0], kind);
+        let linux = figures(&results[1], kind);
+        // Paired by cycle where both are complete, else medians.
+        let gaps_in_order: Vec<f64> = results[0].info.iter().filter_map(|l| {
+            let mut w = l.strip_prefix("downtime ")?.split_whitespace();
+            w.next()?.ends_with(&format!("-{kind}-downtime")).then_some(())?;
+            w.next()?.parse().ok()
+        }).collect();
+        let mut rest: Vec<f64> = if own.len() == gaps_in_order.len() { gaps_in_order.iter().zip(&own).map(|(g, o)| g - o).collect() } else { Vec::new() };
+        rest.sort_by(|a, b| a.total_cmp(b));
+        let mut own_sorted = own.clone();
+        own_sorted.sort_by(|a, b| a.total_cmp(b));
+        let med = |v: &[f64]| (!v.is_empty()).then(|| v[v.len() / 2]);
+        let rest_med = med(&rest).or_else(|| Some(med(&gaps)? - med(&own_sorted)?));
+        let f = |v: Option<f64>| v.map(|v| format!("{v:.0} ms")).unwrap_or_else(|| "-".into());
+        let share = match (rest_med, med(&linux)) {
+            (Some(r), Some(l)) if l > 0.0 => format!("{:.2}{}", r / l, if r / l > 0.5 { " (> 0.5: out of any guest's reach)" } else { "" }),
+            _ => "-".into(),
+        };
+        println!("{:<14} {:>18} {:>18} {:>22}", name, f(med(&own_sorted)), f(rest_med), share);
+    }
     // "udp-rtt rtt-udp MEDIAN P99", "udp-rtt-loaded throughput-udp MEDIAN P99",
     // "udp-throughput throughput-udp PER_SECOND MBPS".
     let info = |r: &LabResult, key: &str, field: usize| -> Option<f64> {
@@ -1289,6 +1320,24 @@ pub fn bench_downtime(mode: Mode, cycles: u32) -> Result<bool, String> {
         report(r);
     }
     Ok(ok)
+}
+
+/// The guest's own suspend + resume path of every suspend, in ms, in the order they happened
+/// (the shim's log stamps run on across domains: its clock continues), from the shim's
+/// "[ T] ... suspend timing: request->hypercall A us, hypercall->payload B us" lines.
+fn suspend_paths(console: &[&str]) -> Vec<f64> {
+    let mut v: Vec<(f64, f64)> = console
+        .iter()
+        .filter_map(|l| {
+            let (head, t) = l.split_once("suspend timing: request->hypercall ")?;
+            let at: f64 = head.split('[').nth(1)?.split(']').next()?.trim().parse().ok()?;
+            let a: f64 = t.split_whitespace().next()?.parse().ok()?;
+            let b: f64 = t.split("hypercall->payload ").nth(1)?.split_whitespace().next()?.parse().ok()?;
+            Some((at, (a + b) / 1000.0))
+        })
+        .collect();
+    v.sort_by(|x, y| x.0.total_cmp(&y.0));
+    v.into_iter().map(|(_, ms)| ms).collect()
 }
 
 pub fn bench_calls(against: Option<PathBuf>) -> Result<bool, String> {
@@ -1356,6 +1405,12 @@ mod tests {
         "(XEN) CPU:    0",
         "(XEN) RIP:    e008:[<ffff82d040204505>]",
     ];
+
+    #[test]
+    fn suspend_paths_come_in_the_order_they_happened() {
+        let lines = ["x1: [   12.5] xshim: debug: suspend timing: request->hypercall 2000 us, hypercall->payload 300000 us (NewDomain)", "x1: [    7.0] xshim: debug: suspend timing: request->hypercall 40000 us, hypercall->payload 85000 us (NewDomain)", "x1: TICK 3"];
+        assert_eq!(suspend_paths(&lines), vec![125.0, 302.0]);
+    }
 
     #[test]
     fn every_scenario_script_is_valid_shell_calling_its_function() {

@@ -19,8 +19,8 @@ static WITH_STACKS: AtomicUsize = AtomicUsize::new(1);
 /// Gives the secondaries 1 .. `count` their stacks from `base` (page-aligned, mapped,
 /// `(count - 1) * SECONDARY_STACKS` bytes that nothing else uses).
 pub fn set_secondary_stacks(base: u64, count: usize) {
-    for v in 1..count.min(MAX_VCPUS) {
-        STACK_BASE[v].store(base + (v as u64 - 1) * SECONDARY_STACKS, Ordering::Release);
+    for (v, slot) in STACK_BASE.iter().enumerate().take(count.min(MAX_VCPUS)).skip(1) {
+        slot.store(base + (v as u64 - 1) * SECONDARY_STACKS, Ordering::Release);
     }
     WITH_STACKS.store(count.min(MAX_VCPUS), Ordering::Release);
 }

@@ -5,9 +5,10 @@ pub mod fatal;
 pub mod payload_load;
 pub mod services;
 pub mod traps;
-pub mod vcpus;
 
 use crate::platform::Platform;
+use crate::vcpus;
+use core::sync::atomic::Ordering;
 use alloc::string::String;
 use alloc::vec::Vec;
 use xshim_payload::abi::{BootInfo, MemRegion};
@@ -249,3 +250,28 @@ pub fn load_and_enter(modules: &[Module], ram: RamLayout, payload_cmdline: Strin
     // for the payload by `protect`.
     unsafe { p.enter_payload(plan.entry, boot_at, boot_at) }
 }
+
+/// A secondary's life after its descriptor tables are loaded: online, then asleep in the
+/// shim until VCPU_START names a function, which it runs in user mode (never to return).
+pub fn secondary_loop(me: usize) -> ! {
+    let p = platform();
+    let (events, _) = p.events_disable();
+    crate::hw::smp::reset_fpu();
+    let lock = vcpus::lock();
+    vcpus::ONLINE[me].store(true, Ordering::Release);
+    loop {
+        let entry = vcpus::START[me][0].load(Ordering::Acquire);
+        if entry != 0 {
+            let (stack_top, arg) = (vcpus::START[me][1].load(Ordering::Relaxed), vcpus::START[me][2].load(Ordering::Relaxed));
+            drop(lock);
+            log::debug!("vCPU {me}: entering the payload at {entry:#x}");
+            // SAFETY: the dispatcher checked that `entry` is in the payload's window and the
+            // stack's top 16 bytes are payload memory, 16-byte aligned; both mapped for the
+            // payload by `protect` (the page tables are vCPU 0's).
+            unsafe { p.enter_payload(entry, stack_top, arg) }
+        }
+        p.arm_timer(u64::MAX);
+        vcpus::unlocked(|| p.idle(&events));
+    }
+}
+

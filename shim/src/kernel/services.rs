@@ -76,7 +76,7 @@ pub fn note_resumed() {
 extern "sysv64" fn payload_call(nr: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> i64 {
     let platform = super::platform();
     let (events, were_on) = platform.events_disable();
-    let lock = super::vcpus::lock();
+    let lock = crate::vcpus::lock();
     let r = encode(dispatch(nr, [a0, a1, a2, a3], &mut ShimServices { info: INFO.get().expect("services initialised before the payload runs"), events: &events }));
     drop(lock);
     if were_on {
@@ -186,18 +186,18 @@ impl Services for ShimServices<'_> {
         nics::recv(dev, unsafe { buf.as_bytes_mut() })
     }
     fn vcpu_count(&self) -> u64 {
-        super::vcpus::count() as u64
+        crate::vcpus::count() as u64
     }
     fn current_vcpu(&self) -> u64 {
-        super::vcpus::current() as u64
+        crate::vcpus::current() as u64
     }
     fn vcpu_start(&mut self, vcpu: u64, entry: u64, stack_top: u64, arg: u64) -> Result<u64, Error> {
         let p = super::platform();
-        super::vcpus::start(vcpu as usize, entry, stack_top, arg, |v| p.kick(v)).map(|()| 0).map_err(|_| Error::BadArgument)
+        crate::vcpus::start(vcpu as usize, entry, stack_top, arg, |v| p.kick(v)).map(|()| 0).map_err(|_| Error::BadArgument)
     }
     fn wake(&mut self, vcpu: u64) {
         let p = super::platform();
-        super::vcpus::wake(vcpu as usize, |v| p.kick(v));
+        crate::vcpus::wake(vcpu as usize, |v| p.kick(v));
     }
 }
 
@@ -230,7 +230,7 @@ fn block_call(events: &crate::hw::EventsOff, dev: u64, op: u8, offset: u64, buf:
             poll_at = now + BLOCK_POLL_NS;
         }
         platform.arm_timer(poll_at);
-        super::vcpus::unlocked(|| platform.idle(events));
+        crate::vcpus::device_wait(|| crate::vcpus::unlocked(|| platform.idle(events)));
     }
 }
 
@@ -239,9 +239,9 @@ fn block_call(events: &crate::hw::EventsOff, dev: u64, op: u8, offset: u64, buf:
 /// ports are bound to it); a secondary wakes for its deadline and WAKE.
 fn wait(events: &crate::hw::EventsOff, deadline: u64) -> Wake {
     let platform = super::platform();
-    let me = super::vcpus::current();
+    let me = crate::vcpus::current();
     loop {
-        if super::vcpus::take_woken(me) {
+        if crate::vcpus::take_woken(me) {
             return Wake::WOKEN;
         }
         if me != 0 {
@@ -249,7 +249,7 @@ fn wait(events: &crate::hw::EventsOff, deadline: u64) -> Wake {
                 return Wake::DEADLINE;
             }
             platform.arm_timer(deadline);
-            super::vcpus::unlocked(|| platform.idle(events));
+            crate::vcpus::unlocked(|| platform.idle(events));
             continue;
         }
         if RESUME_NOTIFY.load(Ordering::SeqCst) && RESUMED.swap(false, Ordering::SeqCst) {
@@ -275,6 +275,6 @@ fn wait(events: &crate::hw::EventsOff, deadline: u64) -> Wake {
             continue;
         }
         platform.arm_timer(deadline);
-        super::vcpus::unlocked(|| platform.idle(events));
+        crate::vcpus::unlocked(|| platform.idle(events));
     }
 }

@@ -30,7 +30,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
 const PAGE_FAULT: u64 = 14;
 
 fn first_touch_locked(frame: &TrapFrame) -> bool {
-    let _lock = super::vcpus::lock();
+    let _lock = crate::vcpus::lock();
     first_touch(frame)
 }
 const PF_PRESENT: u64 = 1;
@@ -54,12 +54,12 @@ fn first_touch(frame: &TrapFrame) -> bool {
             Err((unit, e)) => FaultOutcome::Failed(unit, e),
         }
     };
-    let me = super::vcpus::current();
+    let me = crate::vcpus::current();
     match outcome {
         FaultOutcome::NotDemand => false,
         // Another vCPU backed the unit between this fault and its taking the shim lock: the
         // access is retried, once (the same instruction faulting again is a genuine fault).
-        FaultOutcome::AlreadyBacked(_) => super::vcpus::count() > 1 && RETRIED_AT[me].swap(frame.rip, Ordering::Relaxed) != frame.rip,
+        FaultOutcome::AlreadyBacked(_) => crate::vcpus::count() > 1 && RETRIED_AT[me].swap(frame.rip, Ordering::Relaxed) != frame.rip,
         FaultOutcome::Populated(_) => {
             RETRIED_AT[me].store(0, Ordering::Relaxed);
             true
@@ -134,15 +134,15 @@ fn lost_address(f: &TrapFrame) -> Result<Lost, (xshim_shim::demand::Unit, xshim_
 }
 
 fn xen_upcall(events: &EventsOff) {
-    let me = super::vcpus::current();
+    let me = crate::vcpus::current();
     if me != 0 {
         // A secondary's own timer or IPI: its flags say what to do; a suspend's stop
         // parks it here.
         platform::xen::secondary_upcall(me);
-        super::vcpus::park_if_asked(me);
+        crate::vcpus::park_if_asked(me);
         return;
     }
-    let _lock = super::vcpus::lock();
+    let _lock = crate::vcpus::lock();
     let p = super::platform();
     let t_request = crate::clock::now_ns();
     let suspend_via = match platform::xen::on_upcall(events) {

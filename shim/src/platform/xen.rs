@@ -223,16 +223,21 @@ impl GuestEnv for Env<'_> {
         super::memory::resume_in_new_domain();
     }
     fn vcpus_stop(&mut self) -> Result<usize, PlatformError> {
-        crate::kernel::vcpus::stop_others(kick).map_err(PlatformError::VcpuDidNotStop)
+        crate::vcpus::stop_others(kick).map_err(PlatformError::VcpuDidNotStop)
     }
     fn vcpus_resume(&mut self, new_domain: bool) -> Result<(), PlatformError> {
-        let n = crate::kernel::vcpus::count();
+        let n = crate::vcpus::count();
         if new_domain && n > 1 {
+            // The old domain's numbers mean nothing here (and may name new ports of vCPU 0).
+            for (ipi, timer) in IPI_PORT.iter().zip(&SECONDARY_TIMER_PORT) {
+                ipi.store(0, Ordering::Relaxed);
+                timer.store(0, Ordering::Relaxed);
+            }
             for v in 0..n {
                 bind_vcpu_ports(v)?;
             }
         }
-        crate::kernel::vcpus::release_others();
+        crate::vcpus::release_others();
         Ok(())
     }
     fn devices_resume(&mut self, new_domain: bool) {
@@ -403,7 +408,7 @@ pub fn start_secondaries(platform: Platform, n: usize) -> usize {
         }
         started += 1;
     }
-    let online = crate::kernel::vcpus::wait_online(started, SECONDARY_ONLINE_TIMEOUT_NS);
+    let online = crate::vcpus::wait_online(started, SECONDARY_ONLINE_TIMEOUT_NS);
     if online < started {
         log::warn!("vCPU {online} did not come up: the payload gets {online} vCPU(s)");
     }
@@ -463,13 +468,21 @@ pub fn on_upcall(_events: &EventsOff) -> Option<Asked> {
         shared_info::drain_pending(is_vcpu0_port, |_| {});
         return None;
     };
-    let (mut xenstore_event, mut suspend_event, mut timer_event) = (false, false, false);
+    let (mut xenstore_event, mut suspend_event, mut timer_event, mut other_event) = (false, false, false, false);
     let (store_port, suspend_port, timer_port) = (st.xenstore.port, st.suspend_port, st.ports.timer);
     shared_info::drain_pending(is_vcpu0_port, |port| {
         xenstore_event |= port == store_port;
         suspend_event |= Some(port) == suspend_port;
         timer_event |= port == timer_port;
+        other_event |= port != store_port && port != timer_port;
     });
+    // A device's event (its ports are vCPU 0's): the secondaries asleep in a disk call look
+    // at their rings now rather than at their next poll.
+    if other_event {
+        for v in crate::vcpus::device_waiters() {
+            kick(v);
+        }
+    }
     if timer_event {
         TIMER_ARMED_AT[0].store(0, Ordering::Relaxed);
     }

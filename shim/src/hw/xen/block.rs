@@ -37,7 +37,7 @@ impl BlockPages {
     /// Takes `count` more bounce pages at `base` (page-aligned, mapped, zero or not; the
     /// shim's for the guest's life) and returns their numbers. Once only.
     pub fn add(&mut self, base: u64, count: u16) -> core::ops::Range<u16> {
-        assert!(self.more == 0 && base % PAGE_BYTES as u64 == 0 && self.pool.checked_add(count).is_some());
+        assert!(self.more == 0 && base.is_multiple_of(PAGE_BYTES as u64) && self.pool.checked_add(count).is_some());
         self.more_base = base;
         self.more = count;
         self.pool..self.pool + count

@@ -1,5 +1,6 @@
-//! More than one vCPU, as policy: the shim lock, the stop for a suspend, and what each
-//! secondary vCPU does (wait for VCPU_START, run the payload's function, WAIT and WAKE).
+//! More than one vCPU, the mechanism: the shim lock, the stop for a suspend, and each
+//! vCPU's flags (online, started with what, woken). What a secondary does with them is the
+//! kernel's (`kernel::secondary_loop`).
 //!
 //! The shim stays single-threaded: every way into it — a payload call, a page fault on
 //! payload memory, vCPU 0's event upcall — takes one lock, which a vCPU gives up only while
@@ -14,12 +15,12 @@
 //! in its own stack frame, and Xen saves it there. vCPU 0 runs the sequence, rebinds every
 //! vCPU's timer and IPI in a new domain, and lets them go.
 use crate::hw::smp::{self, MAX_VCPUS};
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// vCPUs the payload may use (1 until the secondaries are up).
 static COUNT: AtomicUsize = AtomicUsize::new(1);
 /// A secondary reached its loop and can take VCPU_START.
-static ONLINE: [AtomicBool; MAX_VCPUS] = [const { AtomicBool::new(false) }; MAX_VCPUS];
+pub(crate) static ONLINE: [AtomicBool; MAX_VCPUS] = [const { AtomicBool::new(false) }; MAX_VCPUS];
 
 pub fn count() -> usize {
     COUNT.load(Ordering::Acquire)
@@ -127,7 +128,7 @@ pub fn release_others() {
 // ---- starting and waking ----
 
 /// What VCPU_START asked a secondary to run: (entry, stack top, argument); 0 entry = none.
-static START: [[AtomicU64; 3]; MAX_VCPUS] = [const { [const { AtomicU64::new(0) }; 3] }; MAX_VCPUS];
+pub(crate) static START: [[AtomicU64; 3]; MAX_VCPUS] = [const { [const { AtomicU64::new(0) }; 3] }; MAX_VCPUS];
 static STARTED: [AtomicBool; MAX_VCPUS] = [const { AtomicBool::new(false) }; MAX_VCPUS];
 /// WAKE was called for the vCPU since its last WAIT returned.
 static WOKEN: [AtomicBool; MAX_VCPUS] = [const { AtomicBool::new(false) }; MAX_VCPUS];
@@ -164,33 +165,28 @@ pub fn start(v: usize, entry: u64, stack_top: u64, arg: u64, kick: impl FnOnce(u
     Ok(())
 }
 
+/// vCPUs (a bit each) asleep in a disk call: the disk's event arrives on vCPU 0, which
+/// passes it on to them (`device_waiters`).
+static DEVICE_WAITERS: AtomicU32 = AtomicU32::new(0);
+
+/// Runs `f` (a disk call's sleep) with this vCPU marked as waiting for a device.
+pub fn device_wait<R>(f: impl FnOnce() -> R) -> R {
+    let bit = 1u32 << current();
+    DEVICE_WAITERS.fetch_or(bit, Ordering::SeqCst);
+    let r = f();
+    DEVICE_WAITERS.fetch_and(!bit, Ordering::SeqCst);
+    r
+}
+
+/// The secondaries asleep in a disk call.
+pub fn device_waiters() -> impl Iterator<Item = usize> {
+    let w = DEVICE_WAITERS.load(Ordering::SeqCst);
+    (1..MAX_VCPUS).filter(move |v| w & (1 << v) != 0)
+}
+
 /// The platform brought up `n` vCPUs in all (this one included).
 pub fn set_count(n: usize) {
     COUNT.store(n.clamp(1, MAX_VCPUS), Ordering::Release);
-}
-
-/// A secondary's life after its descriptor tables are loaded: online, then asleep in the
-/// shim until VCPU_START names a function, which it runs in user mode (never to return).
-pub fn secondary_loop(me: usize) -> ! {
-    let p = super::platform();
-    let (events, _) = p.events_disable();
-    smp::reset_fpu();
-    let lock = lock();
-    ONLINE[me].store(true, Ordering::Release);
-    loop {
-        let entry = START[me][0].load(Ordering::Acquire);
-        if entry != 0 {
-            let (stack_top, arg) = (START[me][1].load(Ordering::Relaxed), START[me][2].load(Ordering::Relaxed));
-            drop(lock);
-            log::debug!("vCPU {me}: entering the payload at {entry:#x}");
-            // SAFETY: the dispatcher checked that `entry` is in the payload's window and the
-            // stack's top 16 bytes are payload memory, 16-byte aligned; both mapped for the
-            // payload by `protect` (the page tables are vCPU 0's).
-            unsafe { p.enter_payload(entry, stack_top, arg) }
-        }
-        p.arm_timer(u64::MAX);
-        unlocked(|| p.idle(&events));
-    }
 }
 
 /// True once every secondary in `1..n` is online, or at the deadline.
