@@ -8,9 +8,9 @@ pub mod traps;
 
 use crate::platform::Platform;
 use crate::vcpus;
-use core::sync::atomic::Ordering;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
 use xshim_payload::abi::{BootInfo, MemRegion};
 use xshim_shim::address_space::{Access, AddressSpace, PlanError, Span};
 use xshim_shim::demand::{self, Range};
@@ -274,4 +274,3 @@ pub fn secondary_loop(me: usize) -> ! {
         vcpus::unlocked(|| p.idle(&events));
     }
 }
-

@@ -28,12 +28,14 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
 }
 
 const PAGE_FAULT: u64 = 14;
+const PF_PRESENT: u64 = 1;
 
+/// `first_touch` under the shim lock (a no-op guard when this vCPU holds it already: the
+/// shim itself copying to or from payload memory).
 fn first_touch_locked(frame: &TrapFrame) -> bool {
     let _lock = crate::vcpus::lock();
     first_touch(frame)
 }
-const PF_PRESENT: u64 = 1;
 
 /// A not-present page fault on demand-populated payload memory (by the payload, or by the
 /// shim copying to or from it): the unit is populated and the access retried on return.
