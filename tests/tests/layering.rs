@@ -2,21 +2,23 @@
 //! is collected into an import graph of the top-level modules, which must follow
 //!   hw -> (nothing of ours)          bare metal, no policy
 //!   clock -> hw;  console -> hw, clock
-//!   platform -> hw, clock, console   (never kernel: only the kernel decides to crash)
+//!   vcpus -> hw, clock               the shim lock and the stop for a suspend
+//!   platform -> hw, clock, console, vcpus   (never kernel: only the kernel decides to crash)
 //!   kernel -> anything;  main's entry -> anything
 //! and must have no cycle. The host library (`xshim_shim`) imports nothing bare-metal.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-const LAYERS: [&str; 5] = ["hw", "clock", "console", "platform", "kernel"];
+const LAYERS: [&str; 6] = ["hw", "clock", "console", "vcpus", "platform", "kernel"];
 
 fn allowed(from: &str) -> &'static [&'static str] {
     match from {
         "hw" => &[],
         "clock" => &["hw"],
         "console" => &["hw", "clock"],
-        "platform" => &["hw", "clock", "console"],
-        _ => &["hw", "clock", "console", "platform", "kernel"],
+        "vcpus" => &["hw", "clock"],
+        "platform" => &["hw", "clock", "console", "vcpus"],
+        _ => &["hw", "clock", "console", "vcpus", "platform", "kernel"],
     }
 }
 
