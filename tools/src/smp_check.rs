@@ -97,7 +97,9 @@ pub fn check<'a>(lines: impl Iterator<Item = &'a str>) -> SmpReport {
                 let field = |k: &str| line.split_ascii_whitespace().find_map(|f| f.strip_prefix(k).map(str::to_string));
                 let counter: Option<u64> = field("counter=").and_then(|x| x.parse().ok());
                 let sum: Option<u64> = field("sum=").and_then(|x| u64::from_str_radix(&x, 16).ok());
-                let steps: Option<Vec<u64>> = field("steps=").map(|x| x.split(',').filter_map(|n| n.parse().ok()).collect());
+                // Every number must parse: a line with another one's text run into it is
+                // malformed, not a lost update.
+                let steps: Option<Vec<u64>> = field("steps=").and_then(|x| x.split(',').map(|n| n.parse().ok()).collect());
                 let (Some(tick), Some(counter), Some(sum), Some(steps)) = (tick, counter, sum, steps) else {
                     r.problems.push(format!("malformed line: {line}"));
                     continue;
@@ -152,6 +154,13 @@ mod tests {
             out.push_str(&format!("SMP {t} counter={} sum={:016x} steps={}\n", shared.counter, shared.sum, st.join(",")));
         }
         out
+    }
+
+    #[test]
+    fn a_line_with_another_run_into_it_is_malformed_not_a_lost_update() {
+        // As the lab saw it once: the SMP line's newline written apart, a VTICK line between.
+        let r = check(["SMP 1 counter=3 sum=0000000000000001 steps=1,2VTICK 1 64 0"].into_iter());
+        assert!(r.problems.iter().any(|p| p.starts_with("malformed line")) && !r.problems.iter().any(|p| p.contains("lost")), "{:?}", r.problems);
     }
 
     #[test]

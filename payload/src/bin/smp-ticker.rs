@@ -79,9 +79,10 @@ mod payload {
                 for v in 0..MAX_VCPUS as usize {
                     let _ = write!(w, "{}{}", if v == 0 { "" } else { "," }, shared.steps[v]);
                 }
+                let _ = w.write_str("\n");
+                // One CONSOLE_WRITE: written in two, another vCPU's line came between them.
                 let n = w.len;
                 let _ = shim.console_write(&line[..n]);
-                let _ = shim.console_write(b"\n");
             }
         }
         s
