@@ -460,7 +460,7 @@ fn lab_tier(t: &mut Tally, soak: bool, only: &[String]) {
     // spin (busy: a suspend stops them wherever they are), saved and restored, checkpointed
     // and migrated, both modes. The checker replays each vCPU's steps.
     // PVH live migrations of four spinning vCPUs meet the lab's emulated-SVM fault (README)
-    // too often for a suite (2 of 13 in one session, both attempts of one scenario: Xen's own
+    // too often for a suite (2 of 12 over this session's runs, both attempts of one scenario: Xen's own
     // RIP in the guest's state, a user-mode triple fault with CR2 0); PVH migrates four paced
     // vCPUs and two spinning ones instead (`lab run migrate --mode pvh --vcpus 4 --args
     // spin=1` runs the other by hand).
