@@ -20,7 +20,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering
 /// vCPUs the payload may use (1 until the secondaries are up).
 static COUNT: AtomicUsize = AtomicUsize::new(1);
 /// A secondary reached its loop and can take VCPU_START.
-pub(crate) static ONLINE: [AtomicBool; MAX_VCPUS] = [const { AtomicBool::new(false) }; MAX_VCPUS];
+static ONLINE: [AtomicBool; MAX_VCPUS] = [const { AtomicBool::new(false) }; MAX_VCPUS];
 
 pub fn count() -> usize {
     COUNT.load(Ordering::Acquire)
@@ -104,12 +104,10 @@ const PARK_TIMEOUT_NS: u64 = 2_000_000_000;
 /// Returns how many stopped, or the first that did not within the time limit.
 pub fn stop_others(mut kick: impl FnMut(usize)) -> Result<usize, usize> {
     PARK_ASKED.store(true, Ordering::SeqCst);
-    let online: alloc::vec::Vec<usize> = (1..count()).filter(|&v| ONLINE[v].load(Ordering::Acquire)).collect();
-    for &v in &online {
-        kick(v);
-    }
+    let online = || (1..count()).filter(|&v| ONLINE[v].load(Ordering::Acquire));
+    online().for_each(&mut kick);
     let t0 = crate::clock::now_ns();
-    for &v in &online {
+    for v in online() {
         while !PARKED[v].load(Ordering::Acquire) {
             if crate::clock::now_ns().saturating_sub(t0) > PARK_TIMEOUT_NS {
                 return Err(v);
@@ -117,7 +115,7 @@ pub fn stop_others(mut kick: impl FnMut(usize)) -> Result<usize, usize> {
             core::hint::spin_loop();
         }
     }
-    Ok(online.len())
+    Ok(online().count())
 }
 
 /// Lets the parked vCPUs go on.
@@ -127,11 +125,22 @@ pub fn release_others() {
 
 // ---- starting and waking ----
 
-/// What VCPU_START asked a secondary to run: (entry, stack top, argument); 0 entry = none.
-pub(crate) static START: [[AtomicU64; 3]; MAX_VCPUS] = [const { [const { AtomicU64::new(0) }; 3] }; MAX_VCPUS];
-static STARTED: [AtomicBool; MAX_VCPUS] = [const { AtomicBool::new(false) }; MAX_VCPUS];
+/// What VCPU_START asked a secondary to run: (entry, stack top, argument); entry 0: nothing
+/// yet (a payload's entry is never 0: it lies in its window).
+static START: [[AtomicU64; 3]; MAX_VCPUS] = [const { [const { AtomicU64::new(0) }; 3] }; MAX_VCPUS];
 /// WAKE was called for the vCPU since its last WAIT returned.
 static WOKEN: [AtomicBool; MAX_VCPUS] = [const { AtomicBool::new(false) }; MAX_VCPUS];
+
+/// This secondary reached its loop: VCPU_START may name it from now on.
+pub fn mark_online(me: usize) {
+    ONLINE[me].store(true, Ordering::Release);
+}
+
+/// What VCPU_START gave this secondary to run, once it did: (entry, stack top, argument).
+pub fn start_request(me: usize) -> Option<(u64, u64, u64)> {
+    let entry = START[me][0].load(Ordering::Acquire);
+    (entry != 0).then(|| (entry, START[me][1].load(Ordering::Relaxed), START[me][2].load(Ordering::Relaxed)))
+}
 
 /// Takes this vCPU's WAKE, if one came.
 pub fn take_woken(me: usize) -> bool {
@@ -146,23 +155,18 @@ pub fn wake(v: usize, kick: impl FnOnce(usize)) {
     }
 }
 
-/// Why VCPU_START refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartError {
-    /// Not a secondary this guest has up, or already started.
-    NotAvailable,
-}
-
-/// VCPU_START (the dispatcher checked the addresses): records the function and wakes it.
-pub fn start(v: usize, entry: u64, stack_top: u64, arg: u64, kick: impl FnOnce(usize)) -> Result<(), StartError> {
-    if v == 0 || v >= count() || !ONLINE[v].load(Ordering::Acquire) || STARTED[v].swap(true, Ordering::SeqCst) {
-        return Err(StartError::NotAvailable);
+/// VCPU_START (the dispatcher checked the addresses; the caller holds the shim lock, so no
+/// two starts race): records the function and wakes the vCPU. False if `v` is not a
+/// secondary this guest has online, or was started already.
+pub fn start(v: usize, entry: u64, stack_top: u64, arg: u64, kick: impl FnOnce(usize)) -> bool {
+    if v == 0 || v >= count() || !ONLINE[v].load(Ordering::Acquire) || start_request(v).is_some() {
+        return false;
     }
     START[v][1].store(stack_top, Ordering::Relaxed);
     START[v][2].store(arg, Ordering::Relaxed);
     START[v][0].store(entry, Ordering::Release);
     kick(v);
-    Ok(())
+    true
 }
 
 /// vCPUs (a bit each) asleep in a disk call: the disk's event arrives on vCPU 0, which
@@ -189,7 +193,8 @@ pub fn set_count(n: usize) {
     COUNT.store(n.clamp(1, MAX_VCPUS), Ordering::Release);
 }
 
-/// True once every secondary in `1..n` is online, or at the deadline.
+/// Waits until every secondary in `1..n` is online, or the deadline; returns how many vCPUs
+/// (vCPU 0 included) are online in a row from 0.
 pub fn wait_online(n: usize, timeout_ns: u64) -> usize {
     let t0 = crate::clock::now_ns();
     loop {

@@ -1232,14 +1232,18 @@ pub fn bench_downtime(mode: Mode, cycles: u32) -> Result<bool, String> {
     let linux = LabOpts { scenario: Scenario::DowntimeBench, mode: Mode::Pv, payload: "linux".into(), cycles, net: true, ..Default::default() };
     let results = run_session(&[xshim, linux], true)?;
     let ops = [("sr", "save/restore"), ("ck", "checkpoint"), ("mg", "migrate")];
-    // "downtime c3-mg-downtime 41.2" info lines: per operation kind, the figures in ms.
-    let figures = |r: &LabResult, kind: &str| -> Vec<f64> {
-        let mut v: Vec<f64> = r.info.iter().filter_map(|i| {
+    // "downtime c3-mg-downtime 41.2" info lines: per operation kind, the figures in ms, in
+    // the order the operations ran, and sorted.
+    let in_order = |r: &LabResult, kind: &str| -> Vec<f64> {
+        r.info.iter().filter_map(|i| {
             let mut w = i.strip_prefix("downtime ")?.split_whitespace();
             let name = w.next()?;
             name.ends_with(&format!("-{kind}-downtime")).then_some(())?;
             w.next()?.parse().ok()
-        }).collect();
+        }).collect()
+    };
+    let figures = |r: &LabResult, kind: &str| -> Vec<f64> {
+        let mut v = in_order(r, kind);
         v.sort_by(|a, b| a.total_cmp(b));
         v
     };
@@ -1276,11 +1280,7 @@ xshim's gap split: its own suspend + resume paths (the shim's log), and the rest
         let gaps = figures(&results[0], kind);
         let linux = figures(&results[1], kind);
         // Paired by cycle where both are complete, else medians.
-        let gaps_in_order: Vec<f64> = results[0].info.iter().filter_map(|l| {
-            let mut w = l.strip_prefix("downtime ")?.split_whitespace();
-            w.next()?.ends_with(&format!("-{kind}-downtime")).then_some(())?;
-            w.next()?.parse().ok()
-        }).collect();
+        let gaps_in_order = in_order(&results[0], kind);
         let mut rest: Vec<f64> = if own.len() == gaps_in_order.len() { gaps_in_order.iter().zip(&own).map(|(g, o)| g - o).collect() } else { Vec::new() };
         rest.sort_by(|a, b| a.total_cmp(b));
         let mut own_sorted = own.clone();

@@ -1,6 +1,7 @@
 //! Which vCPU is running, and the pieces of bringing another one up that are the CPU's:
 //! each vCPU runs the shim only on its own stacks, so the stack pointer names it (no per-CPU
-//! register to keep right across traps, `swapgs` or a payload that loads %gs).
+//! register to keep right across traps; only `syscall_entry`, which has no stack yet, finds
+//! its vCPU's through the kernel GS base, and swaps straight back).
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 pub const MAX_VCPUS: usize = xshim_payload::abi::MAX_VCPUS as usize;

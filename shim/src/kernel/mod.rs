@@ -10,7 +10,6 @@ use crate::platform::Platform;
 use crate::vcpus;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
 use xshim_payload::abi::{BootInfo, MemRegion};
 use xshim_shim::address_space::{Access, AddressSpace, PlanError, Span};
 use xshim_shim::demand::{self, Range};
@@ -258,13 +257,11 @@ pub fn secondary_loop(me: usize) -> ! {
     let (events, _) = p.events_disable();
     crate::hw::smp::reset_fpu();
     let lock = vcpus::lock();
-    vcpus::ONLINE[me].store(true, Ordering::Release);
+    vcpus::mark_online(me);
     loop {
-        let entry = vcpus::START[me][0].load(Ordering::Acquire);
-        if entry != 0 {
-            let (stack_top, arg) = (vcpus::START[me][1].load(Ordering::Relaxed), vcpus::START[me][2].load(Ordering::Relaxed));
-            drop(lock);
+        if let Some((entry, stack_top, arg)) = vcpus::start_request(me) {
             log::debug!("vCPU {me}: entering the payload at {entry:#x}");
+            drop(lock);
             // SAFETY: the dispatcher checked that `entry` is in the payload's window and the
             // stack's top 16 bytes are payload memory, 16-byte aligned; both mapped for the
             // payload by `protect` (the page tables are vCPU 0's).

@@ -193,7 +193,7 @@ impl Services for ShimServices<'_> {
     }
     fn vcpu_start(&mut self, vcpu: u64, entry: u64, stack_top: u64, arg: u64) -> Result<u64, Error> {
         let p = super::platform();
-        crate::vcpus::start(vcpu as usize, entry, stack_top, arg, |v| p.kick(v)).map(|()| 0).map_err(|_| Error::BadArgument)
+        if crate::vcpus::start(vcpu as usize, entry, stack_top, arg, |v| p.kick(v)) { Ok(0) } else { Err(Error::BadArgument) }
     }
     fn wake(&mut self, vcpu: u64) {
         let p = super::platform();

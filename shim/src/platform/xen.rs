@@ -428,12 +428,12 @@ fn start_secondary(platform: Platform, v: usize) -> Result<(), PlatformError> {
             let ctx = VcpuHvmContext { mode: VCPU_HVM_MODE_64B, pad: 0, cpu_regs: VcpuHvmRegs { x86_64, x86_32_tail: [0; 8] } };
             // SAFETY: the shim's entry and the vCPU's own stack, with vCPU 0's page tables
             // and modes.
-            unsafe { hypercall::vcpu_start_hvm(v, &ctx) }.op("VCPUOP_initialise/up")?;
+            unsafe { hypercall::vcpu_start(v, &ctx) }.op("VCPUOP_initialise/up")?;
         }
         Platform::Pv => {
             let ctx = super::pv::secondary_context(v, smp::secondary_entry(), stack_top)?;
             // SAFETY: as above, with vCPU 0's pinned page tables, trap table and callbacks.
-            unsafe { hypercall::vcpu_start_pv(v, &ctx) }.op("VCPUOP_initialise/up")?;
+            unsafe { hypercall::vcpu_start(v, &*ctx) }.op("VCPUOP_initialise/up")?;
         }
         Platform::Native => unreachable!("no secondaries without Xen"),
     }

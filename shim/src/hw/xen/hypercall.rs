@@ -110,21 +110,13 @@ pub fn vcpu_is_up(v: usize) -> Option<bool> {
     (rc >= 0).then_some(rc > 0)
 }
 
-/// `VCPUOP_initialise` (PVH) then `VCPUOP_up`: vCPU `v`, down, starts in `ctx`.
+/// `VCPUOP_initialise` then `VCPUOP_up`: vCPU `v`, down, starts in `ctx` (PVH: a
+/// `vcpu_hvm_context`; PV: a `vcpu_guest_context`).
 /// # Safety
-/// `ctx` must start the vCPU on code and a stack that are the shim's and stay valid: from
-/// the `VCPUOP_up` on it runs alongside the caller.
-pub unsafe fn vcpu_start_hvm(v: usize, ctx: &xshim_shim::xen::abi::hvm_vcpu::VcpuHvmContext) -> HcResult<()> {
-    // SAFETY: the caller vouches for the state; Xen only reads `ctx`.
-    unit(unsafe { hypercall4(nr::VCPU_OP, vcpu::VCPUOP_INITIALISE as u64, v as u64, ptr(ctx), 0) })?;
-    // SAFETY: as above: the vCPU starts running the state just given.
-    unit(unsafe { hypercall4(nr::VCPU_OP, vcpu::VCPUOP_UP as u64, v as u64, 0, 0) })
-}
-
-/// `VCPUOP_initialise` (PV) then `VCPUOP_up`: vCPU `v`, down, starts in `ctx`.
-/// # Safety
-/// As `vcpu_start_hvm`; the page tables `ctx` names must be pinned and the shim's.
-pub unsafe fn vcpu_start_pv(v: usize, ctx: &xshim_shim::xen::abi::xen::VcpuGuestContext) -> HcResult<()> {
+/// `ctx` must start the vCPU on code and a stack that are the shim's and stay valid (PV: on
+/// pinned page tables that are the shim's): from the `VCPUOP_up` on it runs alongside the
+/// caller.
+pub unsafe fn vcpu_start<T: IntoBytes + zerocopy::Immutable>(v: usize, ctx: &T) -> HcResult<()> {
     // SAFETY: the caller vouches for the state; Xen only reads `ctx`.
     unit(unsafe { hypercall4(nr::VCPU_OP, vcpu::VCPUOP_INITIALISE as u64, v as u64, ptr(ctx), 0) })?;
     // SAFETY: as above: the vCPU starts running the state just given.
