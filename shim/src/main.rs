@@ -139,7 +139,7 @@ mod entry {
         if start_of_day.start < layout::PAYLOAD_WINDOW_BASE && start_of_day.end > layout::PAYLOAD_WINDOW_BASE {
             // Xen lays them out right after the shim, the p2m first (8 bytes per page of RAM).
             log::error!(
-                "PV: Xen's start-of-day pages (the p2m for {} MiB of RAM, start_info, rings, bootstrap page tables) end at {:#x}, inside the payload's window from {:#x}: a PV guest of this shim can have at most about 2 GiB (use PVH for more)",
+                "PV: Xen's start-of-day pages (the p2m for {} MiB of RAM, start_info, rings, bootstrap page tables) end at {:#x}, inside the payload's window from {:#x}: a PV guest booted with its payload as a module can have at most about 2 GiB (wrap the payload with `xshim wrap`, which puts them above the window, or use PVH)",
                 (info.nr_pages * layout::PAGE_SIZE) >> 20,
                 start_of_day.end,
                 layout::PAYLOAD_WINDOW_BASE

@@ -78,8 +78,11 @@ pub trait SuspendSteps {
     fn console_resume(&mut self, outcome: Outcome) -> StepResult;
     /// Re-register watches and feature nodes (new domain) or carry on (cancelled).
     fn xenstore_resume(&mut self, outcome: Outcome) -> StepResult;
-    /// New domain: reconnect the split devices (new rings, grants, ports) and send again the
-    /// requests that had no response. Cancelled: nothing.
+    /// New domain: start reconnecting the split devices (new rings, grants, ports). The
+    /// connections go on in the background while the payload runs again, driven by the
+    /// backends' state changes: waiting here for blkback and netback was most of a resume.
+    /// The requests that had no response are sent again once connected; the payload's calls
+    /// wait meanwhile. Cancelled: nothing.
     fn devices_resume(&mut self, outcome: Outcome) -> StepResult;
     /// New domain: give back again the memory given back since the last new domain (a live
     /// migration's receiver keeps pages that were sent before they were given back).

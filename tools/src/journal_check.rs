@@ -97,7 +97,7 @@ mod tests {
                    JOURNAL verified 0 records, first bad: none\n\
                    JOURNAL ack 176\nJOURNAL ack 352\nJOURNAL flush 352\n\
                    xshim: info: block device/vbd/51712: 2 request(s) in flight at the suspend: sent again after it if the domain is new\n\
-                   xshim: info: block device/vbd/51712: reconnected to /local/domain/0/backend/vbd/9/51712 (64 MiB), 2 request(s) sent again\n\
+                   xshim: info: block device/vbd/51712: reconnected to /local/domain/0/backend/vbd/9/51712 (64 MiB) after 712 ms, 2 request(s) sent again\n\
                    JOURNAL ack 528\nJOURNAL readback generation 1: 528 records intact\n";
         let r = check(log.lines());
         assert!(r.ok(), "{r:?}");

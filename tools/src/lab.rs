@@ -972,6 +972,12 @@ fn host_checks(o: &LabOpts, res: &mut LabResult) {
             add("net-send-flood", ok, if line.is_empty() { "no PONG flood line".into() } else { format!("{} (the payload went on)", line.trim()) });
         }
     }
+    if (o.disk.is_some() || o.net) && o.scenario != Scenario::DiskBadBackend {
+        let (reconnects, early) = devices_connected_after_resume(&console);
+        if reconnects > 0 || matches!(o.scenario, Scenario::Saverestore | Scenario::Migrate | Scenario::Net) {
+            add("devices-connect-after-resume", reconnects > 0 && early.is_empty(), if early.is_empty() { format!("{reconnects} device reconnection(s), each after the payload ran again (the resume does not wait for the backends)") } else { format!("reconnected before the payload ran again: {}", early.join(" | ")) });
+        }
+    }
     if o.scenario == Scenario::DiskBadBackend {
         let logged = console.lines().find(|l| l.contains("backend-id = \"99999\": out of range")).map(|l| l.trim().to_string());
         add("bad-backend-logged", logged.is_some(), logged.unwrap_or_else(|| "no line naming the bad backend-id".into()));
@@ -1064,6 +1070,29 @@ pub fn report(res: &LabResult) {
 
 /// The lab machine's memory (MiB) for these scenarios: dom0's 2 GiB and 1 GiB for guests, or
 /// room for two copies of the largest guest (a migration to the same host) and some slack.
+/// In a new domain the devices connect in the background, after the payload runs again:
+/// per guest console (the text before `: [`), each `reconnected to` line must follow a
+/// `resumed: NewDomain` line with no suspend request in between. Returns the reconnections
+/// and the lines that came too early.
+fn devices_connected_after_resume(console: &str) -> (usize, Vec<String>) {
+    let mut resumed: BTreeMap<&str, bool> = BTreeMap::new();
+    let (mut n, mut early) = (0, Vec::new());
+    for line in console.lines() {
+        let who = line.split(": [").next().unwrap_or("");
+        if line.contains("resumed: NewDomain") {
+            resumed.insert(who, true);
+        } else if line.contains(": suspend (generation") {
+            resumed.insert(who, false);
+        } else if line.contains(": reconnected to ") {
+            n += 1;
+            if !resumed.get(who).copied().unwrap_or(false) {
+                early.push(line.trim().to_string());
+            }
+        }
+    }
+    (n, early)
+}
+
 fn lab_memory(list: &[LabOpts]) -> u32 {
     let largest = list.iter().map(|o| o.memory).max().unwrap_or(0);
     if largest <= 512 { 3072 } else { 2048 + 2 * largest + 512 }
@@ -1397,6 +1426,24 @@ pub fn bench_calls(against: Option<PathBuf>) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_reconnections_must_follow_the_payloads_resume() {
+        // Lines as a restore and a migration's receiving domain print them.
+        let good = "x1: [    1.5] xshim: info: control/shutdown: suspend (generation 0)\n\
+                    x1: [    1.8] xshim: info: resumed: NewDomain, generation 1, suspends 1\n\
+                    x1: [    1.9] xshim: info: block device/vbd/51712: reconnected to /local/domain/0/backend/vbd/4/51712 (64 MiB) after 287 ms, 0 request(s) sent again\n\
+                    x1: [    2.0] xshim: info: net device/vif/0: reconnected to /local/domain/0/backend/vif/4/0 after 300 ms, announced (RARP)\n\
+                    x1--incoming: [    4.4] xshim: info: resumed: NewDomain, generation 2, suspends 2\n\
+                    x1--incoming: [    4.6] xshim: info: block device/vbd/51712: reconnected to /local/domain/0/backend/vbd/5/51712 (64 MiB) after 141 ms, 0 request(s) sent again\n";
+        assert_eq!(devices_connected_after_resume(good), (3, vec![]));
+        // The resume waited for the backend: the reconnection came first.
+        let bad = "x1: [    1.5] xshim: info: control/shutdown: suspend (generation 1)\n\
+                   x1: [    1.7] xshim: info: block device/vbd/51712: reconnected to /local/domain/0/backend/vbd/4/51712 (64 MiB), 0 request(s) sent again\n\
+                   x1: [    1.8] xshim: info: resumed: NewDomain, generation 2, suspends 2\n";
+        let (n, early) = devices_connected_after_resume(bad);
+        assert_eq!((n, early.len()), (1, 1));
+    }
 
     // Lines from a real lab run (target/lab-runs/dom0check-ticker-1795625029504/serial.log).
     const TRIPLE_FAULT_WITH_XEN_STATE: [&str; 4] = [

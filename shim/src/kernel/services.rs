@@ -255,6 +255,8 @@ fn wait(events: &crate::hw::EventsOff, deadline: u64) -> Wake {
         if RESUME_NOTIFY.load(Ordering::SeqCst) && RESUMED.swap(false, Ordering::SeqCst) {
             return Wake::RESUMED;
         }
+        // In a new domain the devices connect while the payload runs: here it waits anyway.
+        crate::platform::xen::devices_advance();
         if console::input_pending() {
             return Wake::CONSOLE_INPUT;
         }
@@ -274,7 +276,9 @@ fn wait(events: &crate::hw::EventsOff, deadline: u64) -> Wake {
         if crate::platform::memory::give_back_some(deadline) {
             continue;
         }
-        platform.arm_timer(deadline);
+        // Devices still connecting are looked at again soon even if no watch event comes.
+        let wake_at = if crate::platform::xen::devices_connecting() { deadline.min(crate::clock::now_ns() + crate::platform::xen::DEVICE_POLL_NS) } else { deadline };
+        platform.arm_timer(wake_at);
         crate::vcpus::unlocked(|| platform.idle(events));
     }
 }

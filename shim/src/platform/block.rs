@@ -1,13 +1,15 @@
 //! The guest's disks: the Xen virtual block devices found at boot (`device/vbd/*`, in
 //! numeric order: the payload's disk 0, 1, ...), each driven by the host-tested blkfront over
-//! `hw::xen::block`. Drained before a suspend, reconnected after one in a new domain (their
-//! requests without a response sent again); the payload's BLOCK_* calls step them. Policy
+//! `hw::xen::block`. Drained before a suspend; in a new domain reconnected in the background
+//! while the payload runs again (their requests without a response sent again once
+//! connected; calls wait meanwhile); the payload's BLOCK_* calls step them. Policy
 //! lives here: what is logged, and that a device which fails stays failed (its calls get an
 //! error) while the shim and the payload carry on.
 use crate::hw::xen::block::{BlockPages, MachineBlk};
 use crate::hw::xen::shared_info::wait_on_port;
 use crate::hw::xen::xenstore::{Xenstore, XsStore};
 use crate::hw::xen::time;
+use super::devices::BackendWatch;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -51,9 +53,17 @@ pub struct Disk {
     front: Result<BlkFront, DeviceError>,
     /// Why it failed, once logged.
     failure_logged: bool,
+    /// When its background connection in a new domain began (for the log).
+    connect_began_ns: u64,
+    watch: BackendWatch,
 }
 
 impl Disk {
+    /// Connecting in the background (a new domain's backend not there yet).
+    pub fn connecting(&self) -> bool {
+        self.front.as_ref().is_ok_and(|f| !f.is_up() && f.failed().is_none())
+    }
+
     fn fail_once(&mut self) {
         if self.failure_logged {
             return;
@@ -79,7 +89,7 @@ pub fn connect_all(xs: &mut Xenstore) -> Vec<Disk> {
             continue;
         };
         let front = BlkFront::connect(&mut store, &mut MachineBlk::new(&pages), &dev, pages.pool(), CONNECT_TIMEOUT_NS);
-        let mut disk = Disk { dev, pages, front, failure_logged: false };
+        let mut disk = Disk { dev, pages, front, failure_logged: false, connect_began_ns: 0, watch: BackendWatch::default() };
         match &disk.front {
             Ok(f) => log::info!("block disk {i}: {} ({} MiB, {}-byte sectors{}, flush: {:?}, {} grants), backend {} in domain {}", disk.dev, f.geometry.capacity_bytes() >> 20, f.geometry.sector_size, if f.geometry.read_only { ", read-only" } else { "" }, f.geometry.flush, if f.persistent() { "persistent" } else { "per-request" }, f.backend.path, f.backend.domid),
             Err(_) => disk.fail_once(),
@@ -113,6 +123,12 @@ pub fn add_ram_pages(disks: &mut [Disk], base: u64) {
 pub fn suspend(disks: &mut [Disk]) {
     for d in disks.iter_mut() {
         let Disk { pages, front: Ok(f), dev, .. } = d else { continue };
+        if !f.is_up() {
+            // Still connecting (a suspend soon after the last): nothing is on a ring; its
+            // connection starts again in the next domain, or goes on after a checkpoint.
+            log::info!("block {dev}: suspended while connecting; {} request(s) wait to be sent", f.in_flight());
+            continue;
+        }
         let mut env = MachineBlk::new(pages);
         let t0 = time::xen_system_time();
         let drain = DRAIN.load(Ordering::Relaxed);
@@ -128,20 +144,53 @@ pub fn suspend(disks: &mut [Disk]) {
 }
 
 /// After a suspend. New domain: the old grants are void (the caller reset the grant table,
-/// once for every device); every disk connects to its new backend and sends again what had no
-/// response. Cancelled: nothing to do.
-pub fn resume(xs: &mut Xenstore, disks: &mut [Disk], new_domain: bool) {
+/// once for every device) and every disk's connection is lost; `advance` makes it again in
+/// the background while the payload runs (the resume waits neither for blkback nor for
+/// xenstore: under a busy dom0 their round trips were most of a resume). Cancelled: nothing
+/// to do (a connection in progress goes on). Returns whether a disk is to connect.
+pub fn resume(disks: &mut [Disk], new_domain: bool) -> bool {
     if !new_domain {
-        return;
+        return disks.iter().any(Disk::connecting);
     }
     for d in disks.iter_mut() {
-        let Disk { pages, front: Ok(f), dev, .. } = d else { continue };
-        let mut env = MachineBlk::new(pages);
-        match f.reconnect(&mut XsStore(xs), &mut env, CONNECT_TIMEOUT_NS) {
-            Ok(n) => log::info!("block {dev}: reconnected to {} ({} MiB), {n} request(s) sent again", f.backend.path, f.geometry.capacity_bytes() >> 20),
-            Err(_) => d.fail_once(),
+        let Disk { front: Ok(f), .. } = d else { continue };
+        if f.failed().is_none() {
+            f.disconnect();
+            d.watch.forget();
+            d.connect_began_ns = time::xen_system_time();
         }
     }
+    disks.iter().any(Disk::connecting)
+}
+
+/// Moves every disk's background connection on as far as its backend allows. Returns
+/// whether one is still connecting.
+pub fn advance(xs: &mut Xenstore, disks: &mut [Disk]) -> bool {
+    let mut connecting = false;
+    for d in disks.iter_mut() {
+        if !d.connecting() {
+            continue;
+        }
+        let Disk { pages, front: Ok(f), dev, watch, .. } = d else { continue };
+        match f.advance(&mut XsStore(xs), &mut MachineBlk::new(pages), CONNECT_TIMEOUT_NS) {
+            Ok(None) => {
+                connecting = true;
+                if f.backend_found() {
+                    watch.set(xs, dev, &f.backend.path);
+                }
+            }
+            Ok(Some(n)) => {
+                watch.clear(xs, dev);
+                let ms = time::xen_system_time().saturating_sub(d.connect_began_ns) / 1_000_000;
+                log::info!("block {dev}: reconnected to {} ({} MiB) after {ms} ms, {n} request(s) sent again", f.backend.path, f.geometry.capacity_bytes() >> 20);
+            }
+            Err(_) => {
+                watch.clear(xs, dev);
+                d.fail_once();
+            }
+        }
+    }
+    connecting
 }
 
 fn by_index(disks: &mut [Disk], dev: u64) -> Result<&mut Disk, Error> {
@@ -182,7 +231,8 @@ pub fn start(disks: &mut [Disk], dev: u64, op: u8, offset: u64, len: usize) -> R
     f.start(op, offset, len).map_err(|e| call_error(name, e))
 }
 
-/// Moves a call on (see `BlkFront::step`); `Ok(None)`: wait for the disk's port.
+/// Moves a call on (see `BlkFront::step`); `Ok(None)`: wait for the disk's port (or, while it
+/// connects in the background, for `advance`).
 pub fn step(disks: &mut [Disk], dev: u64, t: &mut Transfer, buf: &mut [u8]) -> Result<Option<u64>, Error> {
     let d = by_index(disks, dev)?;
     let Disk { pages, front: Ok(f), dev: name, .. } = d else { return Err(Error::NoDevice) };

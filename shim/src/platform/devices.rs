@@ -1,7 +1,7 @@
 //! What the disks and network interfaces share as split devices: which of the toolstack's
 //! devices of a kind the shim drives (all of them, in numeric order, up to a limit; anything
 //! else logged and left alone).
-use crate::hw::xen::xenstore::XsStore;
+use crate::hw::xen::xenstore::{Xenstore, XsStore};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -18,4 +18,44 @@ pub fn to_drive(store: &mut XsStore, kind: &str, max: usize, what: &str) -> Vec<
         log::warn!("{kind}: {} devices, the shim drives the first {max} {what}; ignored: {:?}", ids.len(), &ids[max..]);
     }
     ids.into_iter().take(max).map(|id| format!("device/{kind}/{id}")).collect()
+}
+
+/// The watch tokens of the backends' states while their devices connect in the background
+/// (in a new domain) start with this; the token ends with the device's directory.
+pub const CONNECT_WATCH_PREFIX: &str = "xshim-connect:";
+
+/// The watch on a backend's state while its device connects in the background: each
+/// change brings an event that wakes vCPU 0 to move the connection on (the watch also fires
+/// once when set). Without it the connection still moves on, only later (WAIT polls).
+#[derive(Default)]
+pub struct BackendWatch {
+    /// The backend directory watched.
+    watching: Option<String>,
+}
+
+impl BackendWatch {
+    /// Watches `backend`'s state unless already.
+    pub fn set(&mut self, xs: &mut Xenstore, dev: &str, backend: &str) {
+        if self.watching.as_deref() == Some(backend) {
+            return;
+        }
+        match xs.watch(&format!("{backend}/state"), &format!("{CONNECT_WATCH_PREFIX}{dev}")) {
+            Ok(()) => self.watching = Some(backend.into()),
+            Err(e) => log::warn!("{dev}: cannot watch {backend}/state ({e}): the connection moves on only when the shim polls it"),
+        }
+    }
+
+    /// The connection is made (or failed): the watch is no longer needed.
+    pub fn clear(&mut self, xs: &mut Xenstore, dev: &str) {
+        if let Some(backend) = self.watching.take() {
+            if let Err(e) = xs.unwatch(&format!("{backend}/state"), &format!("{CONNECT_WATCH_PREFIX}{dev}")) {
+                log::debug!("{dev}: unwatch {backend}/state: {e}");
+            }
+        }
+    }
+
+    /// A new domain: its xenstore connection has none of the old domain's watches.
+    pub fn forget(&mut self) {
+        self.watching = None;
+    }
 }

@@ -1,10 +1,13 @@
 //! The guest's network interfaces: the Xen vifs found at boot (`device/vif/*`, in numeric
 //! order: the payload's interface 0, 1, ...), each driven by the host-tested netfront over
-//! `hw::xen::net`. Nothing to do before a suspend (frames are at most once); reconnected after
-//! one in a new domain, with an announce frame. The payload's NET_* calls and WAIT poll them.
+//! `hw::xen::net`. Nothing to do before a suspend (frames are at most once); in a new domain
+//! reconnected in the background while the payload runs again (sends get `Again` meanwhile),
+//! with an announce frame once connected. The payload's NET_* calls and WAIT poll them.
 //! Policy lives here: what is logged, and that an interface which fails stays failed (its
 //! calls get an error) while the shim and the payload carry on.
 use crate::hw::xen::net::{MachineNet, NetPages};
+use super::devices::BackendWatch;
+use crate::hw::xen::time;
 use crate::hw::xen::xenstore::{Xenstore, XsStore};
 use alloc::format;
 use alloc::string::String;
@@ -26,9 +29,17 @@ pub struct Nic {
     failure_logged: bool,
     /// The counters last logged (a change in the bad ones is logged once per poll).
     logged: NetStats,
+    /// When its background connection in a new domain began (for the log).
+    connect_began_ns: u64,
+    watch: BackendWatch,
 }
 
 impl Nic {
+    /// Connecting in the background (a new domain's backend not there yet).
+    pub fn connecting(&self) -> bool {
+        self.front.as_ref().is_ok_and(|f| !f.is_up() && f.failed().is_none())
+    }
+
     fn fail_once(&mut self) {
         if self.failure_logged {
             return;
@@ -67,7 +78,7 @@ pub fn connect_all(xs: &mut Xenstore) -> Vec<Nic> {
             continue;
         };
         let front = NetFront::connect(&mut store, &mut MachineNet::new(&pages), &dev, CONNECT_TIMEOUT_NS);
-        let mut nic = Nic { dev, pages, front, failure_logged: false, logged: NetStats::default() };
+        let mut nic = Nic { dev, pages, front, failure_logged: false, logged: NetStats::default(), connect_began_ns: 0, watch: BackendWatch::default() };
         match &nic.front {
             Ok(f) => {
                 let m = f.mac;
@@ -80,26 +91,62 @@ pub fn connect_all(xs: &mut Xenstore) -> Vec<Nic> {
     nics
 }
 
-/// After a suspend. New domain: every interface connects to its new backend (TX in flight
-/// dropped, RX queued kept) and announces itself. Cancelled: nothing to do. The grant table
-/// was reset by the caller, once for every device.
-pub fn resume(xs: &mut Xenstore, nics: &mut [Nic], new_domain: bool) {
+/// After a suspend. New domain: every interface's connection is lost (TX in flight dropped,
+/// RX queued kept); `advance` makes it again in the background while the payload runs, and
+/// announces the interface once connected. Cancelled: nothing to do (a connection in
+/// progress goes on). The grant table was reset by the caller, once for every device.
+/// Returns whether an interface is to connect.
+pub fn resume(nics: &mut [Nic], new_domain: bool) -> bool {
     if !new_domain {
-        return;
+        return nics.iter().any(Nic::connecting);
     }
     for n in nics.iter_mut() {
-        let Nic { pages, front: Ok(f), dev, .. } = n else { continue };
+        let Nic { front: Ok(f), dev, .. } = n else { continue };
+        if f.failed().is_some() {
+            continue;
+        }
         let dropped = f.stats.tx_dropped_at_resume;
-        match f.reconnect(&mut XsStore(xs), &mut MachineNet::new(pages), CONNECT_TIMEOUT_NS) {
-            Ok(()) => {
+        f.disconnect();
+        let dropped = f.stats.tx_dropped_at_resume - dropped;
+        if dropped > 0 {
+            log::info!("net {dev}: {dropped} frame(s) in flight at the suspend dropped");
+        }
+        n.watch.forget();
+        n.connect_began_ns = time::xen_system_time();
+    }
+    nics.iter().any(Nic::connecting)
+}
+
+/// Moves every interface's background connection on as far as its backend allows. Returns
+/// whether one is still connecting.
+pub fn advance(xs: &mut Xenstore, nics: &mut [Nic]) -> bool {
+    let mut connecting = false;
+    for n in nics.iter_mut() {
+        if !n.connecting() {
+            continue;
+        }
+        let Nic { pages, front: Ok(f), dev, watch, .. } = n else { continue };
+        match f.advance(&mut XsStore(xs), &mut MachineNet::new(pages), CONNECT_TIMEOUT_NS) {
+            Ok(false) => {
+                connecting = true;
+                if f.backend_found() {
+                    watch.set(xs, dev, &f.backend.path);
+                }
+            }
+            Ok(true) => {
+                watch.clear(xs, dev);
                 let ms = |ns: u64| ns / 1_000_000;
                 let h = f.handshake_ns;
-                log::info!("net {dev}: reconnected to {}, {} frame(s) in flight dropped, announced (RARP)", f.backend.path, f.stats.tx_dropped_at_resume - dropped);
+                log::info!("net {dev}: reconnected to {} after {} ms, announced (RARP)", f.backend.path, ms(time::xen_system_time().saturating_sub(n.connect_began_ns)));
                 log::debug!("net {dev}: handshake: backend InitWait after {} ms, our keys and Connected after {} ms, backend Connected after {} ms", ms(h[0]), ms(h[1]), ms(h[2]));
             }
-            Err(_) => n.fail_once(),
+            Err(_) => {
+                watch.clear(xs, dev);
+                n.fail_once();
+            }
         }
     }
+    connecting
 }
 
 fn by_index(nics: &mut [Nic], dev: u64) -> Result<&mut Nic, Error> {

@@ -48,14 +48,16 @@ static CONSOLE_TAKEN_BACK: Mutex<alloc::vec::Vec<u8>> = Mutex::new(alloc::vec::V
 /// The nodes libxl and other toolstacks look for before they ask us to suspend, and the
 /// watch that brings their requests.
 fn advertise_features(xs: &mut Xenstore) -> Result<(), XsError> {
+    // Posted, not waited for: in a new domain this is on the resume path, where a busy
+    // dom0's xenstored took ~20 ms a round trip; an error is logged when its reply comes.
     for f in FEATURE_NODES {
-        xs.write(0, f, "1")?;
+        xs.post_write(f, "1", "writing a control/feature-* node failed: the toolstack may not ask for that")?;
     }
     // The memory target: the watch fires once at once, which reads it.
-    if let Err(e) = xs.watch(MEMORY_TARGET_NODE, MEMORY_TARGET_WATCH_TOKEN) {
-        log::warn!("xenstore: cannot watch {MEMORY_TARGET_NODE}: {e}");
-    }
-    xs.watch(SHUTDOWN_NODE, SHUTDOWN_WATCH_TOKEN)
+    xs.post_watch(MEMORY_TARGET_NODE, MEMORY_TARGET_WATCH_TOKEN, "cannot watch memory/target")?;
+    // The suspend request: the watch fires once at once, so a request written before it
+    // was set is seen too.
+    xs.post_watch(SHUTDOWN_NODE, SHUTDOWN_WATCH_TOKEN, "cannot watch control/shutdown: save/restore and xl shutdown will not work")
 }
 
 /// `memory/target` changed (or its watch was set): note it, and say how it compares with
@@ -247,12 +249,11 @@ impl GuestEnv for Env<'_> {
             grant_table::reset();
             log::debug!("{} again", grant_table::describe());
         }
-        if let (Some(disks), Some(xs)) = (self.disks.as_deref_mut(), self.xenstore.as_deref_mut()) {
-            block::resume(xs, disks, new_domain);
-        }
-        if let (Some(nics), Some(xs)) = (self.nics.as_deref_mut(), self.xenstore.as_deref_mut()) {
-            net::resume(xs, nics, new_domain);
-        }
+        let disks = self.disks.as_deref_mut().is_some_and(|d| block::resume(d, new_domain));
+        let nics = self.nics.as_deref_mut().is_some_and(|n| net::resume(n, new_domain));
+        DEVICES_CONNECTING.store(disks || nics, Ordering::Relaxed);
+        // The first look comes at the payload's first WAIT or device call.
+        DEVICE_WATCH_FIRED.store(true, Ordering::Relaxed);
     }
 }
 
@@ -499,6 +500,12 @@ pub fn on_upcall(_events: &EventsOff) -> Option<Asked> {
             memory_target_changed(&mut st.xenstore);
             continue;
         }
+        if token.starts_with(super::devices::CONNECT_WATCH_PREFIX) {
+            // A backend's state changed: the connection moves on at vCPU 0's next WAIT or
+            // device call (not here: its xenstore round trips would hold the payload up).
+            DEVICE_WATCH_FIRED.store(true, Ordering::Relaxed);
+            continue;
+        }
         if token != SHUTDOWN_WATCH_TOKEN {
             log::debug!("xenstore: watch event {path} ({token}) ignored");
             continue;
@@ -510,6 +517,51 @@ pub fn on_upcall(_events: &EventsOff) -> Option<Asked> {
         }
     }
     request
+}
+
+/// Devices connect in the background in a new domain (`Env::devices_resume`) until this is
+/// false again.
+static DEVICES_CONNECTING: AtomicBool = AtomicBool::new(false);
+/// A backend's state changed since the connections last moved on (their watch fired).
+static DEVICE_WATCH_FIRED: AtomicBool = AtomicBool::new(false);
+/// When the connections last moved on (Xen time), for `DEVICE_POLL_NS`.
+static DEVICES_LOOKED_AT: AtomicU64 = AtomicU64::new(0);
+/// How often the connections are looked at without a watch event (a busy dom0 may be slow to
+/// deliver one; a watch may be refused).
+pub const DEVICE_POLL_NS: u64 = 20_000_000;
+
+/// Whether devices are connecting in the background.
+pub fn devices_connecting() -> bool {
+    DEVICES_CONNECTING.load(Ordering::Relaxed)
+}
+
+/// Moves the devices' background connections on (in WAIT and in the devices' calls, where
+/// the payload waits anyway): when a watch fired, else at most every `DEVICE_POLL_NS`.
+pub fn devices_advance() {
+    if !devices_connecting() {
+        return;
+    }
+    let now = crate::hw::xen::time::xen_system_time();
+    if !DEVICE_WATCH_FIRED.swap(false, Ordering::Relaxed) && now.saturating_sub(DEVICES_LOOKED_AT.load(Ordering::Relaxed)) < DEVICE_POLL_NS {
+        return;
+    }
+    DEVICES_LOOKED_AT.store(now, Ordering::Relaxed);
+    let mut guard = XEN.lock();
+    let Some(st) = guard.as_mut() else { return };
+    let disks_connecting = st.disks.iter().any(Disk::connecting);
+    let still = block::advance(&mut st.xenstore, &mut st.disks) | net::advance(&mut st.xenstore, &mut st.nics);
+    DEVICES_CONNECTING.store(still, Ordering::Relaxed);
+    // A disk that connected now: the secondaries asleep in its calls look at it.
+    if disks_connecting && !st.disks.iter().any(Disk::connecting) {
+        for v in crate::vcpus::device_waiters() {
+            kick(v);
+        }
+    }
+    // A secondary's xenstore traffic may have read watch events meant for vCPU 0's upcall
+    // (a suspend request among them): vCPU 0 looks at them now.
+    if smp::current() != 0 && !st.xenstore.watch_events.is_empty() {
+        kick(0);
+    }
 }
 
 /// Runs the suspend sequence with this mode's steps (from the event handler, events off).
@@ -573,6 +625,7 @@ pub mod disks {
     /// `Ok(None)`: not done yet; wait for an event and step again (without the lock held:
     /// a suspend may come meanwhile).
     pub fn step(dev: u64, t: &mut Transfer, buf: &mut [u8]) -> Result<Option<u64>, Error> {
+        super::devices_advance();
         XEN.lock().as_mut().map_or(Err(Error::NoDevice), |st| block::step(&mut st.disks, dev, t, buf))
     }
     pub fn give_up(dev: u64, waited_ns: u64) {
@@ -591,9 +644,11 @@ pub mod nics {
         XEN.lock().as_mut().map_or(Err(Error::NoDevice), |st| net::info(&mut st.nics, dev))
     }
     pub fn send(dev: u64, frame: &[u8]) -> Result<u64, Error> {
+        super::devices_advance();
         XEN.lock().as_mut().map_or(Err(Error::NoDevice), |st| net::send(&mut st.nics, dev, frame))
     }
     pub fn recv(dev: u64, buf: &mut [u8]) -> Result<u64, Error> {
+        super::devices_advance();
         XEN.lock().as_mut().map_or(Err(Error::NoDevice), |st| net::recv(&mut st.nics, dev, buf))
     }
     /// (a frame is queued, a send slot is free), over every interface.

@@ -13,7 +13,7 @@
 use super::abi::blkif::*;
 use super::abi::xenbus::XenbusState;
 use super::front_ring::{FrontRing, SharedRing};
-use super::xenbus::{self, Backend, DeviceError, Store};
+use super::xenbus::{self, Backend, DeviceError, Link, Next, Store};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -157,6 +157,7 @@ pub struct BlkFront {
     pub backend: Backend,
     pub geometry: Geometry,
     pub port: u32,
+    link: Link,
     ring: FrontRing,
     shadows: Vec<Option<Shadow>>,
     free_pages: Vec<u16>,
@@ -186,6 +187,7 @@ impl BlkFront {
             backend: Backend { path: String::new(), domid: 0 },
             geometry: Geometry { sectors: 0, sector_size: 512, read_only: true, flush: Flush::WriteThrough },
             port: 0,
+            link: Link::Lost,
             ring: FrontRing::new(BLKIF_RING_SIZE),
             shadows: (0..BLKIF_RING_SIZE).map(|_| None).collect(),
             free_pages: (0..pool_pages).rev().collect(),
@@ -196,16 +198,75 @@ impl BlkFront {
             replayed: 0,
             leaked_pages: 0,
         };
-        f.handshake(store, env, timeout_ns)?;
+        f.wait_connected(store, env, timeout_ns)?;
         Ok(f)
     }
 
-    /// io/blkif.h's connection: a fresh ring and port, our keys, Initialised; the backend's
-    /// Connected and its description of the disk; Connected.
-    fn handshake(&mut self, store: &mut impl Store, env: &mut impl BlkEnv, timeout_ns: u64) -> Result<(), DeviceError> {
+    /// In a new domain every grant, port and the ring are gone, and the backend is new (at a
+    /// new path; it may describe the disk differently): the connection is lost. `advance`
+    /// makes it again, in the background; the payload's calls wait meanwhile. Touches
+    /// neither xenstore nor the machine. The caller has already forgotten the old domain's
+    /// grant references (a new domain's grant table is empty; once for every device).
+    pub fn disconnect(&mut self) {
+        self.link = Link::Lost;
+    }
+
+    /// Whether the connection is made (the ring in use).
+    pub fn is_up(&self) -> bool {
+        self.link.is_up()
+    }
+
+    /// Whether the backend's directory is known (`backend`): connected or connecting to it.
+    pub fn backend_found(&self) -> bool {
+        self.link != Link::Lost
+    }
+
+    /// Moves a connection on as far as the backend's state allows, without waiting (io/blkif.h:
+    /// where the backend is; the backend at InitWait, then a fresh ring and port, our keys,
+    /// Initialised; the backend's Connected and its description of the disk, then Connected). `Ok(Some(n))`:
+    /// connected by this call, and the `n` requests that had no response sent again.
+    /// `Ok(None)`: not yet, or connected already. An error fails the device.
+    pub fn advance(&mut self, store: &mut impl Store, env: &mut impl BlkEnv, timeout_ns: u64) -> Result<Option<u32>, DeviceError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        loop {
+            let done = match self.link.next(store, &self.backend, timeout_ns) {
+                Ok(Next::Wait | Next::Up) => return Ok(None),
+                Ok(Next::Find) => xenbus::read_backend(store, &self.dev).map(|backend| {
+                    self.backend = backend;
+                    self.link.begin(store);
+                }),
+                Ok(Next::Publish) => self.publish(store, env).map(|()| self.link.published()),
+                Ok(Next::Finish) => self.finish(store, env),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = done {
+                return Err(self.fail(e));
+            }
+            if self.link.is_up() {
+                return self.replay(env).map(Some).map_err(|e| self.fail(e));
+            }
+        }
+    }
+
+    /// `advance` until connected, sleeping on the backend's state in between (at boot, before
+    /// the payload runs). Returns the requests sent again.
+    pub fn wait_connected(&mut self, store: &mut impl Store, env: &mut impl BlkEnv, timeout_ns: u64) -> Result<u32, DeviceError> {
+        loop {
+            if let Some(n) = self.advance(store, env, timeout_ns)? {
+                return Ok(n);
+            }
+            if self.link.is_up() {
+                return Ok(0);
+            }
+            self.link.wait(store, &self.backend, timeout_ns);
+        }
+    }
+
+    /// The backend is at InitWait: a fresh ring and port, our keys, Initialised.
+    fn publish(&mut self, store: &mut impl Store, env: &mut impl BlkEnv) -> Result<(), DeviceError> {
         let dev = self.dev.clone();
-        self.backend = xenbus::read_backend(store, &dev)?;
-        xenbus::wait_backend(store, &self.backend, XenbusState::InitWait, timeout_ns)?;
         env.ring().init();
         self.ring.reset();
         let ring_ref = env.grant_ring(self.backend.domid)?;
@@ -213,8 +274,11 @@ impl BlkFront {
         let keys = [("ring-ref", format!("{ring_ref}")), ("event-channel", format!("{}", self.port)), ("protocol", PROTOCOL.into()), ("feature-persistent", "1".into())];
         let writes: Vec<(String, String)> = keys.iter().map(|(k, v)| (format!("{dev}/{k}"), v.clone())).collect();
         store.write_all(&writes).map_err(|why| DeviceError::Store { key: format!("{dev}/ring-ref ..."), why })?;
-        xenbus::switch_state(store, &dev, XenbusState::Initialised)?;
-        xenbus::wait_backend(store, &self.backend, XenbusState::Connected, timeout_ns)?;
+        xenbus::switch_state(store, &dev, XenbusState::Initialised)
+    }
+
+    /// The backend is Connected: its description of the disk, the persistent grants, Connected.
+    fn finish(&mut self, store: &mut impl Store, env: &mut impl BlkEnv) -> Result<(), DeviceError> {
         self.geometry = read_geometry(store, &self.backend.path)?;
         // Both ends said 1: blkback keeps each reference it sees mapped (it decided from our
         // key, and says so in its own).
@@ -222,7 +286,9 @@ impl BlkFront {
         if xenbus::read_flag(store, &format!("{}/feature-persistent", self.backend.path))? {
             self.grefs = Some(grant_pages(env, self.backend.domid, 0..self.pool_pages)?);
         }
-        xenbus::switch_state(store, &dev, XenbusState::Connected)
+        xenbus::switch_state(store, &self.dev, XenbusState::Connected)?;
+        self.link = Link::Up;
+        Ok(())
     }
 
     /// Whether the bounce pages are granted once for good (persistent grants).
@@ -297,6 +363,10 @@ impl BlkFront {
     /// bounce pages into `buf`, sends the next requests (a write's data copied from `buf`),
     /// and says whether the call is done. Never blocks.
     pub fn step(&mut self, env: &mut impl BlkEnv, t: &mut Transfer, buf: &mut [u8]) -> Progress {
+        if !self.link.is_up() && self.failed.is_none() {
+            // Reconnecting: the ring is not in use yet; the call waits for `advance`.
+            return Progress::Waiting;
+        }
         if let Err(e) = self.poll(env) {
             t.error.get_or_insert(format!("{e}"));
         }
@@ -520,19 +590,15 @@ impl BlkFront {
     /// Before a suspend: reads the responses that came. Returns the requests still in flight
     /// (the caller waits on the port until none, within a bound).
     pub fn drain(&mut self, env: &mut impl BlkEnv) -> usize {
-        let _ = self.poll(env);
+        if self.link.is_up() {
+            let _ = self.poll(env);
+        }
         self.in_flight()
     }
 
-    /// In a new domain: every grant, port and the ring are gone, the backend is new (and may
-    /// describe the disk differently). Connects again, then sends every request that had no
-    /// response again, with new grants, in disk order. A request now beyond the disk fails.
-    /// Returns the requests sent again. The caller has already forgotten the old domain's
-    /// grant references (the grant table of a new domain is empty; once for every device).
-    pub fn reconnect(&mut self, store: &mut impl Store, env: &mut impl BlkEnv, timeout_ns: u64) -> Result<u32, DeviceError> {
-        if let Err(e) = self.handshake(store, env, timeout_ns) {
-            return Err(self.fail(e));
-        }
+    /// Just connected: sends every request that had no response again, with new grants, in
+    /// disk order (none at boot). A request now beyond the disk fails. Returns how many.
+    fn replay(&mut self, env: &mut impl BlkEnv) -> Result<u32, DeviceError> {
         let mut pending: Vec<usize> = (0..self.shadows.len()).filter(|&i| self.shadows[i].as_ref().is_some_and(|s| s.status.is_none())).collect();
         pending.sort_by_key(|&i| self.shadows[i].as_ref().map(|s| s.req.sector_number));
         let mut n = 0;
@@ -755,6 +821,12 @@ mod tests {
         (s, fake, f)
     }
 
+    /// A new domain's connection, waited for (as at boot).
+    fn reconnect(f: &mut BlkFront, s: &mut FakeStore, fake: &mut Fake) -> Result<u32, DeviceError> {
+        f.disconnect();
+        f.wait_connected(s, fake, 1_000_000_000)
+    }
+
     /// Runs a call to the end, the backend answering `per_round` requests each time we wait.
     fn run(f: &mut BlkFront, fake: &mut Fake, op: u8, offset: u64, buf: &mut [u8], per_round: usize) -> Result<usize, BlkError> {
         let mut t = f.start(op, offset, buf.len())?;
@@ -862,7 +934,7 @@ mod tests {
         fake.new_domain();
         s.keys.insert(format!("{BE}/state"), "2".into());
         s.keys.insert(format!("{DEV}/state"), "1".into());
-        assert_eq!(f.reconnect(&mut s, &mut fake, 1_000_000_000), Ok(1));
+        assert_eq!(reconnect(&mut f, &mut s, &mut fake), Ok(1));
         assert_eq!(fake.grants.len(), 40);
         assert!(fake.grants.contains_key(&fake.ring.reqs[0].seg[0].gref));
         assert_eq!(run_to_end(&mut f, &mut fake, &mut t, &mut buf[..4096]), Ok(4096));
@@ -1023,7 +1095,7 @@ mod tests {
         s.keys.insert(format!("{BE}/state"), "2".into());
         s.keys.insert(format!("{DEV}/state"), "1".into());
         let before = fake.disk.clone();
-        assert_eq!(f.reconnect(&mut s, &mut fake, 1_000_000_000), Ok(2));
+        assert_eq!(reconnect(&mut f, &mut s, &mut fake), Ok(2));
         assert_eq!((f.replayed, f.port), (2, 12));
         // Sent again with new grants, on the new ring from its first slot.
         assert_eq!((fake.ring.req_prod, fake.ring.reqs[0].sector_number), (2, (8192 + (44 << 10)) / 512));
@@ -1045,6 +1117,63 @@ mod tests {
     }
 
     #[test]
+    fn a_new_domains_connection_is_made_in_the_background_while_calls_wait() {
+        let (mut s, mut fake, mut f) = connected(1 << 20, 32);
+        let data = pattern(100 << 10, 9);
+        let mut buf = data.clone();
+        let mut t = f.start(BLKIF_OP_WRITE, 0, buf.len()).unwrap();
+        assert_eq!(f.step(&mut fake, &mut t, &mut buf), Progress::Waiting);
+        assert_eq!(f.in_flight(), 3);
+        // Restored; blkback is still being set up (Initialising).
+        fake.new_domain();
+        s.keys.insert(format!("{BE}/state"), "1".into());
+        s.keys.insert(format!("{DEV}/state"), "1".into());
+        let (req_prod, notified) = (fake.ring.req_prod, fake.notified);
+        f.disconnect();
+        assert_eq!(f.advance(&mut s, &mut fake, 1_000_000_000), Ok(None));
+        assert!(!f.is_up());
+        assert_eq!(f.backend.path, BE);
+        // The call waits without touching the ring; a suspend now finds its 3 requests
+        // unanswered, without reading a ring the backend has not seen.
+        assert_eq!(f.step(&mut fake, &mut t, &mut buf), Progress::Waiting);
+        assert_eq!(f.drain(&mut fake), 3);
+        assert_eq!((fake.ring.req_prod, fake.notified), (req_prod, notified));
+        // blkback at InitWait: our keys go out, Initialised; nothing is sent yet.
+        s.keys.insert(format!("{BE}/state"), "2".into());
+        assert_eq!(f.advance(&mut s, &mut fake, 1_000_000_000), Ok(None));
+        assert_eq!((s.keys[&format!("{DEV}/state")].as_str(), fake.ring.req_prod), ("3", 0));
+        assert_eq!(f.step(&mut fake, &mut t, &mut buf), Progress::Waiting);
+        // blkback Connected (the fake store's backend follows us when we would wait): the
+        // three requests go out again, and the call finishes once.
+        s.wait_change("anything", u64::MAX);
+        assert_eq!(f.advance(&mut s, &mut fake, 1_000_000_000), Ok(Some(3)));
+        assert!(f.is_up());
+        assert_eq!(f.advance(&mut s, &mut fake, 1_000_000_000), Ok(None));
+        let r = loop {
+            match f.step(&mut fake, &mut t, &mut buf) {
+                Progress::Done(r) => break r,
+                Progress::Waiting => fake.serve(1),
+            }
+        };
+        assert_eq!(r, Ok(100 << 10));
+        assert_eq!(&fake.disk[..100 << 10], &data[..]);
+
+        // Another new domain whose backend never gets there: the device fails once the
+        // connection's time is up, and a call waiting for it ends with the reason.
+        let mut t = f.start(BLKIF_OP_READ, 0, 4096).unwrap();
+        fake.new_domain();
+        s.keys.insert(format!("{BE}/state"), "1".into());
+        f.disconnect();
+        assert_eq!(f.advance(&mut s, &mut fake, 500_000_000), Ok(None));
+        s.now += 600_000_000;
+        let e = f.advance(&mut s, &mut fake, 500_000_000).unwrap_err();
+        assert!(matches!(e, DeviceError::BackendTimeout { state: Some(XenbusState::Initialising), .. }), "{e}");
+        let mut small = [0u8; 4096];
+        assert!(matches!(f.step(&mut fake, &mut t, &mut small), Progress::Done(Err(BlkError::Io(_)))));
+        assert!(f.failed().is_some());
+    }
+
+    #[test]
     fn a_checkpoint_changes_nothing_and_a_smaller_disk_fails_what_no_longer_fits() {
         // Cancelled suspend: responses that came meanwhile are simply read.
         let (mut s, mut fake, mut f) = connected(1 << 20, 32);
@@ -1060,7 +1189,7 @@ mod tests {
         fake.new_domain();
         s.keys.insert("test/sectors".into(), "1024".into());
         s.keys.insert(format!("{BE}/state"), "2".into());
-        assert_eq!(f.reconnect(&mut s, &mut fake, 1_000_000_000), Ok(0));
+        assert_eq!(reconnect(&mut f, &mut s, &mut fake), Ok(0));
         assert_eq!(f.geometry.sectors, 1024);
         assert!(matches!(f.step(&mut fake, &mut t, &mut buf), Progress::Done(Err(BlkError::Io(_)))));
     }

@@ -20,7 +20,7 @@
 use super::abi::netif::*;
 use super::abi::xenbus::XenbusState;
 use super::front_ring::{FrontRing, SharedRing};
-use super::xenbus::{self, Backend, DeviceError, Store};
+use super::xenbus::{self, Backend, DeviceError, Link, Next, Store};
 use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::String;
@@ -116,6 +116,9 @@ pub struct NetFront {
     pub mac: [u8; 6],
     pub mtu: u32,
     pub port: u32,
+    link: Link,
+    /// A new domain's connection: announce the MAC once connected.
+    announce_when_up: bool,
     tx: FrontRing,
     rx: FrontRing,
     tx_grefs: Vec<u32>,
@@ -123,6 +126,9 @@ pub struct NetFront {
     /// TX buffers free (not in flight).
     tx_free: Vec<u16>,
     tx_in_flight: Vec<bool>,
+    /// Frames the payload sent while the interface was connecting (buffer, length): they go
+    /// on the ring once it is connected, after the announce.
+    tx_held: VecDeque<(u16, u16)>,
     /// Which RX buffer is posted in each RX ring slot (a response comes back in its
     /// request's slot).
     rx_slot: Vec<Option<u16>>,
@@ -130,7 +136,7 @@ pub struct NetFront {
     rx_queue: VecDeque<Vec<u8>>,
     failed: Option<DeviceError>,
     pub stats: NetStats,
-    /// The last handshake's milestones, ns after it began: the backend at InitWait, our keys
+    /// The last connection's milestones, ns after it began: the backend at InitWait, our keys
     /// written, the backend Connected.
     pub handshake_ns: [u64; 3],
 }
@@ -172,12 +178,15 @@ impl NetFront {
             mac: [0; 6],
             mtu: ETH_DATA_LEN,
             port: 0,
+            link: Link::Lost,
+            announce_when_up: false,
             tx: FrontRing::new(NET_TX_RING_SIZE),
             rx: FrontRing::new(NET_RX_RING_SIZE),
             tx_grefs: vec![0; TX_BUFS as usize],
             rx_grefs: vec![0; RX_BUFS as usize],
             tx_free: (0..TX_BUFS).rev().collect(),
             tx_in_flight: vec![false; TX_BUFS as usize],
+            tx_held: VecDeque::new(),
             rx_slot: vec![None; NET_RX_RING_SIZE as usize],
             rx_chain: Chain::Start,
             rx_queue: VecDeque::new(),
@@ -185,20 +194,103 @@ impl NetFront {
             stats: NetStats::default(),
             handshake_ns: [0; 3],
         };
-        f.handshake(store, env, timeout_ns)?;
+        f.wait_connected(store, env, timeout_ns)?;
         Ok(f)
     }
 
-    /// io/netif.h's connection, as Linux and Mini-OS do it: the backend at InitWait (netback
-    /// gets there only once the hotplug script connected the vif to its bridge), fresh rings,
-    /// every buffer granted, the RX buffers posted, our keys in one transaction, Connected;
-    /// then the backend's Connected.
-    fn handshake(&mut self, store: &mut impl Store, env: &mut impl NetEnv, timeout_ns: u64) -> Result<(), DeviceError> {
+    /// In a new domain: the rings, grants and port are gone with the old domain, and so is
+    /// every TX frame in flight (dropped, not sent again: at most once); the frames already
+    /// queued for the payload stay. Starts connecting to the new backend (`advance` goes on,
+    /// and announces the guest's MAC once connected so that dom0's bridge forwards to the new
+    /// port). Meanwhile receives find what was queued, and sends are held (up to all TX
+    /// buffers but one, kept for the announce) and go out after the announce.
+    /// Touches neither xenstore nor the machine.
+    pub fn disconnect(&mut self) {
+        let dropped = self.tx_in_flight.iter().filter(|&&b| b).count() + self.tx_held.len();
+        self.stats.tx_dropped_at_resume += dropped as u64;
+        self.tx_in_flight.iter_mut().for_each(|b| *b = false);
+        self.tx_held.clear();
+        self.tx_free = (0..TX_BUFS).rev().collect();
+        self.announce_when_up = true;
+        self.link = Link::Lost;
+    }
+
+    /// Whether the connection is made (the rings in use).
+    pub fn is_up(&self) -> bool {
+        self.link.is_up()
+    }
+
+    /// Whether the backend's directory is known (`backend`): connected or connecting to it.
+    pub fn backend_found(&self) -> bool {
+        self.link != Link::Lost
+    }
+
+    /// Moves a connection on as far as the backend's state allows, without waiting.
+    /// `Ok(true)`: connected by this call. `Ok(false)`: not yet, or connected already. An
+    /// error fails the interface.
+    pub fn advance(&mut self, store: &mut impl Store, env: &mut impl NetEnv, timeout_ns: u64) -> Result<bool, DeviceError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        loop {
+            let since = match self.link {
+                Link::Connecting { since_ns, .. } => since_ns,
+                Link::Up | Link::Lost => 0,
+            };
+            let done = match self.link.next(store, &self.backend, timeout_ns) {
+                Ok(Next::Wait | Next::Up) => return Ok(false),
+                Ok(Next::Find) => xenbus::read_backend(store, &self.dev).map(|backend| {
+                    self.backend = backend;
+                    self.link.begin(store);
+                }),
+                Ok(Next::Publish) => {
+                    self.handshake_ns[0] = store.now_ns() - since;
+                    let r = self.publish(store, env);
+                    self.handshake_ns[1] = store.now_ns() - since;
+                    r.map(|()| self.link.published())
+                }
+                Ok(Next::Finish) => {
+                    self.handshake_ns[2] = store.now_ns() - since;
+                    // The RX buffers were posted before the backend bound the port.
+                    env.notify(self.port);
+                    self.link = Link::Up;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = done {
+                return Err(self.fail(e));
+            }
+            if self.link.is_up() {
+                if core::mem::take(&mut self.announce_when_up) && self.send(env, &announce_frame(self.mac)).is_ok() {
+                    self.stats.announces += 1;
+                }
+                while let Some((id, len)) = self.tx_held.pop_front() {
+                    self.put_tx(env, id, len);
+                }
+                if self.tx.push(env.tx_ring()) {
+                    env.notify(self.port);
+                }
+                return Ok(true);
+            }
+        }
+    }
+
+    /// `advance` until connected, sleeping on the backend's state in between (at boot).
+    fn wait_connected(&mut self, store: &mut impl Store, env: &mut impl NetEnv, timeout_ns: u64) -> Result<(), DeviceError> {
+        while !self.advance(store, env, timeout_ns)? && !self.link.is_up() {
+            self.link.wait(store, &self.backend, timeout_ns);
+        }
+        Ok(())
+    }
+
+    /// io/netif.h's connection, as Linux and Mini-OS do it, once the backend is at InitWait
+    /// (netback gets there only once the hotplug script connected the vif to its bridge):
+    /// fresh rings, every buffer granted, the RX buffers posted, our keys in one transaction,
+    /// Connected (netback connects when the frontend is Connected: it skips Initialised for
+    /// vifs); then the backend's Connected.
+    fn publish(&mut self, store: &mut impl Store, env: &mut impl NetEnv) -> Result<(), DeviceError> {
         let dev = self.dev.clone();
-        let t0 = store.now_ns();
-        self.backend = xenbus::read_backend(store, &dev)?;
-        xenbus::wait_backend(store, &self.backend, XenbusState::InitWait, timeout_ns)?;
-        self.handshake_ns[0] = store.now_ns() - t0;
         let be = self.backend.path.clone();
         if !xenbus::read_flag(store, &format!("{be}/feature-rx-copy"))? {
             return Err(DeviceError::BadValue { key: format!("{be}/feature-rx-copy"), value: "0".into(), why: "the backend does not offer rx-copy, the only receive mode the frontend has" });
@@ -240,13 +332,7 @@ impl NetFront {
         let writes: Vec<(String, String)> = keys.iter().map(|(k, v)| (format!("{dev}/{k}"), v.clone())).collect();
         store.write_all(&writes).map_err(|why| DeviceError::Store { key: format!("{dev}/tx-ring-ref ..."), why })?;
         // netback connects when the frontend is Connected (it skips Initialised for vifs).
-        xenbus::switch_state(store, &dev, XenbusState::Connected)?;
-        self.handshake_ns[1] = store.now_ns() - t0;
-        xenbus::wait_backend(store, &self.backend, XenbusState::Connected, timeout_ns)?;
-        self.handshake_ns[2] = store.now_ns() - t0;
-        // The RX buffers were posted before the backend bound the port.
-        env.notify(self.port);
-        Ok(())
+        xenbus::switch_state(store, &dev, XenbusState::Connected)
     }
 
     fn post_rx(&mut self, env: &mut impl NetEnv, buf: u16) {
@@ -278,12 +364,17 @@ impl NetFront {
     /// Whether a send would find a free TX slot now.
     pub fn tx_free(&mut self, env: &mut impl NetEnv) -> bool {
         self.poll(env);
-        !self.tx_free.is_empty()
+        self.tx_free.len() > self.tx_reserved()
+    }
+
+    /// TX buffers a send may not take: while connecting, the announce's.
+    fn tx_reserved(&self) -> usize {
+        usize::from(!self.link.is_up())
     }
 
     /// Reads every response that came, TX and RX; re-posts the RX buffers.
     pub fn poll(&mut self, env: &mut impl NetEnv) {
-        if self.failed.is_some() {
+        if self.failed.is_some() || !self.link.is_up() {
             return;
         }
         self.poll_tx(env);
@@ -406,8 +497,9 @@ impl NetFront {
         self.stats.rx_frames += 1;
     }
 
-    /// The payload's send: the frame copied into a free TX buffer and handed to the backend.
-    /// Never blocks: `Again` when every buffer or slot is in use.
+    /// The payload's send: the frame copied into a free TX buffer and handed to the backend
+    /// (held until then while the interface connects). Never blocks: `Again` when every
+    /// buffer or slot is in use.
     pub fn send(&mut self, env: &mut impl NetEnv, frame: &[u8]) -> Result<(), NetError> {
         if let Some(e) = &self.failed {
             return Err(NetError::Failed(format!("{e}")));
@@ -416,20 +508,30 @@ impl NetFront {
             return Err(NetError::BadLength);
         }
         self.poll(env);
-        if self.tx.free_slots() == 0 {
+        let up = self.link.is_up();
+        if (up && self.tx.free_slots() == 0) || self.tx_free.len() <= self.tx_reserved() {
             return Err(NetError::Again);
         }
         let Some(id) = self.tx_free.pop() else { return Err(NetError::Again) };
         env.buffer(Buffer::Tx(id))[..frame.len()].copy_from_slice(frame);
-        let req = NetifTxRequest { gref: self.tx_grefs[id as usize], offset: 0, flags: 0, id, size: frame.len() as u16 };
-        let put = self.tx.put_request(env.tx_ring(), &req);
-        debug_assert!(put, "a free slot was checked");
-        self.tx_in_flight[id as usize] = true;
         self.stats.tx_frames += 1;
+        if !up {
+            self.tx_held.push_back((id, frame.len() as u16));
+            return Ok(());
+        }
+        self.put_tx(env, id, frame.len() as u16);
         if self.tx.push(env.tx_ring()) {
             env.notify(self.port);
         }
         Ok(())
+    }
+
+    /// Puts TX buffer `id` (a frame of `len` bytes) on the ring; the caller pushes.
+    fn put_tx(&mut self, env: &mut impl NetEnv, id: u16, len: u16) {
+        let req = NetifTxRequest { gref: self.tx_grefs[id as usize], offset: 0, flags: 0, id, size: len };
+        let put = self.tx.put_request(env.tx_ring(), &req);
+        debug_assert!(put, "a free slot was checked (a fresh ring has a slot for every buffer)");
+        self.tx_in_flight[id as usize] = true;
     }
 
     /// The payload's receive: the oldest queued frame into `buf` (at least MTU + 14 bytes),
@@ -448,25 +550,6 @@ impl NetFront {
         };
         buf[..frame.len()].copy_from_slice(&frame);
         Ok(frame.len())
-    }
-
-    /// In a new domain: the rings, grants and port are gone with the old domain, and so is
-    /// every TX frame in flight (dropped, not sent again: at most once); the frames already
-    /// queued for the payload stay. Connects to the new backend, then announces the guest's
-    /// MAC so dom0's bridge forwards to the new port.
-    pub fn reconnect(&mut self, store: &mut impl Store, env: &mut impl NetEnv, timeout_ns: u64) -> Result<(), DeviceError> {
-        let dropped = self.tx_in_flight.iter().filter(|&&b| b).count();
-        self.stats.tx_dropped_at_resume += dropped as u64;
-        self.tx_in_flight.iter_mut().for_each(|b| *b = false);
-        self.tx_free = (0..TX_BUFS).rev().collect();
-        if let Err(e) = self.handshake(store, env, timeout_ns) {
-            return Err(self.fail(e));
-        }
-        let frame = announce_frame(self.mac);
-        if self.send(env, &frame).is_ok() {
-            self.stats.announces += 1;
-        }
-        Ok(())
     }
 
     /// At poweroff: tell the backend we are going.
@@ -782,21 +865,43 @@ mod tests {
         f.send(&mut fake, &frame(2, 60)).unwrap();
         assert!(fake.deliver(&frame(3, 70)));
         f.poll(&mut fake);
-        // The suspend: nothing answered; the new domain's backend starts at InitWait.
+        // The suspend: nothing answered. The new domain's backend is still being set up.
         fake.new_domain();
-        s.keys.insert(format!("{BE}/state"), "2".into());
-        f.reconnect(&mut s, &mut fake, 1_000_000_000).unwrap();
+        s.keys.insert(format!("{BE}/state"), "1".into());
+        s.keys.insert(format!("{DEV}/state"), "1".into());
+        f.disconnect();
+        assert_eq!(f.advance(&mut s, &mut fake, 1_000_000_000), Ok(false));
         assert_eq!(f.stats.tx_dropped_at_resume, 2);
-        assert_eq!(f.stats.announces, 1);
-        fake.serve_tx(10);
-        assert_eq!(fake.sent.len(), 1, "only the announce goes out; the old frames are not sent again");
-        let a = &fake.sent[0];
-        assert_eq!((&a[0..6], &a[6..12], &a[12..14]), (&[0xff; 6][..], &MAC[..], &[0x80, 0x35][..]));
+        // Connecting in the background: the queued frame is received; sends are held, all
+        // buffers but the announce's.
         let mut buf = vec![0u8; 1514];
         assert_eq!(f.recv(&mut fake, &mut buf), Ok(70), "the frame received before the suspend");
+        for i in 0..TX_BUFS - 1 {
+            assert!(f.tx_free(&mut fake));
+            assert_eq!(f.send(&mut fake, &frame(10 + i as u8, 60)), Ok(()));
+        }
+        assert!(!f.tx_free(&mut fake));
+        assert_eq!(f.send(&mut fake, &frame(5, 60)), Err(NetError::Again));
+        assert_eq!(f.recv(&mut fake, &mut buf), Err(NetError::Again));
+        // netback at InitWait: our keys and Connected; then netback Connected.
+        s.keys.insert(format!("{BE}/state"), "2".into());
+        assert_eq!(f.advance(&mut s, &mut fake, 1_000_000_000), Ok(false));
+        assert_eq!(s.keys[&format!("{DEV}/state")], "4");
+        s.wait_change("anything", u64::MAX);
+        assert_eq!(f.advance(&mut s, &mut fake, 1_000_000_000), Ok(true));
+        assert_eq!(f.advance(&mut s, &mut fake, 1_000_000_000), Ok(false));
+        assert_eq!(f.stats.announces, 1);
+        fake.serve_tx(100);
+        assert_eq!(fake.sent.len(), TX_BUFS as usize, "the announce, then the held frames; the old frames are not sent again");
+        let a = &fake.sent[0];
+        assert_eq!((&a[0..6], &a[6..12], &a[12..14]), (&[0xff; 6][..], &MAC[..], &[0x80, 0x35][..]));
+        for i in 0..TX_BUFS - 1 {
+            assert_eq!(fake.sent[1 + i as usize], frame(10 + i as u8, 60));
+        }
         assert!(fake.deliver(&frame(4, 80)), "new buffers were posted in the new domain");
         assert_eq!(f.recv(&mut fake, &mut buf), Ok(80));
         assert_eq!(fake.grants.len(), (TX_BUFS + RX_BUFS) as usize, "every buffer granted anew");
+        assert!(f.tx_free(&mut fake));
     }
 
     #[test]

@@ -148,27 +148,104 @@ pub fn judge(want: XenbusState, state: XenbusState) -> Verdict {
     }
 }
 
+/// Looks once, without waiting, whether the backend has reached `want` (see `judge`):
+/// `Ok(true)` if so, `Ok(false)` to look again later, an error once it closed or once
+/// `timeout_ns` have passed since `since_ns`. A connection made in the background (a new
+/// domain's, while the payload runs) is moved on by this; `wait_backend` loops on it.
+pub fn check_backend(store: &mut impl Store, backend: &Backend, want: XenbusState, since_ns: u64, timeout_ns: u64) -> Result<bool, DeviceError> {
+    // A state key not there yet (the backend still probing) is waited for like any other.
+    let state = match backend_state(store, backend) {
+        Ok(s) => Some(s),
+        Err(DeviceError::MissingKey { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    match state.map(|s| judge(want, s)) {
+        Some(Verdict::Reached) => return Ok(true),
+        Some(Verdict::Closed) => return Err(DeviceError::BackendClosed { backend: backend.path.clone(), state: state.unwrap_or(XenbusState::Closed) }),
+        _ => {}
+    }
+    let waited = store.now_ns().saturating_sub(since_ns);
+    if waited >= timeout_ns {
+        return Err(DeviceError::BackendTimeout { backend: backend.path.clone(), want, state, waited_ms: waited / 1_000_000 });
+    }
+    Ok(false)
+}
+
 /// Waits until the backend reaches `want` (see `judge`), for at most `timeout_ns`.
-pub fn wait_backend(store: &mut impl Store, backend: &Backend, want: XenbusState, timeout_ns: u64) -> Result<XenbusState, DeviceError> {
+pub fn wait_backend(store: &mut impl Store, backend: &Backend, want: XenbusState, timeout_ns: u64) -> Result<(), DeviceError> {
     let t0 = store.now_ns();
     let key = format!("{}/state", backend.path);
-    loop {
-        // A state key not there yet (the backend still probing) is waited for like any other.
-        let state = match backend_state(store, backend) {
-            Ok(s) => Some(s),
-            Err(DeviceError::MissingKey { .. }) => None,
-            Err(e) => return Err(e),
-        };
-        match state.map(|s| judge(want, s)) {
-            Some(Verdict::Reached) => return Ok(state.unwrap_or(want)),
-            Some(Verdict::Closed) => return Err(DeviceError::BackendClosed { backend: backend.path.clone(), state: state.unwrap_or(XenbusState::Closed) }),
-            _ => {}
-        }
-        let now = store.now_ns();
-        if now.saturating_sub(t0) >= timeout_ns {
-            return Err(DeviceError::BackendTimeout { backend: backend.path.clone(), want, state, waited_ms: (now - t0) / 1_000_000 });
-        }
+    while !check_backend(store, backend, want, t0, timeout_ns)? {
         store.wait_change(&key, t0 + timeout_ns);
+    }
+    Ok(())
+}
+
+/// Where a frontend's connection with its backend stands. At boot a frontend connects
+/// before the payload runs; in a new domain it connects again in the background, while the
+/// payload runs, moved on whenever the shim has time for it (its calls wait meanwhile).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// Connected: the ring is in use.
+    Up,
+    /// Not connected, and where the backend is not read yet (at boot, and in a new domain:
+    /// the resume itself touches no xenstore for the devices).
+    Lost,
+    /// Waiting since `since_ns` for the backend to reach `want`: InitWait (then our ring and
+    /// keys go out) or Connected (then the ring is in use).
+    Connecting { want: XenbusState, since_ns: u64 },
+}
+
+/// What a connection in progress does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Read where the backend is (`read_backend`), then `begin`.
+    Find,
+    /// The backend is not there yet: look again when it changes.
+    Wait,
+    /// The backend is at InitWait: publish the ring, port and keys.
+    Publish,
+    /// The backend is Connected: read what it describes, say Connected.
+    Finish,
+    /// Connected already.
+    Up,
+}
+
+impl Link {
+    /// The backend is found: wait for its InitWait (from now on the timeout counts).
+    pub fn begin(&mut self, store: &mut impl Store) {
+        *self = Link::Connecting { want: XenbusState::InitWait, since_ns: store.now_ns() };
+    }
+
+    pub fn is_up(&self) -> bool {
+        *self == Link::Up
+    }
+
+    /// Looks once at the backend (see `check_backend`; the timeout counts from the start).
+    pub fn next(&self, store: &mut impl Store, backend: &Backend, timeout_ns: u64) -> Result<Next, DeviceError> {
+        let (want, since_ns) = match *self {
+            Link::Up => return Ok(Next::Up),
+            Link::Lost => return Ok(Next::Find),
+            Link::Connecting { want, since_ns } => (want, since_ns),
+        };
+        if !check_backend(store, backend, want, since_ns, timeout_ns)? {
+            return Ok(Next::Wait);
+        }
+        Ok(if want == XenbusState::InitWait { Next::Publish } else { Next::Finish })
+    }
+
+    /// Our keys are out: wait for the backend's Connected.
+    pub fn published(&mut self) {
+        if let Link::Connecting { want, .. } = self {
+            *want = XenbusState::Connected;
+        }
+    }
+
+    /// Sleeps until the backend's state may have changed, or the connection's deadline.
+    pub fn wait(&self, store: &mut impl Store, backend: &Backend, timeout_ns: u64) {
+        if let Link::Connecting { since_ns, .. } = *self {
+            store.wait_change(&format!("{}/state", backend.path), since_ns + timeout_ns);
+        }
     }
 }
 
@@ -281,7 +358,7 @@ pub mod tests {
             let st = if now < 30_000_000 { "1" } else { "2" };
             k.insert(format!("{BE}/state"), st.into());
         };
-        assert_eq!(wait_backend(&mut s, &b, XenbusState::InitWait, 1_000_000_000), Ok(XenbusState::InitWait));
+        assert_eq!(wait_backend(&mut s, &b, XenbusState::InitWait, 1_000_000_000), Ok(()));
         assert!(s.now >= 30_000_000);
         // Never leaves InitWait: a timeout naming the state.
         let mut s = dev_keys();

@@ -68,14 +68,22 @@ pub struct Message {
 impl Message {
     /// The reply to a request of type `expected`: its payload, or the xenstore error.
     pub fn into_reply(self, expected: XsType) -> Result<Vec<u8>, XsError> {
-        if self.header.type_ == XsType::Error as u32 {
-            let end = self.payload.iter().position(|&b| b == 0).unwrap_or(self.payload.len());
-            return Err(XsError::Xenstore(String::from_utf8_lossy(&self.payload[..end]).into_owned()));
+        if let Some(e) = self.error_text() {
+            return Err(XsError::Xenstore(e));
         }
         if self.header.type_ != expected as u32 {
             return Err(XsError::UnexpectedType { expected: expected as u32, got: self.header.type_ });
         }
         Ok(self.payload)
+    }
+
+    /// xenstored's error (e.g. "EACCES") if this is an error reply.
+    pub fn error_text(&self) -> Option<String> {
+        if self.header.type_ != XsType::Error as u32 {
+            return None;
+        }
+        let end = self.payload.iter().position(|&b| b == 0).unwrap_or(self.payload.len());
+        Some(String::from_utf8_lossy(&self.payload[..end]).into_owned())
     }
 
     pub fn is_watch_event(&self) -> bool {
@@ -199,9 +207,13 @@ mod tests {
         r.push(&msg(99, 1, b"x"));
         assert!(matches!(r.next_message(), Err(XsError::UnexpectedType { got: 99, .. })));
         r.push(&msg(16, 1, b"EAGAIN\0"));
-        assert_eq!(r.next_message().unwrap().unwrap().into_reply(XsType::Read), Err(XsError::Xenstore("EAGAIN".into())));
+        let m = r.next_message().unwrap().unwrap();
+        assert_eq!(m.error_text().as_deref(), Some("EAGAIN"));
+        assert_eq!(m.into_reply(XsType::Read), Err(XsError::Xenstore("EAGAIN".into())));
         r.push(&msg(11, 1, b"OK\0"));
-        assert!(matches!(r.next_message().unwrap().unwrap().into_reply(XsType::Read), Err(XsError::UnexpectedType { .. })));
+        let m = r.next_message().unwrap().unwrap();
+        assert_eq!(m.error_text(), None);
+        assert!(matches!(m.into_reply(XsType::Read), Err(XsError::UnexpectedType { .. })));
         r.push(&msg(15, 0, b"no-nul"));
         assert!(r.next_message().unwrap().unwrap().watch_event().is_err());
         assert_eq!(parse_tx_id(b"42\0"), Ok(42));

@@ -1,6 +1,8 @@
 //! The xenstore client over the shared ring (io/xs_wire.h). Requests are synchronous and are
 //! only made with interrupts off (boot, event handler), so a reply is never awaited twice.
-//! Watch events that arrive between replies are queued for the caller.
+//! Watch events that arrive between replies are queued for the caller. A request whose reply
+//! carries nothing the shim needs (a feature node, a watch) may be posted instead: sent
+//! without waiting, its reply read later (an error logged then).
 use super::hypercall::XenHypercalls;
 use super::shared_info::wait_on_port;
 use super::shared_ring::{SharedBytes, SharedIdx};
@@ -27,6 +29,8 @@ pub struct Xenstore {
     next_req_id: u32,
     incoming: Reassembler,
     pub watch_events: VecDeque<(String, String)>,
+    /// Requests posted and not yet answered: id, and what to say if one fails.
+    posted: VecDeque<(u32, &'static str)>,
 }
 
 // SAFETY: used under the platform lock on one vCPU.
@@ -36,13 +40,14 @@ impl Xenstore {
     /// # Safety
     /// `page` must be the identity-mapped xenstore ring page of this domain.
     pub unsafe fn new(page: u64, port: EvtchnPort) -> Xenstore {
-        Xenstore { page: page as *mut XenstoreDomainInterface, port, next_req_id: 1, incoming: Reassembler::default(), watch_events: VecDeque::new() }
+        Xenstore { page: page as *mut XenstoreDomainInterface, port, next_req_id: 1, incoming: Reassembler::default(), watch_events: VecDeque::new(), posted: VecDeque::new() }
     }
 
     /// After a restore: the ring page was cleared by the toolstack and the port is new.
     pub fn reconnect(&mut self, port: EvtchnPort) {
         self.port = port;
         self.incoming.clear();
+        self.posted.clear();
         let (_, _, rsp_cons, rsp_prod) = self.indices();
         // Replies to requests of the old domain cannot come; start from the current state.
         rsp_cons.set(rsp_prod.get());
@@ -101,7 +106,18 @@ impl Xenstore {
         }
     }
 
-    /// Reads watch events that arrived while no request was in flight.
+    /// A reply to a posted request: settled (its error logged). False if it is not one.
+    fn settle_posted(&mut self, m: &Message) -> bool {
+        let Some(i) = self.posted.iter().position(|&(id, _)| id == m.header.req_id) else { return false };
+        let (_, what) = self.posted.remove(i).expect("found");
+        if let Some(err) = m.error_text() {
+            log::warn!("xenstore: {what}: {err}");
+        }
+        true
+    }
+
+    /// Reads watch events (and replies to posted requests) that arrived while no request
+    /// was in flight.
     pub fn poll_watches(&mut self) {
         if let Err(e) = self.pull() {
             log::warn!("xenstore: {e}");
@@ -109,6 +125,7 @@ impl Xenstore {
         loop {
             match self.incoming.next_message() {
                 Ok(Some(m)) if m.is_watch_event() => self.queue_watch_event(&m),
+                Ok(Some(m)) if self.settle_posted(&m) => {}
                 Ok(Some(m)) => log::warn!("xenstore: unexpected reply (type {}, id {}) with no request in flight", m.header.type_, m.header.req_id),
                 Ok(None) => break,
                 Err(e) => log::warn!("xenstore: dropping malformed message: {e}"),
@@ -116,18 +133,45 @@ impl Xenstore {
         }
     }
 
-    /// Sends one request and waits for its reply.
-    pub fn request(&mut self, ty: XsType, tx_id: u32, parts: &[&[u8]]) -> Result<Vec<u8>, XsError> {
+    /// Sends one request; returns its id.
+    fn send_request(&mut self, ty: XsType, tx_id: u32, parts: &[&[u8]]) -> Result<u32, XsError> {
         let req_id = self.next_req_id;
         self.next_req_id = self.next_req_id.wrapping_add(1);
         let bytes = encode_request(ty, req_id, tx_id, parts)?;
         let deadline = super::time::xen_system_time() + XENSTORE_REQUEST_NS;
         self.send_bytes(&bytes, deadline)?;
+        Ok(req_id)
+    }
+
+    /// Sends one request without waiting for its reply, which is read later (by the next
+    /// request or `poll_watches`); if it is an error, `what` is logged with it.
+    fn post(&mut self, ty: XsType, parts: &[&[u8]], what: &'static str) -> Result<(), XsError> {
+        let req_id = self.send_request(ty, 0, parts)?;
+        self.posted.push_back((req_id, what));
+        Ok(())
+    }
+
+    /// `write`, posted (see `post`).
+    pub fn post_write(&mut self, path: &str, value: &str, what: &'static str) -> Result<(), XsError> {
+        self.post(XsType::Write, &[path.as_bytes(), b"\0", value.as_bytes()], what)
+    }
+
+    /// `watch`, posted (see `post`).
+    pub fn post_watch(&mut self, path: &str, token: &str, what: &'static str) -> Result<(), XsError> {
+        self.post(XsType::Watch, &[path.as_bytes(), b"\0", token.as_bytes(), b"\0"], what)
+    }
+
+    /// Sends one request and waits for its reply.
+    pub fn request(&mut self, ty: XsType, tx_id: u32, parts: &[&[u8]]) -> Result<Vec<u8>, XsError> {
+        let req_id = self.send_request(ty, tx_id, parts)?;
+        let deadline = super::time::xen_system_time() + XENSTORE_REQUEST_NS;
         loop {
             self.pull()?;
             while let Some(m) = self.incoming.next_message()? {
                 if m.is_watch_event() {
                     self.queue_watch_event(&m);
+                } else if self.settle_posted(&m) {
+                    continue;
                 } else if m.header.req_id == req_id {
                     return m.into_reply(ty);
                 } else {
@@ -158,6 +202,10 @@ impl Xenstore {
 
     pub fn watch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
         self.request(XsType::Watch, 0, &[path.as_bytes(), b"\0", token.as_bytes(), b"\0"]).map(|_| ())
+    }
+
+    pub fn unwatch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
+        self.request(XsType::Unwatch, 0, &[path.as_bytes(), b"\0", token.as_bytes(), b"\0"]).map(|_| ())
     }
 
     pub fn transaction_start(&mut self) -> Result<u32, XsError> {
