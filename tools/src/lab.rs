@@ -1071,21 +1071,20 @@ pub fn report(res: &LabResult) {
 /// The lab machine's memory (MiB) for these scenarios: dom0's 2 GiB and 1 GiB for guests, or
 /// room for two copies of the largest guest (a migration to the same host) and some slack.
 /// In a new domain the devices connect in the background, after the payload runs again:
-/// per guest console (the text before `: [`), each `reconnected to` line must follow a
-/// `resumed: NewDomain` line with no suspend request in between. Returns the reconnections
-/// and the lines that came too early.
+/// in the guest's console (its domains' lines in order, a migration's receiver after the
+/// sender), each `reconnected to` line must follow a `resumed: NewDomain` line with no
+/// suspend request in between. Returns the reconnections and the lines that came too early.
 fn devices_connected_after_resume(console: &str) -> (usize, Vec<String>) {
-    let mut resumed: BTreeMap<&str, bool> = BTreeMap::new();
+    let mut resumed = false;
     let (mut n, mut early) = (0, Vec::new());
     for line in console.lines() {
-        let who = line.split(": [").next().unwrap_or("");
         if line.contains("resumed: NewDomain") {
-            resumed.insert(who, true);
+            resumed = true;
         } else if line.contains(": suspend (generation") {
-            resumed.insert(who, false);
+            resumed = false;
         } else if line.contains(": reconnected to ") {
             n += 1;
-            if !resumed.get(who).copied().unwrap_or(false) {
+            if !resumed {
                 early.push(line.trim().to_string());
             }
         }
