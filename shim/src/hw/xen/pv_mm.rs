@@ -379,9 +379,16 @@ fn build_user_table(space: &AddressSpace, nx: bool) -> Result<(), PlatformError>
                     // map covers it and nothing else references it.
                     let l1 = unsafe { pool.add(used) } as *mut u64;
                     used += 1;
+                    // The kernel's own L1 for the slot: a page it does not map (demand memory
+                    // not backed yet, held or given back) stays unmapped here too, so that the
+                    // payload's first touch faults and the shim backs it (a slot shared by the
+                    // shim's pages and the payload's free RAM: a wrapped image's, above the
+                    // window, after Xen's start-of-day pages).
+                    let kernel_l1 = next_table(read_pte(kernel_l2_va, index));
                     for i in 0..PTES_PER_TABLE {
                         let addr = base + i * PAGE_SIZE;
-                        let e = user_leaf(Pfn::containing(addr), space.access_at(addr), nx)?;
+                        let kernel_maps = kernel_l1.is_some_and(|k| Pte::from_bits_retain(read_pte(k, i)).contains(Pte::PRESENT));
+                        let e = if kernel_maps { user_leaf(Pfn::containing(addr), space.access_at(addr), nx)? } else { 0 };
                         // SAFETY: entry i of the pool page just taken, still writable.
                         unsafe { l1.add(i as usize).write_volatile(e) };
                     }
