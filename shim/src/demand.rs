@@ -425,30 +425,46 @@ pub fn populate_range(map: &DemandMap, start: u64, end: u64, backing: &mut impl 
     Ok(done)
 }
 
-/// Gives back up to `max_units` held units (from where the last call stopped), so the boot
-/// path does not pay for it: called when the payload waits. Returns pages given back.
+/// The idle path: gives up to `max_units` held units back to Xen, as far as the platform
+/// allows (`may_give_back`). Held units that follow each other go back together, as one
+/// range (PV: 64 pages a batch of hypercalls instead of one unit's 16; 65,000 units of a
+/// 4 GiB guest took 7 s one at a time). Returns the pages given back.
 pub fn release_held(map: &DemandMap, max_units: u64, backing: &mut impl Backing) -> Result<u64, (Unit, PopulateError)> {
     let mut pages = 0;
     let mut done = 0;
     let mut scanned = 0;
     while done < max_units && scanned < map.units && map.held_pages.load(Ordering::Relaxed) > 0 {
-        let i = map.release_cursor.load(Ordering::Relaxed) % map.units.max(1);
-        map.release_cursor.store(i + 1, Ordering::Relaxed);
+        let first = map.release_cursor.load(Ordering::Relaxed) % map.units.max(1);
+        map.release_cursor.store(first + 1, Ordering::Relaxed);
         scanned += 1;
-        let u = map.unit(i);
-        if map.state(u) != UnitState::Held {
+        if map.state(map.unit(first)) != UnitState::Held {
             continue;
         }
-        if !backing.may_give_back(map.pieces(u).map(|p| p.pages()).sum()) {
-            break;
+        // The run: this unit and the held ones right after it.
+        let mut last = first;
+        while done + (last - first + 1) < max_units && last + 1 < map.units && map.state(map.unit(last + 1)) == UnitState::Held {
+            last += 1;
         }
-        let whole = map.whole(u);
-        for piece in map.pieces(u) {
-            backing.release(piece, whole, false).map_err(|e| (u, e))?;
+        let run_pages = |last: u64| (first..=last).flat_map(|i| map.pieces(map.unit(i))).map(|p| p.pages()).sum::<u64>();
+        if !backing.may_give_back(run_pages(last)) {
+            // Near the platform's floor: one unit, or none.
+            last = first;
+            if !backing.may_give_back(run_pages(first)) {
+                break;
+            }
+        }
+        let whole = (first..=last).all(|i| map.whole(map.unit(i)));
+        let pieces = normalise((first..=last).flat_map(|i| map.pieces(map.unit(i))).collect());
+        for piece in pieces {
+            backing.release(piece, whole, false).map_err(|e| (map.unit(first), e))?;
             pages += piece.pages();
         }
-        map.set_state(u, UnitState::Released);
-        done += 1;
+        for i in first..=last {
+            map.set_state(map.unit(i), UnitState::Released);
+        }
+        map.release_cursor.store(last + 1, Ordering::Relaxed);
+        done += last - first + 1;
+        scanned += last - first;
     }
     Ok(pages)
 }
@@ -684,6 +700,7 @@ mod tests {
         assert!(b.populated.is_empty());
         // The idle path gives the others back, two units per call, then has nothing to do.
         assert_eq!(release_held(&m, 2, &mut b), Ok(1024));
+        assert_eq!(b.released, vec![(r(18 * MIB, 22 * MIB), false)], "units that follow each other go back as one range");
         assert_eq!(release_held(&m, 2, &mut b), Ok(512));
         assert_eq!(release_held(&m, 2, &mut b), Ok(0));
         assert_eq!(m.held_bytes(), 0);

@@ -140,8 +140,8 @@ fn release_now(p: Platform, r: Range) -> Result<u64, String> {
     }
 }
 
-/// From the payload's WAIT, before it sleeps: gives one held unit back to Xen if the
-/// deadline leaves time and no event waits. True if it did (the caller looks again at what
+/// From the payload's WAIT, before it sleeps: gives up to 2 MiB of held memory back to Xen
+/// if the deadline leaves time and no event waits. True if it did (the caller looks again at what
 /// woke it before it comes back).
 pub fn give_back_some(deadline_ns: u64) -> bool {
     /// Giving back one 2 MiB unit takes Xen 512 page removals: tens of ms in the lab.
@@ -150,7 +150,9 @@ pub fn give_back_some(deadline_ns: u64) -> bool {
     if map.held_bytes() == 0 || GIVING_BACK_STOPPED.load(Ordering::Relaxed) || crate::hw::xen::shared_info::upcall_pending() || crate::clock::now_ns().saturating_add(UNIT_BUDGET_NS) > deadline_ns {
         return false;
     }
-    match demand::release_held(map, 1, &mut backing()) {
+    // Up to 2 MiB a call: one PVH unit, 32 PV units (given back together).
+    let units = ((2 << 20) / map.unit_bytes()).max(1);
+    match demand::release_held(map, units, &mut backing()) {
         Ok(pages) => {
             if map.held_bytes() == 0 {
                 log::info!("memory: the payload's untouched memory is given back to Xen; {} KiB populated", map.populated_bytes() >> 10);
