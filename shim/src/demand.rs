@@ -159,6 +159,9 @@ pub struct DemandMap {
     /// receiver keeps pages that were sent before the sender gave them back (an XTAB record
     /// frees nothing there), so after a migration these are given back again.
     released_this_epoch: Vec<AtomicU64>,
+    /// Units of earlier epochs still to give back again (`start_epoch`): from the idle path,
+    /// or before the unit is populated on a touch, whichever comes first.
+    release_again: Vec<AtomicU64>,
     populated_pages: AtomicU64,
     held_pages: AtomicU64,
     faults: AtomicU64,
@@ -185,6 +188,7 @@ impl DemandMap {
             backed: words(),
             held: words(),
             released_this_epoch: words(),
+            release_again: words(),
             populated_pages: AtomicU64::new(0),
             held_pages: AtomicU64::new(0),
             faults: AtomicU64::new(0),
@@ -374,6 +378,14 @@ pub fn on_fault(map: &DemandMap, addr: u64, backing: &mut impl Backing) -> Fault
 /// Backs every piece of `unit` (populating it, or mapping what is held) and marks it.
 pub fn back_unit(map: &DemandMap, unit: Unit, backing: &mut impl Backing) -> Result<(), PopulateError> {
     let whole = map.whole(unit);
+    // A unit a live migration's receiver may still hold: given back again first, so that
+    // populating it does not leave those frames behind.
+    let (w, m) = map.bit(unit);
+    if map.release_again[w].fetch_and(!m, Ordering::Relaxed) & m != 0 && map.state(unit) == UnitState::Released {
+        for piece in map.pieces(unit) {
+            backing.release_again(piece, whole);
+        }
+    }
     let held = map.state(unit) == UnitState::Held;
     for piece in map.pieces(unit) {
         if held {
@@ -518,24 +530,44 @@ pub fn discard(map: &DemandMap, start: u64, end: u64, backing: &mut impl Backing
     Ok(bytes)
 }
 
-/// In a new domain: gives back again what the units released since the last new domain
-/// may have been given by a live migration's receiver, and starts a new epoch.
-pub fn after_new_domain(map: &DemandMap, backing: &mut impl Backing) -> u64 {
+/// In a new domain: the units released since the last new domain may have been given frames
+/// again by a live migration's receiver (it keeps pages sent before they were given back).
+/// Marks them to give back again (`release_again_some`, or before a touch populates one) and
+/// starts a new epoch; touches nothing, so the resume does not wait for it. Returns how
+/// many units are marked.
+pub fn start_epoch(map: &DemandMap) -> u64 {
     let mut units = 0;
-    for (w, word) in map.released_this_epoch.iter().enumerate() {
+    for (word, again) in map.released_this_epoch.iter().zip(&map.release_again) {
         let bits = word.swap(0, Ordering::Relaxed);
-        for b in (0..64).filter(|b| bits & (1 << b) != 0) {
-            let u = map.unit(w as u64 * 64 + b);
-            if map.state(u) == UnitState::Released {
-                let whole = map.whole(u);
-                for piece in map.pieces(u) {
-                    backing.release_again(piece, whole);
-                }
-                units += 1;
-            }
-        }
+        units += u64::from((again.fetch_or(bits, Ordering::Relaxed) | bits).count_ones());
     }
     units
+}
+
+/// The idle path: gives back again up to `max_units` of the units `start_epoch` marked (those
+/// still given back; consecutive ones together). Returns the units done; 0 when none is left.
+pub fn release_again_some(map: &DemandMap, max_units: u64, backing: &mut impl Backing) -> u64 {
+    let mut done = 0;
+    for (w, word) in map.release_again.iter().enumerate() {
+        if done >= max_units {
+            break;
+        }
+        let bits = word.swap(0, Ordering::Relaxed);
+        if bits == 0 {
+            continue;
+        }
+        let released: Vec<Range> = (0..64u64)
+            .filter(|b| bits & (1 << b) != 0)
+            .map(|b| map.unit(w as u64 * 64 + b))
+            .filter(|&u| map.state(u) == UnitState::Released)
+            .flat_map(|u| map.pieces(u))
+            .collect();
+        for piece in normalise(released) {
+            backing.release_again(piece, false);
+        }
+        done += u64::from(bits.count_ones());
+    }
+    done
 }
 
 #[cfg(test)]
@@ -738,10 +770,24 @@ mod tests {
         on_fault(&m, 18 * MIB, &mut b);
         populate_range(&m, 20 * MIB, 22 * MIB, &mut b).unwrap();
         discard(&m, 20 * MIB, 22 * MIB, &mut b).unwrap();
-        assert_eq!(after_new_domain(&m, &mut b), 2);
+        assert_eq!(start_epoch(&m), 2);
+        assert!(b.again.is_empty(), "nothing on the resume path");
+        assert_eq!(release_again_some(&m, 64, &mut b), 2);
         assert_eq!(b.again, vec![r(16 * MIB, 18 * MIB), r(20 * MIB, 22 * MIB)], "released this epoch, not the backed one");
-        assert_eq!(after_new_domain(&m, &mut b), 0, "a new epoch starts empty");
-        println!("checked the epoch: units released since the last new domain are given back again once");
+        assert_eq!(release_again_some(&m, 64, &mut b), 0, "once");
+        assert_eq!(start_epoch(&m), 0, "a new epoch starts empty");
+        // Marked, then touched before the idle path got to it: given back again, then
+        // populated; the idle path then has nothing left.
+        discard(&m, 18 * MIB, 20 * MIB, &mut b).unwrap();
+        release_held(&m, 8, &mut b).unwrap();
+        assert_eq!(start_epoch(&m), 2, "18..20 discarded, 22..24 given back from held");
+        b.again.clear();
+        on_fault(&m, 18 * MIB, &mut b);
+        assert_eq!(b.again, vec![r(18 * MIB, 20 * MIB)]);
+        assert_eq!(b.populated.last(), Some(&(r(18 * MIB, 20 * MIB), true)));
+        assert_eq!(release_again_some(&m, 64, &mut b), 1, "the touch took its mark");
+        assert_eq!(b.again[1..], [r(22 * MIB, 24 * MIB)], "the populated one is not given back");
+        println!("checked the epoch: units released since the last new domain are given back again once, before a touch populates one");
     }
 
     #[test]

@@ -84,8 +84,9 @@ pub trait SuspendSteps {
     /// The requests that had no response are sent again once connected; the payload's calls
     /// wait meanwhile. Cancelled: nothing.
     fn devices_resume(&mut self, outcome: Outcome) -> StepResult;
-    /// New domain: give back again the memory given back since the last new domain (a live
-    /// migration's receiver keeps pages that were sent before they were given back).
+    /// New domain: mark the memory given back since the last new domain to give back again
+    /// (a live migration's receiver keeps pages that were sent before they were given back);
+    /// the payload's idle time does it, or a touch that would populate such memory first.
     fn memory_resume(&mut self, outcome: Outcome) -> StepResult;
     /// New domain: bind every vCPU's timer and IPI again. Then let the others go on.
     fn vcpus_resume(&mut self, outcome: Outcome) -> StepResult;

@@ -147,7 +147,15 @@ pub fn give_back_some(deadline_ns: u64) -> bool {
     /// Giving back one 2 MiB unit takes Xen 512 page removals: tens of ms in the lab.
     const UNIT_BUDGET_NS: u64 = 50_000_000;
     let Some(map) = demand() else { return false };
-    if map.held_bytes() == 0 || GIVING_BACK_STOPPED.load(Ordering::Relaxed) || crate::hw::xen::shared_info::upcall_pending() || crate::clock::now_ns().saturating_add(UNIT_BUDGET_NS) > deadline_ns {
+    if crate::hw::xen::shared_info::upcall_pending() || crate::clock::now_ns().saturating_add(UNIT_BUDGET_NS) > deadline_ns {
+        return false;
+    }
+    // First what a new domain marked to give back again (mostly no frame is there: a look
+    // at the p2m, or a failed 2 MiB decrease), 64 MiB a call.
+    if demand::release_again_some(map, ((64 << 20) / map.unit_bytes()).max(1), &mut backing()) > 0 {
+        return true;
+    }
+    if map.held_bytes() == 0 || GIVING_BACK_STOPPED.load(Ordering::Relaxed) {
         return false;
     }
     // Up to 2 MiB a call: one PVH unit, 32 PV units (given back together).
@@ -171,14 +179,14 @@ pub fn give_back_some(deadline_ns: u64) -> bool {
     }
 }
 
-/// In a new domain (the suspend sequence's memory step): gives back again what a live
-/// migration's receiver may have populated for memory given back during it.
+/// In a new domain (the suspend sequence's memory step): marks what a live migration's
+/// receiver may have populated for memory given back during it; the idle path gives it back
+/// again (`give_back_some`), or a touch does first. Nothing here waits for Xen.
 pub fn resume_in_new_domain() {
     let Some(map) = demand() else { return };
-    let t0 = crate::clock::now_ns();
-    let units = demand::after_new_domain(map, &mut backing());
+    let units = demand::start_epoch(map);
     if units > 0 {
-        log::debug!("memory: {units} unit(s) given back during the last epoch checked again in {} us", (crate::clock::now_ns() - t0) / 1000);
+        log::debug!("memory: {units} unit(s) given back during the last epoch, to give back again when the payload waits");
     }
 }
 
