@@ -9,7 +9,7 @@ use crate::hw::xen::block::{BlockPages, MachineBlk};
 use crate::hw::xen::shared_info::wait_on_port;
 use crate::hw::xen::xenstore::{Xenstore, XsStore};
 use crate::hw::xen::time;
-use super::devices::BackendWatch;
+use super::devices::Reconnection;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -53,9 +53,7 @@ pub struct Disk {
     front: Result<BlkFront, DeviceError>,
     /// Why it failed, once logged.
     failure_logged: bool,
-    /// When its background connection in a new domain began (for the log).
-    connect_began_ns: u64,
-    watch: BackendWatch,
+    reconnection: Reconnection,
 }
 
 impl Disk {
@@ -89,7 +87,7 @@ pub fn connect_all(xs: &mut Xenstore) -> Vec<Disk> {
             continue;
         };
         let front = BlkFront::connect(&mut store, &mut MachineBlk::new(&pages), &dev, pages.pool(), CONNECT_TIMEOUT_NS);
-        let mut disk = Disk { dev, pages, front, failure_logged: false, connect_began_ns: 0, watch: BackendWatch::default() };
+        let mut disk = Disk { dev, pages, front, failure_logged: false, reconnection: Reconnection::default() };
         match &disk.front {
             Ok(f) => log::info!("block disk {i}: {} ({} MiB, {}-byte sectors{}, flush: {:?}, {} grants), backend {} in domain {}", disk.dev, f.geometry.capacity_bytes() >> 20, f.geometry.sector_size, if f.geometry.read_only { ", read-only" } else { "" }, f.geometry.flush, if f.persistent() { "persistent" } else { "per-request" }, f.backend.path, f.backend.domid),
             Err(_) => disk.fail_once(),
@@ -156,8 +154,7 @@ pub fn resume(disks: &mut [Disk], new_domain: bool) -> bool {
         let Disk { front: Ok(f), .. } = d else { continue };
         if f.failed().is_none() {
             f.disconnect();
-            d.watch.forget();
-            d.connect_began_ns = time::xen_system_time();
+            d.reconnection.start();
         }
     }
     disks.iter().any(Disk::connecting)
@@ -171,21 +168,18 @@ pub fn advance(xs: &mut Xenstore, disks: &mut [Disk]) -> bool {
         if !d.connecting() {
             continue;
         }
-        let Disk { pages, front: Ok(f), dev, watch, .. } = d else { continue };
+        let Disk { pages, front: Ok(f), dev, reconnection, .. } = d else { continue };
         match f.advance(&mut XsStore(xs), &mut MachineBlk::new(pages), CONNECT_TIMEOUT_NS) {
             Ok(None) => {
                 connecting = true;
-                if f.backend_found() {
-                    watch.set(xs, dev, &f.backend.path);
-                }
+                reconnection.waiting(xs, dev, f.backend_found().then_some(f.backend.path.as_str()));
             }
             Ok(Some(n)) => {
-                watch.clear(xs, dev);
-                let ms = time::xen_system_time().saturating_sub(d.connect_began_ns) / 1_000_000;
+                let ms = reconnection.end(xs, dev);
                 log::info!("block {dev}: reconnected to {} ({} MiB) after {ms} ms, {n} request(s) sent again", f.backend.path, f.geometry.capacity_bytes() >> 20);
             }
             Err(_) => {
-                watch.clear(xs, dev);
+                reconnection.end(xs, dev);
                 d.fail_once();
             }
         }

@@ -24,18 +24,28 @@ pub fn to_drive(store: &mut XsStore, kind: &str, max: usize, what: &str) -> Vec<
 /// (in a new domain) start with this; the token ends with the device's directory.
 pub const CONNECT_WATCH_PREFIX: &str = "xshim-connect:";
 
-/// The watch on a backend's state while its device connects in the background: each
-/// change brings an event that wakes vCPU 0 to move the connection on (the watch also fires
-/// once when set). Without it the connection still moves on, only later (WAIT polls).
+/// A device's connection in the background (in a new domain): when it began, for the log,
+/// and the watch on its backend's state, whose every change brings an event that wakes
+/// vCPU 0 to move the connection on (the watch also fires once when set). Without the watch
+/// the connection still moves on, only later (WAIT polls).
 #[derive(Default)]
-pub struct BackendWatch {
+pub struct Reconnection {
+    began_ns: u64,
     /// The backend directory watched.
     watching: Option<String>,
 }
 
-impl BackendWatch {
-    /// Watches `backend`'s state unless already.
-    pub fn set(&mut self, xs: &mut Xenstore, dev: &str, backend: &str) {
+impl Reconnection {
+    /// The connection was lost (a new domain): its xenstore connection has none of the old
+    /// domain's watches.
+    pub fn start(&mut self) {
+        self.began_ns = crate::hw::xen::time::xen_system_time();
+        self.watching = None;
+    }
+
+    /// Still connecting: watches the backend's state once the backend is known (`backend`).
+    pub fn waiting(&mut self, xs: &mut Xenstore, dev: &str, backend: Option<&str>) {
+        let Some(backend) = backend else { return };
         if self.watching.as_deref() == Some(backend) {
             return;
         }
@@ -45,17 +55,13 @@ impl BackendWatch {
         }
     }
 
-    /// The connection is made (or failed): the watch is no longer needed.
-    pub fn clear(&mut self, xs: &mut Xenstore, dev: &str) {
+    /// Connected, or failed: the watch goes. Returns the milliseconds since it began.
+    pub fn end(&mut self, xs: &mut Xenstore, dev: &str) -> u64 {
         if let Some(backend) = self.watching.take() {
             if let Err(e) = xs.unwatch(&format!("{backend}/state"), &format!("{CONNECT_WATCH_PREFIX}{dev}")) {
                 log::debug!("{dev}: unwatch {backend}/state: {e}");
             }
         }
-    }
-
-    /// A new domain: its xenstore connection has none of the old domain's watches.
-    pub fn forget(&mut self) {
-        self.watching = None;
+        crate::hw::xen::time::xen_system_time().saturating_sub(self.began_ns) / 1_000_000
     }
 }

@@ -1,13 +1,12 @@
 //! The guest's network interfaces: the Xen vifs found at boot (`device/vif/*`, in numeric
 //! order: the payload's interface 0, 1, ...), each driven by the host-tested netfront over
 //! `hw::xen::net`. Nothing to do before a suspend (frames are at most once); in a new domain
-//! reconnected in the background while the payload runs again (sends get `Again` meanwhile),
+//! reconnected in the background while the payload runs again (sends are held meanwhile),
 //! with an announce frame once connected. The payload's NET_* calls and WAIT poll them.
 //! Policy lives here: what is logged, and that an interface which fails stays failed (its
 //! calls get an error) while the shim and the payload carry on.
 use crate::hw::xen::net::{MachineNet, NetPages};
-use super::devices::BackendWatch;
-use crate::hw::xen::time;
+use super::devices::Reconnection;
 use crate::hw::xen::xenstore::{Xenstore, XsStore};
 use alloc::format;
 use alloc::string::String;
@@ -29,9 +28,7 @@ pub struct Nic {
     failure_logged: bool,
     /// The counters last logged (a change in the bad ones is logged once per poll).
     logged: NetStats,
-    /// When its background connection in a new domain began (for the log).
-    connect_began_ns: u64,
-    watch: BackendWatch,
+    reconnection: Reconnection,
 }
 
 impl Nic {
@@ -78,7 +75,7 @@ pub fn connect_all(xs: &mut Xenstore) -> Vec<Nic> {
             continue;
         };
         let front = NetFront::connect(&mut store, &mut MachineNet::new(&pages), &dev, CONNECT_TIMEOUT_NS);
-        let mut nic = Nic { dev, pages, front, failure_logged: false, logged: NetStats::default(), connect_began_ns: 0, watch: BackendWatch::default() };
+        let mut nic = Nic { dev, pages, front, failure_logged: false, logged: NetStats::default(), reconnection: Reconnection::default() };
         match &nic.front {
             Ok(f) => {
                 let m = f.mac;
@@ -111,8 +108,7 @@ pub fn resume(nics: &mut [Nic], new_domain: bool) -> bool {
         if dropped > 0 {
             log::info!("net {dev}: {dropped} frame(s) in flight at the suspend dropped");
         }
-        n.watch.forget();
-        n.connect_began_ns = time::xen_system_time();
+        n.reconnection.start();
     }
     nics.iter().any(Nic::connecting)
 }
@@ -125,23 +121,21 @@ pub fn advance(xs: &mut Xenstore, nics: &mut [Nic]) -> bool {
         if !n.connecting() {
             continue;
         }
-        let Nic { pages, front: Ok(f), dev, watch, .. } = n else { continue };
+        let Nic { pages, front: Ok(f), dev, reconnection, .. } = n else { continue };
         match f.advance(&mut XsStore(xs), &mut MachineNet::new(pages), CONNECT_TIMEOUT_NS) {
             Ok(false) => {
                 connecting = true;
-                if f.backend_found() {
-                    watch.set(xs, dev, &f.backend.path);
-                }
+                reconnection.waiting(xs, dev, f.backend_found().then_some(f.backend.path.as_str()));
             }
             Ok(true) => {
-                watch.clear(xs, dev);
+                let after_ms = reconnection.end(xs, dev);
                 let ms = |ns: u64| ns / 1_000_000;
                 let h = f.handshake_ns;
-                log::info!("net {dev}: reconnected to {} after {} ms, announced (RARP)", f.backend.path, ms(time::xen_system_time().saturating_sub(n.connect_began_ns)));
+                log::info!("net {dev}: reconnected to {} after {} ms, announced (RARP)", f.backend.path, after_ms);
                 log::debug!("net {dev}: handshake: backend InitWait after {} ms, our keys and Connected after {} ms, backend Connected after {} ms", ms(h[0]), ms(h[1]), ms(h[2]));
             }
             Err(_) => {
-                watch.clear(xs, dev);
+                reconnection.end(xs, dev);
                 n.fail_once();
             }
         }

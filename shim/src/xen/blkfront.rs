@@ -231,12 +231,8 @@ impl BlkFront {
             return Err(e.clone());
         }
         loop {
-            let done = match self.link.next(store, &self.backend, timeout_ns) {
+            let done = match self.link.next(store, &self.dev, &mut self.backend, timeout_ns) {
                 Ok(Next::Wait | Next::Up) => return Ok(None),
-                Ok(Next::Find) => xenbus::read_backend(store, &self.dev).map(|backend| {
-                    self.backend = backend;
-                    self.link.begin(store);
-                }),
                 Ok(Next::Publish) => self.publish(store, env).map(|()| self.link.published()),
                 Ok(Next::Finish) => self.finish(store, env),
                 Err(e) => Err(e),

@@ -233,16 +233,10 @@ impl NetFront {
             return Err(e.clone());
         }
         loop {
-            let since = match self.link {
-                Link::Connecting { since_ns, .. } => since_ns,
-                Link::Up | Link::Lost => 0,
-            };
-            let done = match self.link.next(store, &self.backend, timeout_ns) {
+            let next = self.link.next(store, &self.dev, &mut self.backend, timeout_ns);
+            let since = self.link.since_ns().unwrap_or(0);
+            let done = match next {
                 Ok(Next::Wait | Next::Up) => return Ok(false),
-                Ok(Next::Find) => xenbus::read_backend(store, &self.dev).map(|backend| {
-                    self.backend = backend;
-                    self.link.begin(store);
-                }),
                 Ok(Next::Publish) => {
                     self.handshake_ns[0] = store.now_ns() - since;
                     let r = self.publish(store, env);

@@ -151,7 +151,7 @@ pub fn judge(want: XenbusState, state: XenbusState) -> Verdict {
 /// Looks once, without waiting, whether the backend has reached `want` (see `judge`):
 /// `Ok(true)` if so, `Ok(false)` to look again later, an error once it closed or once
 /// `timeout_ns` have passed since `since_ns`. A connection made in the background (a new
-/// domain's, while the payload runs) is moved on by this; `wait_backend` loops on it.
+/// domain's, while the payload runs) is moved on by this (`Link::next`).
 pub fn check_backend(store: &mut impl Store, backend: &Backend, want: XenbusState, since_ns: u64, timeout_ns: u64) -> Result<bool, DeviceError> {
     // A state key not there yet (the backend still probing) is waited for like any other.
     let state = match backend_state(store, backend) {
@@ -169,16 +169,6 @@ pub fn check_backend(store: &mut impl Store, backend: &Backend, want: XenbusStat
         return Err(DeviceError::BackendTimeout { backend: backend.path.clone(), want, state, waited_ms: waited / 1_000_000 });
     }
     Ok(false)
-}
-
-/// Waits until the backend reaches `want` (see `judge`), for at most `timeout_ns`.
-pub fn wait_backend(store: &mut impl Store, backend: &Backend, want: XenbusState, timeout_ns: u64) -> Result<(), DeviceError> {
-    let t0 = store.now_ns();
-    let key = format!("{}/state", backend.path);
-    while !check_backend(store, backend, want, t0, timeout_ns)? {
-        store.wait_change(&key, t0 + timeout_ns);
-    }
-    Ok(())
 }
 
 /// Where a frontend's connection with its backend stands. At boot a frontend connects
@@ -199,8 +189,6 @@ pub enum Link {
 /// What a connection in progress does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
-    /// Read where the backend is (`read_backend`), then `begin`.
-    Find,
     /// The backend is not there yet: look again when it changes.
     Wait,
     /// The backend is at InitWait: publish the ring, port and keys.
@@ -212,22 +200,30 @@ pub enum Next {
 }
 
 impl Link {
-    /// The backend is found: wait for its InitWait (from now on the timeout counts).
-    pub fn begin(&mut self, store: &mut impl Store) {
-        *self = Link::Connecting { want: XenbusState::InitWait, since_ns: store.now_ns() };
-    }
-
     pub fn is_up(&self) -> bool {
         *self == Link::Up
     }
 
-    /// Looks once at the backend (see `check_backend`; the timeout counts from the start).
-    pub fn next(&self, store: &mut impl Store, backend: &Backend, timeout_ns: u64) -> Result<Next, DeviceError> {
+    /// When the connection in progress began (the backend found).
+    pub fn since_ns(&self) -> Option<u64> {
+        match *self {
+            Link::Connecting { since_ns, .. } => Some(since_ns),
+            _ => None,
+        }
+    }
+
+    /// Looks once at the backend of `dev` (see `check_backend`; the timeout counts from when
+    /// the backend was found). Lost: first reads where the backend is, into `backend`.
+    pub fn next(&mut self, store: &mut impl Store, dev: &str, backend: &mut Backend, timeout_ns: u64) -> Result<Next, DeviceError> {
         let (want, since_ns) = match *self {
             Link::Up => return Ok(Next::Up),
-            Link::Lost => return Ok(Next::Find),
+            Link::Lost => {
+                *backend = read_backend(store, dev)?;
+                (XenbusState::InitWait, store.now_ns())
+            }
             Link::Connecting { want, since_ns } => (want, since_ns),
         };
+        *self = Link::Connecting { want, since_ns };
         if !check_backend(store, backend, want, since_ns, timeout_ns)? {
             return Ok(Next::Wait);
         }
@@ -347,6 +343,15 @@ pub mod tests {
         assert_eq!(read_backend(&mut s, "device/vbd/51712").unwrap_err().to_string(), "device/vbd/51712/backend-id = \"70000\": out of range");
         s.keys.insert("device/vbd/51712/backend".into(), "relative/path".into());
         assert!(matches!(read_backend(&mut s, "device/vbd/51712"), Err(DeviceError::BadValue { .. })));
+    }
+
+    /// Waits until the backend reaches `want`, as a frontend's `wait_connected` does.
+    fn wait_backend(store: &mut FakeStore, backend: &Backend, want: XenbusState, timeout_ns: u64) -> Result<(), DeviceError> {
+        let t0 = store.now_ns();
+        while !check_backend(store, backend, want, t0, timeout_ns)? {
+            store.wait_change("state", t0 + timeout_ns);
+        }
+        Ok(())
     }
 
     #[test]

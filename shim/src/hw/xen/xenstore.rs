@@ -108,8 +108,7 @@ impl Xenstore {
 
     /// A reply to a posted request: settled (its error logged). False if it is not one.
     fn settle_posted(&mut self, m: &Message) -> bool {
-        let Some(i) = self.posted.iter().position(|&(id, _)| id == m.header.req_id) else { return false };
-        let (_, what) = self.posted.remove(i).expect("found");
+        let Some((_, what)) = self.posted.iter().position(|&(id, _)| id == m.header.req_id).and_then(|i| self.posted.remove(i)) else { return false };
         if let Some(err) = m.error_text() {
             log::warn!("xenstore: {what}: {err}");
         }
